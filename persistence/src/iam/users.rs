@@ -1,0 +1,84 @@
+//! `users` + `user_security`.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::error::PersistenceError;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub is_email_verified: bool,
+    pub full_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a login needs: the live user and its password hash.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LoginRecord {
+    pub id: Uuid,
+    pub password_hash: Option<String>,
+    pub failed_login_attempts: i32,
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+const USER_COLUMNS: &str =
+    "id, email, is_email_verified, full_name, avatar_url, status, created_at, updated_at";
+
+/// Creates a user and its security row in one transaction. A live user with the same email
+/// (case-insensitive) makes this fail with a unique violation.
+pub async fn create_with_password(
+    pool: &PgPool,
+    email: &str,
+    full_name: Option<&str>,
+    password_hash: &str,
+) -> Result<User, PersistenceError> {
+    let mut tx = pool.begin().await?;
+    let user: User = sqlx::query_as(&format!(
+        "INSERT INTO users (email, full_name, status) VALUES ($1, $2, 'ACTIVE') RETURNING {USER_COLUMNS}"
+    ))
+    .bind(email)
+    .bind(full_name)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO user_security (user_id, password_hash, is_password_set, last_password_change)
+         VALUES ($1, $2, TRUE, NOW())",
+    )
+    .bind(user.id)
+    .bind(password_hash)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+pub async fn find_live(pool: &PgPool, id: Uuid) -> Result<Option<User>, PersistenceError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub async fn find_login_record(
+    pool: &PgPool,
+    email: &str,
+) -> Result<Option<LoginRecord>, PersistenceError> {
+    Ok(sqlx::query_as(
+        "SELECT u.id, s.password_hash, COALESCE(s.failed_login_attempts, 0) AS failed_login_attempts,
+                s.locked_until
+         FROM users u LEFT JOIN user_security s ON s.user_id = u.id
+         WHERE LOWER(u.email) = LOWER($1) AND u.deleted_at IS NULL",
+    )
+    .bind(email)
+    .fetch_optional(pool)
+    .await?)
+}

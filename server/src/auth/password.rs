@@ -1,0 +1,59 @@
+//! Password hashing with argon2id (the `argon2` crate's default algorithm and parameters).
+//!
+//! Hashing is deliberately slow, so both functions run on the blocking thread pool.
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+
+use crate::error::ApiError;
+
+pub async fn hash(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(ApiError::internal)
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+/// False for a wrong password and for a malformed stored hash alike.
+pub async fn verify(password: String, stored_hash: String) -> Result<bool, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let Ok(parsed) = PasswordHash::new(&stored_hash) else {
+            return false;
+        };
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+    .await
+    .map_err(ApiError::internal)
+}
+
+/// A hash of a random password, verified against when the email is unknown so that a login's
+/// timing does not reveal whether an account exists.
+pub async fn dummy_hash() -> Result<String, ApiError> {
+    hash("nox-sync-dummy-password".into()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hash_is_argon2id_and_verifies() {
+        let h = hash("correct horse".into()).await.expect("hash");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify("correct horse".into(), h.clone()).await.expect("verify"));
+        assert!(!verify("wrong horse".into(), h).await.expect("verify"));
+    }
+
+    #[tokio::test]
+    async fn malformed_hash_never_verifies() {
+        assert!(!verify("x".into(), "not-a-hash".into()).await.expect("verify"));
+    }
+}

@@ -1,0 +1,157 @@
+//! Runtime configuration: parsed once from the command line and environment into [`Config`].
+//!
+//! Every setting has a default so `nox-sync serve` runs with zero configuration: without
+//! `DATABASE_URL` the server starts its own PostgreSQL cluster inside `NOX_DATA_DIR`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// `nox-sync`: the Nox block canvas collaboration server.
+#[derive(Debug, Parser)]
+#[command(name = "nox-sync", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default when no command is given).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+}
+
+/// Every setting of the server. Each field can be given as a flag or an environment variable.
+#[derive(Clone, Args)]
+pub struct Config {
+    /// Address the HTTP/WebSocket server listens on.
+    #[arg(long, env = "NOX_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+
+    /// PostgreSQL connection URL. When unset, Nox Sync starts a private PostgreSQL cluster
+    /// in NOX_DATA_DIR from the system's PostgreSQL binaries.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Directory for the embedded PostgreSQL cluster and generated secrets.
+    #[arg(long, env = "NOX_DATA_DIR", default_value = "./nox-data")]
+    pub data_dir: PathBuf,
+
+    /// Secret used to sign access tokens (HS256). When unset, one is generated once and
+    /// stored in NOX_DATA_DIR/jwt-secret. Never logged.
+    #[arg(long, env = "NOX_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Lifetime of an access token, in seconds.
+    #[arg(long, env = "NOX_ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
+    pub access_token_ttl_secs: u64,
+
+    /// Lifetime of a refresh token (and its session), in seconds.
+    #[arg(long, env = "NOX_REFRESH_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600)]
+    pub refresh_token_ttl_secs: u64,
+
+    /// Largest WebSocket message accepted, in bytes; larger ones close the socket with 1009.
+    #[arg(long, env = "NOX_MAX_FRAME_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_frame_bytes: usize,
+
+    /// Largest HTTP request body accepted, in bytes.
+    #[arg(long, env = "NOX_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Messages queued for one WebSocket peer before it counts as a slow consumer (close 1013).
+    #[arg(long, env = "NOX_PEER_QUEUE", default_value_t = 1024)]
+    pub peer_queue: usize,
+
+    /// Milliseconds between compactions of a room that has new updates.
+    #[arg(long, env = "NOX_COMPACT_INTERVAL_MS", default_value_t = 3000)]
+    pub compact_interval_ms: u64,
+
+    /// Seconds a room with no connections stays loaded before it is compacted and unloaded.
+    #[arg(long, env = "NOX_ROOM_IDLE_SECS", default_value_t = 30)]
+    pub room_idle_secs: u64,
+
+    /// Maximum PostgreSQL connections in the pool.
+    #[arg(long, env = "NOX_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `nox_server=debug`.
+    #[arg(long, env = "NOX_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "NOX_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+impl Config {
+    pub fn access_token_ttl(&self) -> Duration {
+        Duration::from_secs(self.access_token_ttl_secs)
+    }
+    pub fn refresh_token_ttl(&self) -> Duration {
+        Duration::from_secs(self.refresh_token_ttl_secs)
+    }
+    pub fn compact_interval(&self) -> Duration {
+        Duration::from_millis(self.compact_interval_ms)
+    }
+    pub fn room_idle(&self) -> Duration {
+        Duration::from_secs(self.room_idle_secs)
+    }
+
+    /// A configuration with every default, for tests and embedding.
+    pub fn defaults() -> Self {
+        Cli::parse_from(["nox-sync"]).config
+    }
+}
+
+/// Hand-written so that secrets never reach a log line.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("database_url", &self.database_url.as_ref().map(|_| "<set>"))
+            .field("data_dir", &self.data_dir)
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<set>"))
+            .field("access_token_ttl_secs", &self.access_token_ttl_secs)
+            .field("max_frame_bytes", &self.max_frame_bytes)
+            .field("peer_queue", &self.peer_queue)
+            .field("compact_interval_ms", &self.compact_interval_ms)
+            .field("room_idle_secs", &self.room_idle_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_usable_without_any_environment() {
+        let config = Cli::parse_from(["nox-sync"]).config;
+        assert_eq!(config.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.data_dir, PathBuf::from("./nox-data"));
+        assert_eq!(config.max_frame_bytes, 16 * 1024 * 1024);
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let mut config = Cli::parse_from(["nox-sync"]).config;
+        config.jwt_secret = Some("super-secret-value".into());
+        config.database_url = Some("postgres://u:pw@h/db".into());
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("super-secret-value"));
+        assert!(!shown.contains("pw@h"));
+    }
+
+    #[test]
+    fn migrate_subcommand_parses() {
+        let cli = Cli::parse_from(["nox-sync", "migrate"]);
+        assert!(matches!(cli.command, Some(Command::Migrate)));
+    }
+}

@@ -1,0 +1,14 @@
+//! The Nox Sync server: HTTP API, WebSocket sessions, workspace rooms and auth.
+//!
+//! Start at [`startup::Application`]; `ARCHITECTURE.md` at the repository root has the map.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod validate;

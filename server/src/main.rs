@@ -1,0 +1,51 @@
+//! `nox-sync`: run the server (`serve`, the default) or apply migrations (`migrate`).
+
+use anyhow::Context;
+use clap::Parser;
+use nox_server::config::{Cli, Command};
+use nox_server::startup::Application;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    nox_server::telemetry::init(&cli.config.log, &cli.config.log_format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = Application::build(cli.config)
+                .await
+                .context("starting nox-sync")?;
+            app.run_until_stopped(shutdown_signal()).await?;
+        }
+        Command::Migrate => {
+            // Building the application applies migrations; then stop without serving.
+            let mut config = cli.config;
+            config.addr = "127.0.0.1:0".parse()?;
+            let app = Application::build(config)
+                .await
+                .context("applying migrations")?;
+            tracing::info!("migrations applied");
+            app.close().await;
+        }
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,100 @@
+//! The room's side of one WebSocket connection: a bounded outbound queue and a way to close it.
+//!
+//! The room never waits on a peer. It `try_send`s each frame; a full queue means the peer cannot keep
+//! up, and it is closed with 1013 so that it resyncs on reconnect. Nothing is ever silently dropped
+//! from a connection that stays open.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use yrs::block::ClientID;
+
+/// Process-unique id of one WebSocket connection.
+pub type ConnId = u64;
+
+/// A WebSocket close code and its reason in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseReason {
+    pub code: u16,
+    pub reason: Cow<'static, str>,
+}
+
+impl CloseReason {
+    pub const fn new(code: u16, reason: &'static str) -> Self {
+        Self {
+            code,
+            reason: Cow::Borrowed(reason),
+        }
+    }
+
+    pub const SLOW_CONSUMER: CloseReason = CloseReason::new(1013, "slow consumer: resync");
+    pub const STORAGE_UNAVAILABLE: CloseReason =
+        CloseReason::new(1013, "storage unavailable: retry");
+    pub const SERVER_RESTART: CloseReason = CloseReason::new(1012, "server restart");
+    pub const INTERNAL: CloseReason = CloseReason::new(1011, "internal error");
+    pub const TOO_BIG: CloseReason = CloseReason::new(1009, "message too big");
+}
+
+/// Shared between a room and a session: lets either side close the connection with a reason.
+#[derive(Debug, Default)]
+pub struct PeerControl {
+    reason: OnceLock<CloseReason>,
+    token: CancellationToken,
+}
+
+impl PeerControl {
+    /// Asks the session to close with `reason`; the first reason wins.
+    pub fn close(&self, reason: CloseReason) {
+        let _ = self.reason.set(reason);
+        self.token.cancel();
+    }
+
+    pub fn reason(&self) -> Option<&CloseReason> {
+        self.reason.get()
+    }
+
+    pub async fn closed(&self) {
+        self.token.cancelled().await
+    }
+}
+
+/// Who a connection is and what it may do, fixed when it joins.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    pub conn: ConnId,
+    pub user_id: Uuid,
+    pub can_write: bool,
+    /// Opted in to durable acknowledgements (`?acks=1`).
+    pub wants_acks: bool,
+}
+
+/// A joined connection, as the room sees it.
+pub(crate) struct Peer {
+    pub info: PeerInfo,
+    pub outbound: mpsc::Sender<Bytes>,
+    pub control: Arc<PeerControl>,
+    /// Awareness client ids this connection announced; removed when it leaves.
+    pub awareness_ids: HashSet<ClientID>,
+    /// Update messages received from this connection so far (what an ack acknowledges).
+    pub updates_received: u64,
+    pub updates_acked: u64,
+}
+
+impl Peer {
+    /// Queues one frame. False when the peer is gone or fell behind (it is then being closed).
+    pub fn send(&self, frame: Bytes) -> bool {
+        match self.outbound.try_send(frame) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.control.close(CloseReason::SLOW_CONSUMER);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}

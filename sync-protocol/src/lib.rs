@@ -1,0 +1,1 @@
+//! Pure Nox Sync logic.

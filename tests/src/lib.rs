@@ -1,0 +1,70 @@
+//! Test support for the black-box tests: spawn a real Nox Sync server on a fresh database and talk
+//! to it over HTTP like any client would.
+
+pub mod http;
+
+use std::net::SocketAddr;
+
+use nox_persistence::testing::{fresh_database, TestDatabase};
+use nox_server::config::Config;
+use nox_server::startup::Application;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use http::{Session, TestClient};
+
+/// A running server on its own fresh database (cloned from the migrated template).
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub db: TestDatabase,
+    pub client: TestClient,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    /// A server with default configuration on a fresh database.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// A server whose configuration `adjust` may change (limits, intervals, ...).
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let db = fresh_database().await.expect("fresh test database");
+        let config = test_config(&db.url, adjust);
+        let app = Application::build(config).await.expect("build application");
+        let addr = app.local_addr();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(app.run_until_stopped(async {
+            let _ = rx.await;
+        }));
+        TestApp {
+            addr,
+            db,
+            client: TestClient::new(addr),
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Graceful shutdown, waiting until the server has stopped.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server io");
+        }
+    }
+}
+
+/// Configuration for an in-process test server: port 0, a fixed secret, the given database.
+pub fn test_config(database_url: &str, adjust: impl FnOnce(&mut Config)) -> Config {
+    let mut config = Config::defaults();
+    config.addr = "127.0.0.1:0".parse().expect("addr");
+    config.database_url = Some(database_url.to_string());
+    config.jwt_secret = Some("test-secret-test-secret-test-secret!".into());
+    config.db_max_connections = 5;
+    adjust(&mut config);
+    config
+}
