@@ -1,1 +1,11 @@
-//! Pure Nox Sync logic.
+//! Pure Nox Sync logic: no I/O, no async, no clocks.
+//!
+//! - [`wire`]: the y-protocols (y-websocket) and Hocuspocus framings, decoded defensively.
+//! - [`canvas`]: the canvas document model (`blocks` / `relations` root maps) read from and written
+//!   into a `yrs::Doc`.
+//! - [`projection`]: how a canvas state becomes `core_blocks` / `core_relations` /
+//!   `block_invader_usages` rows, with every conflict rule of the design resolved deterministically.
+
+pub mod canvas;
+pub mod projection;
+pub mod wire;
