@@ -1,1 +1,16 @@
-//! Storage.
+//! Everything Nox Sync keeps in PostgreSQL. The only crate that speaks SQL.
+//!
+//! - [`db`]: the pool handle; [`migrate`]: schema migrations (from `migrations/`).
+//! - [`embedded`]: the private PostgreSQL cluster used when `DATABASE_URL` is unset.
+//! - [`update_log`] and [`compaction`]: the durability contract of DESIGN §3.
+//! - [`iam`]: identity and tenancy rows.
+//! - [`testing`]: one fresh database per test, cloned from a migrated template.
+
+pub mod compaction;
+pub mod db;
+pub mod embedded;
+pub mod error;
+pub mod iam;
+pub mod migrate;
+pub mod testing;
+pub mod update_log;
