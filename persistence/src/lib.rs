@@ -12,5 +12,6 @@ pub mod embedded;
 pub mod error;
 pub mod iam;
 pub mod migrate;
+pub mod projection_store;
 pub mod testing;
 pub mod update_log;

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use axum::Router;
@@ -14,6 +15,8 @@ use tokio::net::TcpListener;
 
 use crate::auth::tokens::{self, TokenKeys};
 use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::rooms::{RoomContext, RoomRegistry, RoomSettings};
 use crate::state::AppState;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,10 +55,22 @@ impl Application {
                 addr: config.addr,
                 source,
             })?;
+        let metrics = Metrics::new();
+        let rooms = Arc::new(RoomRegistry::new(RoomContext {
+            db: db.clone(),
+            metrics: metrics.clone(),
+            settings: RoomSettings {
+                compact_interval: config.compact_interval(),
+                idle_unload: config.room_idle(),
+            },
+        }));
         let state = AppState {
             db,
             config: Arc::new(config),
             tokens,
+            metrics,
+            rooms,
+            next_conn: Arc::new(AtomicU64::new(1)),
         };
         Ok(Self {
             listener,
@@ -90,6 +105,14 @@ impl Application {
             embedded,
         } = self;
         tracing::info!(addr = %listener.local_addr()?, "nox-sync listening");
+        // Graceful shutdown (DESIGN §3): on the signal, rooms flush, compact and close their
+        // sockets with 1012 first; then the HTTP server drains; the database goes last.
+        let rooms = state.rooms.clone();
+        let shutdown = async move {
+            shutdown.await;
+            tracing::info!("shutting down: compacting rooms");
+            rooms.shutdown().await;
+        };
         let served = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),

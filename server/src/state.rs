@@ -1,15 +1,22 @@
 //! [`AppState`]: what every handler can reach.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use nox_persistence::db::Database;
 
 use crate::auth::tokens::TokenKeys;
 use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::rooms::RoomRegistry;
 
 #[derive(Clone)]
 pub struct AppState {
     pub db: Database,
     pub config: Arc<Config>,
     pub tokens: TokenKeys,
+    pub metrics: Metrics,
+    pub rooms: Arc<RoomRegistry>,
+    /// Source of process-unique WebSocket connection ids.
+    pub next_conn: Arc<AtomicU64>,
 }

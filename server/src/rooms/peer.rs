@@ -80,12 +80,18 @@ pub(crate) struct Peer {
     pub control: Arc<PeerControl>,
     /// Awareness client ids this connection announced; removed when it leaves.
     pub awareness_ids: HashSet<ClientID>,
-    /// Update messages received from this connection so far (what an ack acknowledges).
-    pub updates_received: u64,
-    pub updates_acked: u64,
 }
 
 impl Peer {
+    pub fn new(info: PeerInfo, outbound: mpsc::Sender<Bytes>, control: Arc<PeerControl>) -> Self {
+        Self {
+            info,
+            outbound,
+            control,
+            awareness_ids: HashSet::new(),
+        }
+    }
+
     /// Queues one frame. False when the peer is gone or fell behind (it is then being closed).
     pub fn send(&self, frame: Bytes) -> bool {
         match self.outbound.try_send(frame) {

@@ -6,25 +6,32 @@
 //! it). Nothing is awaited while a yrs transaction is open.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use nox_persistence::update_log::{self, NewLogEntry};
+use nox_sync_protocol::projection::Projection;
 use nox_sync_protocol::wire::{self, ClientMessage};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use uuid::Uuid;
+use yrs::block::ClientID;
 use yrs::sync::{Awareness, AwarenessUpdate};
 use yrs::updates::decoder::Decode;
-use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
+use yrs::updates::encoder::Encode;
+use yrs::{ReadTxn, StateVector, Transact, Update};
 
-use super::compactor::{CompactionJob, CompactionOutcome};
+use super::compactor::{self, CompactionJob, CompactionOutcome};
+use super::load::LoadedDocument;
 use super::peer::{CloseReason, ConnId, Peer, PeerControl, PeerInfo};
 use super::RoomContext;
 
 /// Clients renew awareness every 15 s; a state not renewed for 30 s is dropped (as the JS server does).
-const AWARENESS_TIMEOUT: Duration = Duration::from_secs(30);
+const AWARENESS_TIMEOUT_MS: u64 = 30_000;
 const TICK: Duration = Duration::from_millis(500);
-const MAX_BATCH: usize = 512;
+/// Commands handled per batch: bounds the latency one batch adds for the first command in it.
+const MAX_BATCH: usize = 256;
 
 /// What sessions (and the registry) ask of a room.
 pub enum RoomCommand {
@@ -43,10 +50,7 @@ pub enum RoomCommand {
         messages: Vec<ClientMessage>,
     },
     /// Compact, close every peer with 1012, stop.
-    Shutdown {
-        reply: oneshot::Sender<()>,
-    },
-    CompactionDone(CompactionOutcome),
+    Shutdown { reply: oneshot::Sender<()> },
 }
 
 /// The room stopped (unloaded or failed) before it could take the request: get a new one.
@@ -60,294 +64,562 @@ struct Emitted {
     update: Vec<u8>,
 }
 
-pub struct WorkspaceRoom {
-    workspace_id: Uuid,
-    generation: u64,
-    ctx: RoomContext,
-    doc: Doc,
-    awareness: Awareness,
-    peers: HashMap<ConnId, Peer>,
-    /// Filled by the doc's update observer during a batch, drained by `flush`.
-    emitted: Arc<Mutex<Vec<Emitted>>>,
-    /// Frames to deliver once the batch is durable, in order.
-    outbox: Vec<(Target, Bytes)>,
-    /// Connections whose messages caused updates in this batch (they get acks after the commit).
-    updaters: Vec<ConnId>,
-    next_seq: i64,
-    /// Highest seq folded into a snapshot (or being folded by the running compaction).
-    compacted_seq: i64,
-    compaction_running: bool,
-    last_compaction: Instant,
-    previous_projection: Option<nox_sync_protocol::projection::Projection>,
-    /// The full state as a SyncStep2 frame for clients that have nothing yet, shared by a join storm.
-    full_state_cache: Option<Bytes>,
-    idle_since: Option<Instant>,
-    conflict_counts: HashMap<String, i64>,
-}
-
+/// Who a queued frame goes to once the batch is durable.
 enum Target {
     One(ConnId),
     AllExcept(Option<ConnId>),
 }
 
-/// A room that has loaded its document and is ready to run.
-pub struct LoadedRoom {
-    pub doc: Doc,
-    pub next_seq: i64,
-    pub covers_seq: i64,
+/// A frame encoded once and shared by every joiner until the document changes (join storms).
+struct CachedFullState {
+    version: u64,
+    frame: Bytes,
+}
+
+pub struct WorkspaceRoom {
+    workspace_id: Uuid,
+    ctx: RoomContext,
+    awareness: Awareness,
+    peers: HashMap<ConnId, Peer>,
+    /// Filled by the doc's update observer, drained after every applied message.
+    emitted: Arc<Mutex<Vec<Emitted>>>,
+    /// Updates applied in this batch, to append before anything is delivered.
+    pending_log: Vec<NewLogEntry>,
+    /// Frames to deliver once the batch is durable, in order.
+    outbox: Vec<(Target, Bytes)>,
+    /// Update messages per connection in this batch: acknowledged after the commit.
+    acks: HashMap<ConnId, u64>,
+    next_seq: i64,
+    /// Bumped whenever the document changes; keys the cached full state.
+    version: u64,
+    full_state: Option<CachedFullState>,
+    /// Highest seq in the stored snapshot.
+    compacted_seq: i64,
+    compaction: Option<JoinHandle<CompactionOutcome>>,
+    last_compaction: Instant,
+    projection: Option<Arc<Projection>>,
+    idle_since: Option<Instant>,
+    stopping: bool,
 }
 
 impl WorkspaceRoom {
-    pub fn new(workspace_id: Uuid, generation: u64, ctx: RoomContext, loaded: LoadedRoom) -> Self {
+    pub fn new(workspace_id: Uuid, ctx: RoomContext, loaded: LoadedDocument) -> Self {
         let emitted: Arc<Mutex<Vec<Emitted>>> = Arc::default();
         let sink = emitted.clone();
-        // The origin is the connection id (u64, big-endian) set by `transact_mut_with`.
-        let _ = loaded.doc.observe_update_v1("room-broadcast", move |txn, event| {
-            let origin = txn.origin().and_then(|o| {
-                let bytes: [u8; 8] = o.as_ref().try_into().ok()?;
-                Some(u64::from_be_bytes(bytes))
-            });
-            if let Ok(mut list) = sink.lock() {
-                list.push(Emitted {
+        // The subscription lives as long as the doc (keyed observers are owned by the doc).
+        let observed = loaded.doc.observe_update_v1("room", move |txn, event| {
+            let origin = txn.origin().and_then(conn_of_origin);
+            sink.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(Emitted {
                     origin,
                     update: event.update.clone(),
                 });
-            }
         });
-        ctx.metrics.rooms_loaded.inc();
-        ctx.metrics
-            .compaction_lag_entries
-            .add(loaded.next_seq - 1 - loaded.covers_seq);
-        WorkspaceRoom {
+        if let Err(err) = observed {
+            tracing::error!(%workspace_id, error = %err, "could not observe document updates");
+        }
+        Self {
             workspace_id,
-            generation,
-            awareness: Awareness::new(loaded.doc.clone()),
-            doc: loaded.doc,
             ctx,
+            awareness: Awareness::new(loaded.doc),
             peers: HashMap::new(),
             emitted,
+            pending_log: Vec::new(),
             outbox: Vec::new(),
-            updaters: Vec::new(),
+            acks: HashMap::new(),
             next_seq: loaded.next_seq,
-            compacted_seq: loaded.covers_seq,
-            compaction_running: false,
+            version: 0,
+            full_state: None,
+            compacted_seq: loaded.compacted_seq,
+            compaction: None,
             last_compaction: Instant::now(),
-            previous_projection: None,
-            full_state_cache: None,
+            projection: None,
             idle_since: Some(Instant::now()),
-            conflict_counts: HashMap::new(),
+            stopping: false,
         }
     }
 
-    /// Runs until unloaded or shut down.
-    pub async fn run(mut self, mut commands: mpsc::Receiver<RoomCommand>) {
+    /// Runs until unloaded or shut down. `on_exit` removes the room from the registry.
+    pub async fn run(mut self, mut commands: mpsc::Receiver<RoomCommand>, on_exit: impl FnOnce()) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        loop {
+        let mut shutdown_reply = None;
+        while !self.stopping {
             tokio::select! {
-                n = commands.recv_many(&mut batch, MAX_BATCH) => {
-                    if n == 0 {
+                received = commands.recv_many(&mut batch, MAX_BATCH) => {
+                    if received == 0 {
                         break;
                     }
-                    let mut shutdown = None;
                     for command in batch.drain(..) {
-                        match command {
-                            RoomCommand::Shutdown { reply } => shutdown = Some(reply),
-                            other => self.handle(other),
+                        if let Some(reply) = self.handle(command) {
+                            shutdown_reply = Some(reply);
                         }
                     }
-                    if !self.flush().await {
-                        self.fail(&mut commands, CloseReason::STORAGE_UNAVAILABLE).await;
-                        return;
-                    }
-                    if let Some(reply) = shutdown {
-                        self.shut_down(&mut commands).await;
-                        let _ = reply.send(());
-                        return;
+                    self.flush().await;
+                    if shutdown_reply.is_some() {
+                        break;
                     }
                 }
-                _ = tick.tick() => {
-                    self.expire_awareness();
-                    if !self.flush().await {
-                        self.fail(&mut commands, CloseReason::STORAGE_UNAVAILABLE).await;
-                        return;
-                    }
-                    self.maybe_compact();
-                    if self.should_unload() {
-                        self.unload(&mut commands).await;
-                        return;
-                    }
-                }
+                outcome = wait_compaction(&mut self.compaction) => self.on_compaction_done(outcome),
+                _ = tick.tick() => self.on_tick(),
             }
         }
-        self.unload(&mut commands).await;
+        if shutdown_reply.is_some() {
+            self.shutdown().await;
+        }
+        on_exit();
+        // Nobody can reach the room any more; refuse whatever raced in before the removal.
+        commands.close();
+        while let Some(command) = commands.recv().await {
+            match command {
+                RoomCommand::Join { reply, .. } => {
+                    let _ = reply.send(Err(RoomClosed));
+                }
+                RoomCommand::Shutdown { reply } => {
+                    let _ = reply.send(());
+                }
+                RoomCommand::Leave { .. } | RoomCommand::Messages { .. } => {}
+            }
+        }
+        if let Some(reply) = shutdown_reply {
+            let _ = reply.send(());
+        }
+        self.release_metrics();
+        tracing::debug!(workspace_id = %self.workspace_id, "room stopped");
     }
 
-    fn handle(&mut self, command: RoomCommand) {
+    /// Applies one command. Returns the reply channel of a shutdown request.
+    fn handle(&mut self, command: RoomCommand) -> Option<oneshot::Sender<()>> {
         match command {
             RoomCommand::Join {
                 info,
                 outbound,
                 control,
                 reply,
-            } => self.join(info, outbound, control, reply),
+            } => {
+                let conn = info.conn;
+                self.peers.insert(conn, Peer::new(info, outbound, control));
+                self.idle_since = None;
+                self.greet(conn);
+                let _ = reply.send(Ok(()));
+            }
             RoomCommand::Leave { conn } => self.leave(conn),
             RoomCommand::Messages { conn, messages } => {
                 for message in messages {
-                    if !self.peers.contains_key(&conn) {
-                        break; // closed while its messages were queued
-                    }
-                    self.handle_message(conn, message);
+                    self.on_message(conn, message);
                 }
             }
-            RoomCommand::CompactionDone(outcome) => self.compaction_done(outcome),
-            RoomCommand::Shutdown { .. } => {}
+            RoomCommand::Shutdown { reply } => return Some(reply),
         }
+        None
     }
 
-    /// A new connection: the server's SyncStep1 and the current awareness, each its own frame.
-    fn join(
-        &mut self,
-        info: PeerInfo,
-        outbound: mpsc::Sender<Bytes>,
-        control: Arc<PeerControl>,
-        reply: oneshot::Sender<Result<(), RoomClosed>>,
-    ) {
-        let conn = info.conn;
-        tracing::debug!(workspace_id = %self.workspace_id, conn, user_id = %info.user_id, "peer joined");
-        self.peers.insert(
-            conn,
-            Peer {
-                info,
-                outbound,
-                control,
-                awareness_ids: Default::default(),
-                updates_received: 0,
-                updates_acked: 0,
-            },
-        );
-        self.idle_since = None;
-        let sv = self.doc.transact().state_vector();
-        self.outbox
-            .push((Target::One(conn), Bytes::from(wire::encode_sync_step1(&sv))));
+    /// SyncStep1 and the current awareness, each in its own frame (JS clients read one message per
+    /// frame). Our SyncStep1 makes the client upload its offline edits.
+    fn greet(&mut self, conn: ConnId) {
+        let sv = self.awareness.doc().transact().state_vector();
+        self.queue(Target::One(conn), wire::encode_sync_step1(&sv));
         if let Ok(update) = self.awareness.update() {
             if !update.clients.is_empty() {
-                self.outbox.push((
-                    Target::One(conn),
-                    Bytes::from(wire::encode_awareness(&update)),
-                ));
+                self.queue(Target::One(conn), wire::encode_awareness(&update));
             }
         }
-        let _ = reply.send(Ok(()));
     }
 
     fn leave(&mut self, conn: ConnId) {
         let Some(peer) = self.peers.remove(&conn) else {
             return;
         };
-        tracing::debug!(workspace_id = %self.workspace_id, conn, "peer left");
-        self.remove_awareness(peer.awareness_ids.into_iter().collect(), None);
+        let ids: Vec<ClientID> = peer.awareness_ids.iter().copied().collect();
+        self.remove_awareness(&ids);
         if self.peers.is_empty() {
             self.idle_since = Some(Instant::now());
         }
     }
 
-    fn handle_message(&mut self, conn: ConnId, message: ClientMessage) {
+    /// Removes awareness states and tells the remaining peers (the "null" states clear cursors).
+    fn remove_awareness(&mut self, ids: &[ClientID]) {
+        if ids.is_empty() {
+            return;
+        }
+        for id in ids {
+            self.awareness.remove_state(*id);
+        }
+        if let Ok(update) = self.awareness.update_with_clients(ids.iter().copied()) {
+            self.queue(Target::AllExcept(None), wire::encode_awareness(&update));
+        }
+    }
+
+    fn on_message(&mut self, conn: ConnId, message: ClientMessage) {
+        let Some(peer) = self.peers.get(&conn) else {
+            return; // it left earlier in this batch
+        };
+        let can_write = peer.info.can_write;
         match message {
-            ClientMessage::SyncStep1(sv) => self.answer_sync_step1(conn, &sv),
-            ClientMessage::SyncStep2(update) | ClientMessage::Update(update) => {
-                self.apply_client_update(conn, &update)
+            ClientMessage::SyncStep1(sv) => {
+                let frame = self.sync_step2_for(&sv);
+                self.queue_bytes(Target::One(conn), frame);
             }
-            ClientMessage::Awareness(update) => self.apply_awareness(conn, update),
+            ClientMessage::SyncStep2(update) | ClientMessage::Update(update) => {
+                self.on_update(conn, can_write, &update)
+            }
+            ClientMessage::Awareness(update) => self.on_awareness(conn, update),
             ClientMessage::AwarenessQuery => {
                 if let Ok(update) = self.awareness.update() {
-                    self.outbox.push((
-                        Target::One(conn),
-                        Bytes::from(wire::encode_awareness(&update)),
-                    ));
+                    self.queue(Target::One(conn), wire::encode_awareness(&update));
                 }
             }
-            // Clients have no business sending auth, stateless or unknown messages here yet;
-            // ignoring them keeps stock clients working.
-            _ => {}
+            ClientMessage::Auth(_) | ClientMessage::Stateless(_) | ClientMessage::Unknown(_) => {}
         }
     }
 
-    fn answer_sync_step1(&mut self, conn: ConnId, sv: &StateVector) {
-        let frame = if *sv == StateVector::default() {
-            self.full_state_frame()
-        } else {
-            let update = self.doc.transact().encode_state_as_update_v1(sv);
-            Bytes::from(wire::encode_sync_step2(&update))
-        };
-        self.outbox.push((Target::One(conn), frame));
-    }
-
-    /// SyncStep2 of the whole document, encoded once per document version.
-    fn full_state_frame(&mut self) -> Bytes {
-        if let Some(frame) = &self.full_state_cache {
-            return frame.clone();
-        }
-        let update = self
-            .doc
-            .transact()
-            .encode_state_as_update_v1(&StateVector::default());
-        let frame = Bytes::from(wire::encode_sync_step2(&update));
-        self.full_state_cache = Some(frame.clone());
-        frame
-    }
-
-    fn apply_client_update(&mut self, conn: ConnId, update: &[u8]) {
-        let Some(peer) = self.peers.get_mut(&conn) else {
-            return;
-        };
-        let decoded = match Update::decode_v1(update) {
-            Ok(decoded) => decoded,
+    fn on_update(&mut self, conn: ConnId, can_write: bool, bytes: &[u8]) {
+        self.ctx.metrics.updates_received.inc();
+        let update = match Update::decode_v1(bytes) {
+            Ok(update) => update,
             Err(err) => {
-                self.ctx.metrics.malformed_messages.inc();
-                peer.control.close(CloseReason {
-                    code: 1007,
-                    reason: format!("invalid update: {err}").into(),
-                });
+                // The session validates frames; this only happens if the two disagree.
+                self.close_peer(conn, CloseReason::new(1007, "malformed update"));
+                tracing::warn!(workspace_id = %self.workspace_id, conn, error = %err, "undecodable update");
                 return;
             }
         };
-        if !peer.info.can_write {
-            if !decoded.state_vector().is_empty() || !update_is_noop(update) {
-                peer.send(Bytes::from(wire::encode_permission_denied(
-                    "read-only: this connection may not edit the workspace",
-                )));
+        if !can_write {
+            if !update.is_empty() {
+                self.queue(
+                    Target::One(conn),
+                    wire::encode_permission_denied("read-only: updates are not accepted"),
+                );
             }
             return;
         }
-        peer.updates_received += 1;
-        self.ctx.metrics.updates_received.inc();
-        self.updaters.push(conn);
-        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut txn = self.doc.transact_mut_with(conn);
-            txn.apply_update(decoded)
-        }));
-        match applied {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => {
-                self.ctx.metrics.malformed_messages.inc();
-                if let Some(peer) = self.peers.get(&conn) {
-                    peer.control.close(CloseReason {
-                        code: 1007,
-                        reason: format!("update could not be applied: {err}").into(),
-                    });
+        let applied = {
+            let mut txn = self.awareness.doc().transact_mut_with(origin_of_conn(conn));
+            txn.apply_update(update)
+        };
+        if let Err(err) = applied {
+            self.close_peer(conn, CloseReason::new(1007, "update could not be applied"));
+            tracing::warn!(workspace_id = %self.workspace_id, conn, error = %err, "update rejected");
+            return;
+        }
+        *self.acks.entry(conn).or_default() += 1;
+        self.collect_emitted();
+    }
+
+    /// Moves what the observer saw into the log batch and the outbox, in order.
+    fn collect_emitted(&mut self) {
+        let emitted = std::mem::take(
+            &mut *self
+                .emitted
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for Emitted { origin, update } in emitted {
+            let user_id = origin
+                .and_then(|c| self.peers.get(&c))
+                .map(|p| p.info.user_id);
+            self.queue(Target::AllExcept(origin), wire::encode_update(&update));
+            self.pending_log.push(NewLogEntry {
+                seq: self.next_seq,
+                update,
+                user_id,
+            });
+            self.next_seq += 1;
+            self.version += 1;
+        }
+    }
+
+    fn on_awareness(&mut self, conn: ConnId, update: AwarenessUpdate) {
+        let frame = wire::encode_awareness(&update);
+        match self.awareness.apply_update_summary(update) {
+            Ok(Some(summary)) => {
+                if let Some(peer) = self.peers.get_mut(&conn) {
+                    peer.awareness_ids.extend(summary.added.iter().copied());
+                    peer.awareness_ids.extend(summary.updated.iter().copied());
+                    for id in &summary.removed {
+                        peer.awareness_ids.remove(id);
+                    }
+                }
+                // To everyone, the sender included: its echo is what keeps a y-websocket client's
+                // 30 s "nothing received" timer from firing.
+                self.queue(Target::AllExcept(None), frame);
+            }
+            Ok(None) => self.queue(Target::One(conn), frame),
+            Err(err) => {
+                tracing::debug!(workspace_id = %self.workspace_id, conn, error = %err, "awareness update ignored");
+            }
+        }
+    }
+
+    /// SyncStep2 answering a client's state vector; the full state is encoded once per version.
+    fn sync_step2_for(&mut self, sv: &StateVector) -> Bytes {
+        if sv.is_empty() {
+            if let Some(cached) = &self.full_state {
+                if cached.version == self.version {
+                    return cached.frame.clone();
                 }
             }
-            Err(_) => {
-                // yrs panicked mid-transaction; the in-memory doc can no longer be trusted. Storage
-                // holds only what was flushed, so close the connection; `flush` poisons the room.
-                tracing::error!(workspace_id = %self.workspace_id, conn, "update apply panicked");
-                if let Some(peer) = self.peers.get(&conn) {
-                    peer.control.close(CloseReason::INTERNAL);
-                }
-                self.poisoned = true;
+        }
+        let diff = self.awareness.doc().transact().encode_diff_v1(sv);
+        let frame = Bytes::from(wire::encode_sync_step2(&diff));
+        if sv.is_empty() {
+            self.full_state = Some(CachedFullState {
+                version: self.version,
+                frame: frame.clone(),
+            });
+        }
+        frame
+    }
+
+    fn queue(&mut self, target: Target, frame: Vec<u8>) {
+        self.queue_bytes(target, Bytes::from(frame));
+    }
+
+    fn queue_bytes(&mut self, target: Target, frame: Bytes) {
+        self.outbox.push((target, frame));
+    }
+
+    /// Makes the batch durable, then delivers it. On a failed append nothing of the batch is
+    /// delivered: every peer is closed with a retryable code and the room stops, so the next
+    /// connection reloads exactly what storage holds.
+    async fn flush(&mut self) {
+        if !self.pending_log.is_empty() {
+            let entries = std::mem::take(&mut self.pending_log);
+            let started = Instant::now();
+            let appended = update_log::append(self.ctx.db.pool(), self.workspace_id, &entries).await;
+            self.ctx
+                .metrics
+                .log_append_seconds
+                .observe(started.elapsed().as_secs_f64());
+            if let Err(err) = appended {
+                self.ctx.metrics.log_append_failures.inc();
+                tracing::error!(workspace_id = %self.workspace_id, error = %err, "update log append failed; closing the room");
+                self.fail(CloseReason::STORAGE_UNAVAILABLE);
+                return;
             }
+            self.ctx
+                .metrics
+                .compaction_lag_entries
+                .add(entries.len() as i64);
+        }
+        self.deliver();
+    }
+
+    fn deliver(&mut self) {
+        for (target, frame) in std::mem::take(&mut self.outbox) {
+            match target {
+                Target::One(conn) => {
+                    if let Some(peer) = self.peers.get(&conn) {
+                        peer.send(frame);
+                    }
+                }
+                Target::AllExcept(except) => {
+                    let is_update = frame.starts_with(&[wire::MSG_SYNC, 2]);
+                    for (conn, peer) in &self.peers {
+                        if Some(*conn) != except && peer.send(frame.clone()) && is_update {
+                            self.ctx.metrics.updates_broadcast.inc();
+                        }
+                    }
+                }
+            }
+        }
+        for (conn, count) in std::mem::take(&mut self.acks) {
+            if let Some(peer) = self.peers.get(&conn) {
+                if peer.info.wants_acks {
+                    peer.send(Bytes::from(wire::encode_ack(count)));
+                }
+            }
+        }
+        self.drop_closed_peers();
+    }
+
+    /// Peers the room closed (slow consumers) leave at once: their awareness goes with them.
+    fn drop_closed_peers(&mut self) {
+        let closed: Vec<ConnId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.control.reason().is_some())
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in closed {
+            if let Some(peer) = self.peers.get(&conn) {
+                if peer.control.reason() == Some(&CloseReason::SLOW_CONSUMER) {
+                    self.ctx.metrics.slow_consumers_closed.inc();
+                    tracing::info!(workspace_id = %self.workspace_id, conn, "closed a slow consumer");
+                }
+            }
+            self.leave(conn);
+        }
+    }
+
+    fn close_peer(&mut self, conn: ConnId, reason: CloseReason) {
+        if let Some(peer) = self.peers.get(&conn) {
+            peer.control.close(reason);
+        }
+    }
+
+    /// Storage failed: drop the in-memory state (it holds updates storage does not) and stop.
+    fn fail(&mut self, reason: CloseReason) {
+        for peer in self.peers.values() {
+            peer.control.close(reason.clone());
+        }
+        self.peers.clear();
+        self.outbox.clear();
+        self.acks.clear();
+        self.stopping = true;
+    }
+
+    fn on_tick(&mut self) {
+        self.expire_awareness();
+        if self.compaction.is_none() && self.has_uncompacted() {
+            let due = self.last_compaction.elapsed() >= self.ctx.settings.compact_interval;
+            if due || self.idle_since.is_some() {
+                self.start_compaction();
+            }
+        }
+        let idle_long_enough = self
+            .idle_since
+            .is_some_and(|since| since.elapsed() >= self.ctx.settings.idle_unload);
+        if idle_long_enough && self.compaction.is_none() && !self.has_uncompacted() {
+            tracing::debug!(workspace_id = %self.workspace_id, "unloading idle room");
+            self.stopping = true;
+        }
+    }
+
+    fn has_uncompacted(&self) -> bool {
+        self.next_seq - 1 > self.compacted_seq
+    }
+
+    /// Drops awareness states not renewed for 30 s (yrs has no such timer; JS clients expect it).
+    fn expire_awareness(&mut self) {
+        let now = now_millis();
+        let stale: Vec<ClientID> = self
+            .awareness
+            .iter()
+            .filter(|(_, state)| state.data.is_some())
+            .filter(|(_, state)| now.saturating_sub(state.last_updated) > AWARENESS_TIMEOUT_MS)
+            .map(|(id, _)| id)
+            .collect();
+        for peer in self.peers.values_mut() {
+            for id in &stale {
+                peer.awareness_ids.remove(id);
+            }
+        }
+        self.remove_awareness(&stale);
+        // Expiry happens outside a batch: deliver at once (nothing to make durable).
+        self.deliver();
+    }
+
+    fn start_compaction(&mut self) {
+        let (state, state_vector) = {
+            let txn = self.awareness.doc().transact();
+            (
+                txn.encode_state_as_update_v1(&StateVector::default()),
+                txn.state_vector().encode_v1(),
+            )
+        };
+        let job = CompactionJob {
+            workspace_id: self.workspace_id,
+            state,
+            state_vector,
+            covers_seq: self.next_seq - 1,
+            previous: self.projection.clone(),
+        };
+        self.last_compaction = Instant::now();
+        let (db, metrics) = (self.ctx.db.clone(), self.ctx.metrics.clone());
+        self.compaction = Some(tokio::spawn(compactor::run(job, db, metrics)));
+    }
+
+    fn on_compaction_done(&mut self, outcome: Option<CompactionOutcome>) {
+        self.compaction = None;
+        let Some(outcome) = outcome else {
+            self.projection = None;
+            return;
+        };
+        match outcome.result {
+            Ok(projection) => {
+                self.ctx
+                    .metrics
+                    .compaction_lag_entries
+                    .sub(outcome.covers_seq - self.compacted_seq);
+                self.compacted_seq = outcome.covers_seq;
+                self.projection = Some(projection);
+            }
+            // The fallback may have stored the snapshot; re-reading the rows next time is safe.
+            Err(_) => self.projection = None,
+        }
+    }
+
+    /// Flush, finish or run the final compaction, close every peer with 1012.
+    async fn shutdown(&mut self) {
+        self.flush().await;
+        if let Some(running) = self.compaction.take() {
+            let outcome = running.await.ok();
+            self.on_compaction_done(outcome);
+        }
+        if self.has_uncompacted() {
+            self.start_compaction();
+            if let Some(running) = self.compaction.take() {
+                let outcome = running.await.ok();
+                self.on_compaction_done(outcome);
+            }
+        }
+        for peer in self.peers.values() {
+            peer.control.close(CloseReason::SERVER_RESTART);
+        }
+        self.peers.clear();
+    }
+
+    fn release_metrics(&mut self) {
+        self.ctx.metrics.rooms_loaded.dec();
+        self.ctx
+            .metrics
+            .compaction_lag_entries
+            .sub(self.next_seq - 1 - self.compacted_seq);
+        if let Some(projection) = &self.projection {
+            compactor::forget_conflicts(&self.ctx.metrics, projection);
+        }
+    }
+}
+
+/// Resolves when the running compaction finishes; never when there is none.
+async fn wait_compaction(
+    compaction: &mut Option<JoinHandle<CompactionOutcome>>,
+) -> Option<CompactionOutcome> {
+    match compaction {
+        Some(handle) => handle.await.ok(),
+        None => std::future::pending().await,
+    }
+}
+
+/// Transaction origins carry the connection id (8 bytes, big-endian) so the update observer can
+/// tell the broadcast who not to echo to.
+fn origin_of_conn(conn: ConnId) -> yrs::Origin {
+    yrs::Origin::from(conn)
+}
+
+fn conn_of_origin(origin: &yrs::Origin) -> Option<ConnId> {
+    let bytes: [u8; 8] = origin.as_ref().try_into().ok()?;
+    Some(ConnId::from_be_bytes(bytes))
+}
+
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_ids_survive_the_origin_round_trip() {
+        for conn in [0, 1, 42, u64::MAX] {
+            assert_eq!(conn_of_origin(&origin_of_conn(conn)), Some(conn));
         }
     }
 }

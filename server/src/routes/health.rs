@@ -35,3 +35,14 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         })),
     )
 }
+
+/// Prometheus text exposition of the server's metrics.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}

@@ -35,6 +35,8 @@ pub fn router() -> Router<AppState> {
         .route("/workspaces/{workspace_id}", get(workspaces::get));
     Router::new()
         .route("/healthz", get(health::healthz))
+        .route("/metrics", get(health::metrics))
+        .route("/ws/workspaces/{workspace_id}", get(crate::ws::workspace_socket))
         .route("/readyz", get(health::readyz))
         .nest("/api/v1", api)
 }

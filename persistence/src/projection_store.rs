@@ -1,0 +1,216 @@
+//! Reading the relational projection back: what was last projected (the base of the next diff),
+//! the facts the projection needs from other tables (which ids exist, and where), and the rows of
+//! imported workspaces that have no document yet.
+
+use std::collections::HashSet;
+
+use nox_sync_protocol::projection::{
+    BlockRow, InvaderUsageRow, Projection, ProjectionContext, ReferencedIds, RelationRow,
+};
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::error::PersistenceError;
+
+type BlockTuple = (
+    Uuid,
+    Option<Uuid>,
+    Option<Uuid>,
+    String,
+    String,
+    Value,
+    Value,
+    Option<Uuid>,
+);
+type RelationTuple = (Uuid, Uuid, Uuid, String, Value, Value, bool);
+type UsageTuple = (Uuid, Uuid, Option<String>, Option<Value>);
+
+/// The workspace's projected rows: live blocks, every relation row (deleted ones flagged), and the
+/// usages of live blocks. This is "what was last projected" when a room compacts for the first time.
+pub async fn load_projection(
+    pool: &PgPool,
+    workspace_id: Uuid,
+) -> Result<Projection, PersistenceError> {
+    let blocks = load_blocks(pool, workspace_id).await?;
+    let relations = load_relations(pool, workspace_id).await?;
+    let usages = load_usages(pool, workspace_id).await?;
+    Ok(Projection {
+        blocks: blocks.into_iter().map(|b| (b.id, b)).collect(),
+        relations: relations.into_iter().map(|r| (r.id, r)).collect(),
+        usages: usages
+            .into_iter()
+            .map(|u| ((u.block_id, u.invader_asset_id), u))
+            .collect(),
+        conflicts: Vec::new(),
+    })
+}
+
+/// Rows of a workspace that has no document (imported data): live blocks, live relations, usages.
+pub async fn load_rows(
+    pool: &PgPool,
+    workspace_id: Uuid,
+) -> Result<(Vec<BlockRow>, Vec<RelationRow>, Vec<InvaderUsageRow>), PersistenceError> {
+    let blocks = load_blocks(pool, workspace_id).await?;
+    let relations = load_relations(pool, workspace_id)
+        .await?
+        .into_iter()
+        .filter(|r| !r.deleted)
+        .collect();
+    let usages = load_usages(pool, workspace_id).await?;
+    Ok((blocks, relations, usages))
+}
+
+async fn load_blocks(pool: &PgPool, workspace_id: Uuid) -> Result<Vec<BlockRow>, PersistenceError> {
+    let rows: Vec<BlockTuple> = sqlx::query_as(
+        "SELECT id, parent_block_id, origin_asset_id, type, name, config, visual, created_by_id
+         FROM core_blocks WHERE workspace_id = $1 AND deleted_at IS NULL ORDER BY id",
+    )
+    .bind(workspace_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, parent_block_id, origin_asset_id, block_type, name, config, visual, created_by_id)| {
+                BlockRow {
+                    id,
+                    parent_block_id,
+                    origin_asset_id,
+                    block_type,
+                    name,
+                    config,
+                    visual,
+                    created_by_id,
+                }
+            },
+        )
+        .collect())
+}
+
+async fn load_relations(
+    pool: &PgPool,
+    workspace_id: Uuid,
+) -> Result<Vec<RelationRow>, PersistenceError> {
+    let rows: Vec<RelationTuple> = sqlx::query_as(
+        "SELECT id, source_block_id, target_block_id, type, rules, visual, deleted_at IS NOT NULL
+         FROM core_relations WHERE workspace_id = $1 ORDER BY id",
+    )
+    .bind(workspace_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, source_block_id, target_block_id, relation_type, rules, visual, deleted)| {
+                RelationRow {
+                    id,
+                    source_block_id,
+                    target_block_id,
+                    relation_type,
+                    rules,
+                    visual,
+                    deleted,
+                }
+            },
+        )
+        .collect())
+}
+
+async fn load_usages(
+    pool: &PgPool,
+    workspace_id: Uuid,
+) -> Result<Vec<InvaderUsageRow>, PersistenceError> {
+    let rows: Vec<UsageTuple> = sqlx::query_as(
+        "SELECT u.block_id, u.invader_asset_id, u.applied_version, u.config_snapshot
+         FROM block_invader_usages u JOIN core_blocks b ON b.id = u.block_id
+         WHERE b.workspace_id = $1 AND b.deleted_at IS NULL ORDER BY 1, 2",
+    )
+    .bind(workspace_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(block_id, invader_asset_id, applied_version, config_snapshot)| InvaderUsageRow {
+                block_id,
+                invader_asset_id,
+                applied_version,
+                config_snapshot,
+            },
+        )
+        .collect())
+}
+
+/// Looks up, in one round trip per table, which of the ids a document mentions exist and where: the
+/// projection nulls references the foreign keys would reject and skips ids owned by another
+/// workspace (a client-chosen id must never reach another tenant's row).
+pub async fn load_context(
+    pool: &PgPool,
+    workspace_id: Uuid,
+    ids: &ReferencedIds,
+) -> Result<ProjectionContext, PersistenceError> {
+    let users = existing(pool, "SELECT id FROM users WHERE id = ANY($1)", &ids.users).await?;
+    let origin_assets = existing(
+        pool,
+        "SELECT id FROM assets_block_templates WHERE id = ANY($1)",
+        &ids.origin_assets,
+    )
+    .await?;
+    let invader_assets = existing(
+        pool,
+        "SELECT id FROM assets_invader_definitions WHERE id = ANY($1)",
+        &ids.invader_assets,
+    )
+    .await?;
+    let (foreign_block_ids, existing_block_rows) =
+        split_by_workspace(pool, "core_blocks", workspace_id, &ids.block_ids).await?;
+    let (foreign_relation_ids, _) =
+        split_by_workspace(pool, "core_relations", workspace_id, &ids.relation_ids).await?;
+    Ok(ProjectionContext {
+        known_users: users,
+        known_origin_assets: origin_assets,
+        known_invader_assets: invader_assets,
+        foreign_block_ids,
+        foreign_relation_ids,
+        existing_block_rows,
+    })
+}
+
+async fn existing(
+    pool: &PgPool,
+    sql: &'static str,
+    ids: &HashSet<Uuid>,
+) -> Result<HashSet<Uuid>, PersistenceError> {
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let ids: Vec<Uuid> = ids.iter().copied().collect();
+    let found: Vec<Uuid> = sqlx::query_scalar(sql).bind(&ids).fetch_all(pool).await?;
+    Ok(found.into_iter().collect())
+}
+
+/// `(ids owned by another workspace, ids that are rows of this workspace)`.
+async fn split_by_workspace(
+    pool: &PgPool,
+    table: &'static str,
+    workspace_id: Uuid,
+    ids: &HashSet<Uuid>,
+) -> Result<(HashSet<Uuid>, HashSet<Uuid>), PersistenceError> {
+    if ids.is_empty() {
+        return Ok((HashSet::new(), HashSet::new()));
+    }
+    let ids: Vec<Uuid> = ids.iter().copied().collect();
+    let rows: Vec<(Uuid, bool)> = sqlx::query_as(&format!(
+        "SELECT id, workspace_id = $2 FROM {table} WHERE id = ANY($1)"
+    ))
+    .bind(&ids)
+    .bind(workspace_id)
+    .fetch_all(pool)
+    .await?;
+    let (own, foreign): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(_, own)| *own);
+    Ok((
+        foreign.into_iter().map(|(id, _)| id).collect(),
+        own.into_iter().map(|(id, _)| id).collect(),
+    ))
+}

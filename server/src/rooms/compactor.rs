@@ -1,0 +1,156 @@
+//! One compaction of one workspace, run beside its room (DESIGN §3–4): project the document state
+//! the room handed over, diff it against what was last projected, and write snapshot + log trim +
+//! changed rows in one transaction.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use nox_persistence::compaction::{self, Compaction};
+use nox_persistence::db::Database;
+use nox_persistence::error::PersistenceError;
+use nox_persistence::projection_store;
+use nox_sync_protocol::canvas::{self, CanvasState};
+use nox_sync_protocol::projection::{self, Projection, ProjectionDiff};
+use uuid::Uuid;
+use yrs::updates::decoder::Decode;
+use yrs::{Transact, Update};
+
+use crate::metrics::Metrics;
+
+/// What the room hands over: a consistent copy of its document at `covers_seq`.
+pub struct CompactionJob {
+    pub workspace_id: Uuid,
+    pub state: Vec<u8>,
+    pub state_vector: Vec<u8>,
+    pub covers_seq: i64,
+    /// The projection written by the previous compaction; `None` → read it from the rows.
+    pub previous: Option<Arc<Projection>>,
+}
+
+/// What comes back to the room.
+pub struct CompactionOutcome {
+    pub covers_seq: i64,
+    /// The projection now in the rows (the base of the next diff), or why nothing was written.
+    pub result: Result<Arc<Projection>, CompactionError>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompactionError {
+    #[error(transparent)]
+    Storage(#[from] PersistenceError),
+    #[error("document state does not decode: {0}")]
+    Decode(String),
+    #[error("compaction task failed: {0}")]
+    Task(String),
+}
+
+pub async fn run(job: CompactionJob, db: Database, metrics: Metrics) -> CompactionOutcome {
+    let started = Instant::now();
+    let covers_seq = job.covers_seq;
+    let workspace_id = job.workspace_id;
+    let result = compact(job, &db, &metrics).await;
+    metrics
+        .compaction_seconds
+        .observe(started.elapsed().as_secs_f64());
+    if let Err(err) = &result {
+        tracing::warn!(%workspace_id, covers_seq, error = %err, "compaction failed; the log still holds every update");
+    }
+    CompactionOutcome { covers_seq, result }
+}
+
+async fn compact(
+    job: CompactionJob,
+    db: &Database,
+    metrics: &Metrics,
+) -> Result<Arc<Projection>, CompactionError> {
+    let state = Arc::new(job.state);
+    let canvas = read_state(state.clone()).await?;
+    let ids = projection::referenced_ids(&canvas);
+    let context = projection_store::load_context(db.pool(), job.workspace_id, &ids).await?;
+    let next = blocking(move || projection::project(&canvas, &context)).await?;
+    let previous = match job.previous {
+        Some(previous) => previous,
+        None => Arc::new(projection_store::load_projection(db.pool(), job.workspace_id).await?),
+    };
+    let diff = projection::diff(&previous, &next);
+    let written = compaction::compact(
+        db.pool(),
+        Compaction {
+            workspace_id: job.workspace_id,
+            state: &state,
+            state_vector: &job.state_vector,
+            covers_seq: job.covers_seq,
+            diff: &diff,
+            conflicts: &next.conflicts,
+        },
+    )
+    .await;
+    if let Err(err) = written {
+        // The projection must never hold the log hostage: keep the snapshot and the log trim even
+        // when a row write fails (e.g. a reference deleted between the context read and now), and
+        // re-read the rows next time.
+        tracing::warn!(workspace_id = %job.workspace_id, error = %err, "projection write failed; compacting without it");
+        compaction::compact(
+            db.pool(),
+            Compaction {
+                workspace_id: job.workspace_id,
+                state: &state,
+                state_vector: &job.state_vector,
+                covers_seq: job.covers_seq,
+                diff: &ProjectionDiff::default(),
+                conflicts: &next.conflicts,
+            },
+        )
+        .await?;
+        return Err(CompactionError::Storage(err));
+    }
+    record_conflicts(metrics, &previous, &next);
+    Ok(Arc::new(next))
+}
+
+/// Decodes the state into a scratch document and reads the canvas from it, off the async workers.
+async fn read_state(state: Arc<Vec<u8>>) -> Result<CanvasState, CompactionError> {
+    blocking(move || {
+        let doc = canvas::new_canvas_doc();
+        let mut txn = doc.transact_mut();
+        let update = Update::decode_v1(&state).map_err(|e| CompactionError::Decode(e.to_string()))?;
+        txn.apply_update(update)
+            .map_err(|e| CompactionError::Decode(e.to_string()))?;
+        Ok(canvas::read_canvas(&txn))
+    })
+    .await?
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, CompactionError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| CompactionError::Task(e.to_string()))
+}
+
+/// Keeps the per-kind conflict gauge equal to the sum over loaded rooms.
+fn record_conflicts(metrics: &Metrics, previous: &Projection, next: &Projection) {
+    let before = projection::conflict_counts(&previous.conflicts);
+    let after = projection::conflict_counts(&next.conflicts);
+    let kinds: std::collections::BTreeSet<_> = before.keys().chain(after.keys()).collect();
+    for kind in kinds {
+        let delta = *after.get(kind).unwrap_or(&0) as i64 - *before.get(kind).unwrap_or(&0) as i64;
+        if delta != 0 {
+            metrics
+                .projection_conflicts
+                .with_label_values(&[kind.as_str()])
+                .add(delta);
+        }
+    }
+}
+
+/// Removes a room's conflicts from the gauge when it unloads.
+pub fn forget_conflicts(metrics: &Metrics, projection: &Projection) {
+    for (kind, count) in projection::conflict_counts(&projection.conflicts) {
+        metrics
+            .projection_conflicts
+            .with_label_values(&[kind.as_str()])
+            .sub(count as i64);
+    }
+}

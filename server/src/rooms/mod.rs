@@ -1,0 +1,188 @@
+//! Workspace rooms: the live documents, one task per loaded workspace (DESIGN §1).
+//!
+//! [`RoomRegistry`] maps workspace ids to running rooms. A room is loaded **once** however many
+//! clients arrive at the same instant (they all wait on one `OnceCell`), is never reachable before
+//! its document has loaded, and removes itself when it unloads. A failed load leaves nothing behind,
+//! so an empty document can never be served or stored over real data.
+
+mod compactor;
+mod load;
+pub mod peer;
+mod room;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use nox_persistence::db::Database;
+use tokio::sync::{mpsc, oneshot, OnceCell};
+use uuid::Uuid;
+
+use crate::metrics::Metrics;
+pub use load::LoadError;
+use peer::{PeerControl, PeerInfo};
+pub use room::{RoomClosed, RoomCommand};
+
+/// How many queued commands a room accepts before senders wait.
+const ROOM_QUEUE: usize = 4096;
+/// A join that keeps meeting rooms that are just unloading gives up after this many tries.
+const JOIN_ATTEMPTS: usize = 5;
+
+/// What every room needs from the server.
+#[derive(Clone)]
+pub struct RoomContext {
+    pub db: Database,
+    pub metrics: Metrics,
+    pub settings: RoomSettings,
+}
+
+#[derive(Clone, Debug)]
+pub struct RoomSettings {
+    pub compact_interval: Duration,
+    pub idle_unload: Duration,
+}
+
+/// A way to send commands to a running room.
+#[derive(Clone)]
+pub struct RoomHandle {
+    commands: mpsc::Sender<RoomCommand>,
+}
+
+impl RoomHandle {
+    /// Sends a command, waiting while the room's queue is full. Err when the room has stopped.
+    pub async fn send(&self, command: RoomCommand) -> Result<(), RoomClosed> {
+        self.commands.send(command).await.map_err(|_| RoomClosed)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("could not load the workspace: {0}")]
+    Load(Arc<LoadError>),
+    #[error("the workspace room kept closing")]
+    Unavailable,
+}
+
+/// One registry entry: the room of one workspace, loaded at most once.
+#[derive(Default)]
+struct RoomSlot {
+    room: OnceCell<RoomHandle>,
+}
+
+pub struct RoomRegistry {
+    rooms: Arc<DashMap<Uuid, Arc<RoomSlot>>>,
+    ctx: RoomContext,
+    shutting_down: AtomicBool,
+}
+
+impl RoomRegistry {
+    pub fn new(ctx: RoomContext) -> Self {
+        Self {
+            rooms: Arc::default(),
+            ctx,
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    /// Joins a connection to the workspace's room, loading it first if needed.
+    pub async fn join(
+        &self,
+        workspace_id: Uuid,
+        info: PeerInfo,
+        outbound: mpsc::Sender<Bytes>,
+        control: Arc<PeerControl>,
+    ) -> Result<RoomHandle, JoinError> {
+        for _ in 0..JOIN_ATTEMPTS {
+            let (slot, handle) = self.room(workspace_id).await?;
+            let (reply, joined) = oneshot::channel();
+            let command = RoomCommand::Join {
+                info: info.clone(),
+                outbound: outbound.clone(),
+                control: control.clone(),
+                reply,
+            };
+            if handle.send(command).await.is_ok() && matches!(joined.await, Ok(Ok(()))) {
+                return Ok(handle);
+            }
+            // The room was unloading: make sure its slot is gone and try a fresh one.
+            self.rooms
+                .remove_if(&workspace_id, |_, current| Arc::ptr_eq(current, &slot));
+        }
+        Err(JoinError::Unavailable)
+    }
+
+    /// The running room of a workspace, loading it when there is none.
+    async fn room(&self, workspace_id: Uuid) -> Result<(Arc<RoomSlot>, RoomHandle), JoinError> {
+        if self.shutting_down.load(Ordering::Acquire) {
+            return Err(JoinError::ShuttingDown);
+        }
+        // Clone the slot out so no map guard is held across the await below.
+        let slot = self.rooms.entry(workspace_id).or_default().clone();
+        let loaded = slot
+            .room
+            .get_or_try_init(|| self.start_room(workspace_id, slot.clone()))
+            .await
+            .cloned();
+        match loaded {
+            Ok(handle) => Ok((slot, handle)),
+            Err(err) => {
+                // Forget the failed slot so the next attempt loads again from storage.
+                self.rooms
+                    .remove_if(&workspace_id, |_, current| Arc::ptr_eq(current, &slot));
+                Err(err)
+            }
+        }
+    }
+
+    async fn start_room(
+        &self,
+        workspace_id: Uuid,
+        slot: Arc<RoomSlot>,
+    ) -> Result<RoomHandle, JoinError> {
+        let loaded = load::load_document(&self.ctx.db, workspace_id)
+            .await
+            .map_err(|err| {
+                tracing::error!(%workspace_id, error = %err, "workspace failed to load");
+                JoinError::Load(Arc::new(err))
+            })?;
+        let (tx, rx) = mpsc::channel(ROOM_QUEUE);
+        let room = room::WorkspaceRoom::new(workspace_id, self.ctx.clone(), loaded);
+        let rooms = self.rooms.clone();
+        self.ctx.metrics.rooms_loaded.inc();
+        tracing::debug!(%workspace_id, "room loaded");
+        tokio::spawn(room.run(rx, move || {
+            rooms.remove_if(&workspace_id, |_, current| Arc::ptr_eq(current, &slot));
+        }));
+        Ok(RoomHandle { commands: tx })
+    }
+
+    /// Number of rooms in memory.
+    pub fn loaded(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Refuses new joins, then asks every room to flush, compact and close its peers with 1012.
+    pub async fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+        let handles: Vec<RoomHandle> = self
+            .rooms
+            .iter()
+            .filter_map(|entry| entry.value().room.get().cloned())
+            .collect();
+        let mut waiting = Vec::with_capacity(handles.len());
+        for handle in handles {
+            let (reply, done) = oneshot::channel();
+            if handle.send(RoomCommand::Shutdown { reply }).await.is_ok() {
+                waiting.push(done);
+            }
+        }
+        for done in waiting {
+            let _ = done.await;
+        }
+        tracing::info!("every room compacted and closed");
+    }
+}
