@@ -376,7 +376,7 @@ mod tests {
         let mut conn = sqlx::PgConnection::connect_with(&pg.connect_options("nox"))
             .await
             .expect("connect");
-        sqlx::query("CREATE TABLE kept (v INT); INSERT INTO kept VALUES (42)")
+        sqlx::raw_sql("CREATE TABLE kept (v INT); INSERT INTO kept VALUES (42)")
             .execute(&mut conn)
             .await
             .expect("write");

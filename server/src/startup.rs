@@ -148,7 +148,9 @@ async fn open_database(
         return Ok((db, None));
     }
     ensure_dir(&config.data_dir)?;
-    let pg = EmbeddedPostgres::start(&config.data_dir).await?;
+    let pg = EmbeddedPostgres::start(&config.data_dir)
+        .await
+        .map_err(PersistenceError::from)?;
     let db = Database::connect_with(pg.connect_options("nox"), config.db_max_connections).await?;
     Ok((db, Some(pg)))
 }

@@ -427,6 +427,7 @@ fn relation_row_fields(row: &RelationRow) -> JsonMap<String, Value> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
     use crate::projection::{project, ProjectionContext};

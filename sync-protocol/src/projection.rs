@@ -819,19 +819,21 @@ fn endpoints(
         blocks.contains_key(id)
             || (ctx.existing_block_rows.contains(id) && !ctx.foreign_block_ids.contains(id))
     };
-    let detail = format!(
-        "source {} / target {}: not both live blocks",
-        describe(&entry.source_block_id),
-        describe(&entry.target_block_id)
-    );
+    let detail = || {
+        format!(
+            "source {} / target {}: not both live blocks",
+            describe(&entry.source_block_id),
+            describe(&entry.target_block_id)
+        )
+    };
     match (source, target) {
         (Some(s), Some(t)) if live(source) && live(target) => Ok((s, t, None)),
         (Some(s), Some(t)) if row_exists(&s) && row_exists(&t) => {
-            Ok((s, t, Some(issue(ConflictKind::DanglingRelation, detail))))
+            Ok((s, t, Some(issue(ConflictKind::DanglingRelation, detail()))))
         }
         _ => Err(issue(
             ConflictKind::DanglingRelation,
-            format!("{detail}; skipped (no row to point at)"),
+            format!("{}; skipped (no row to point at)", detail()),
         )),
     }
 }
@@ -861,5 +863,856 @@ fn mark_duplicates(
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use crate::canvas::{new_canvas_doc, put_block, put_relation, read_canvas};
+    use serde_json::json;
+    use yrs::Transact;
+
+    fn uid(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+
+    fn key(n: u128) -> String {
+        uid(n).to_string()
+    }
+
+    fn block(block_type: &str) -> BlockEntry {
+        BlockEntry {
+            block_type: json!(block_type),
+            name: json!("name"),
+            parent_block_id: Value::Null,
+            origin_asset_id: Value::Null,
+            created_by_id: Value::Null,
+            config: Value::Null,
+            visual: Value::Null,
+            invaders: Value::Null,
+        }
+    }
+
+    fn child_of(parent: u128) -> BlockEntry {
+        BlockEntry {
+            parent_block_id: json!(key(parent)),
+            ..block("t")
+        }
+    }
+
+    fn relation(source: u128, target: u128) -> RelationEntry {
+        RelationEntry {
+            source_block_id: json!(key(source)),
+            target_block_id: json!(key(target)),
+            relation_type: json!("link"),
+            rules: Value::Null,
+            visual: Value::Null,
+        }
+    }
+
+    fn state(
+        blocks: Vec<(String, BlockEntry)>,
+        relations: Vec<(String, RelationEntry)>,
+    ) -> CanvasState {
+        CanvasState {
+            blocks: blocks.into_iter().collect(),
+            relations: relations.into_iter().collect(),
+        }
+    }
+
+    fn project_blocks_only(blocks: Vec<(String, BlockEntry)>) -> Projection {
+        project(&state(blocks, vec![]), &ProjectionContext::default())
+    }
+
+    fn kinds(projection: &Projection) -> Vec<ConflictKind> {
+        projection.conflicts.iter().map(|c| c.kind).collect()
+    }
+
+    /// Projects one block and returns its conflict kinds (the block must be skipped).
+    fn skipped_block(entry: BlockEntry) -> Vec<ConflictKind> {
+        let projection = project_blocks_only(vec![(key(1), entry)]);
+        assert!(projection.blocks.is_empty(), "block should be skipped");
+        kinds(&projection)
+    }
+
+    // Rule 1 -------------------------------------------------------------------------------------
+
+    #[test]
+    fn valid_block_projects_with_defaults() {
+        let projection = project_blocks_only(vec![(
+            key(1),
+            BlockEntry {
+                name: Value::Null,
+                ..block("note")
+            },
+        )]);
+        assert_eq!(projection.conflicts, vec![]);
+        assert_eq!(
+            projection.blocks[&uid(1)],
+            BlockRow {
+                id: uid(1),
+                parent_block_id: None,
+                origin_asset_id: None,
+                block_type: "note".into(),
+                name: String::new(),
+                config: json!({}),
+                visual: json!({}),
+                created_by_id: None,
+            }
+        );
+    }
+
+    #[test]
+    fn non_uuid_keys_are_skipped() {
+        for bad in [
+            "b1",
+            "",
+            "00000000000000000000000000000001",
+            "{00000000-0000-0000-0000-000000000001}",
+        ] {
+            let projection = project_blocks_only(vec![(bad.to_owned(), block("t"))]);
+            assert!(projection.blocks.is_empty(), "{bad}");
+            assert_eq!(kinds(&projection), vec![ConflictKind::InvalidId]);
+            assert_eq!(projection.conflicts[0].id, bad);
+        }
+    }
+
+    #[test]
+    fn second_spelling_of_an_id_is_skipped_and_canonical_wins() {
+        let upper = key(0xab).to_uppercase();
+        let projection = project_blocks_only(vec![
+            (upper.clone(), block("upper")),
+            (key(0xab), block("lower")),
+        ]);
+        assert_eq!(projection.blocks[&uid(0xab)].block_type, "lower");
+        assert_eq!(kinds(&projection), vec![ConflictKind::InvalidId]);
+        assert_eq!(projection.conflicts[0].id, upper);
+    }
+
+    #[test]
+    fn foreign_block_is_skipped() {
+        let ctx = ProjectionContext {
+            foreign_block_ids: [uid(1)].into(),
+            ..Default::default()
+        };
+        let projection = project(&state(vec![(key(1), block("t"))], vec![]), &ctx);
+        assert!(projection.blocks.is_empty());
+        assert_eq!(kinds(&projection), vec![ConflictKind::ForeignId]);
+    }
+
+    #[test]
+    fn missing_or_empty_type_is_skipped() {
+        for bad in [Value::Null, json!(""), json!(7), json!(["t"])] {
+            let entry = BlockEntry {
+                block_type: bad,
+                ..block("t")
+            };
+            assert_eq!(skipped_block(entry), vec![ConflictKind::MissingType]);
+        }
+    }
+
+    #[test]
+    fn type_length_is_counted_in_characters() {
+        assert!(entity_type(&json!("é".repeat(MAX_TYPE_CHARS))).is_ok());
+        let entry = block(&"x".repeat(MAX_TYPE_CHARS + 1));
+        assert_eq!(skipped_block(entry), vec![ConflictKind::InvalidValue]);
+    }
+
+    #[test]
+    fn bad_names_are_skipped() {
+        assert_eq!(
+            block_name(&json!("🦀".repeat(MAX_NAME_CHARS))),
+            Ok("🦀".repeat(MAX_NAME_CHARS))
+        );
+        for bad in [
+            json!("n".repeat(MAX_NAME_CHARS + 1)),
+            json!(3),
+            json!({"a": 1}),
+            json!("a\0b"),
+        ] {
+            let entry = BlockEntry {
+                name: bad,
+                ..block("t")
+            };
+            assert_eq!(skipped_block(entry), vec![ConflictKind::InvalidValue]);
+        }
+    }
+
+    #[test]
+    fn non_object_config_or_visual_is_skipped() {
+        for bad in [
+            json!(1),
+            json!("{}"),
+            json!([1]),
+            json!(true),
+            json!({"k": "a\0"}),
+        ] {
+            let config = BlockEntry {
+                config: bad.clone(),
+                ..block("t")
+            };
+            assert_eq!(skipped_block(config), vec![ConflictKind::InvalidValue]);
+            let visual = BlockEntry {
+                visual: bad,
+                ..block("t")
+            };
+            assert_eq!(skipped_block(visual), vec![ConflictKind::InvalidValue]);
+        }
+    }
+
+    // Rule 2 -------------------------------------------------------------------------------------
+
+    #[test]
+    fn unknown_references_become_null_and_keep_the_block() {
+        let ctx = ProjectionContext {
+            known_users: [uid(100)].into(),
+            known_origin_assets: [uid(200)].into(),
+            ..Default::default()
+        };
+        let good = BlockEntry {
+            created_by_id: json!(key(100)),
+            origin_asset_id: json!(key(200)),
+            ..block("t")
+        };
+        let bad = BlockEntry {
+            created_by_id: json!(key(101)),
+            origin_asset_id: json!(42),
+            ..block("t")
+        };
+        let projection = project(&state(vec![(key(1), good), (key(2), bad)], vec![]), &ctx);
+        assert_eq!(projection.blocks[&uid(1)].created_by_id, Some(uid(100)));
+        assert_eq!(projection.blocks[&uid(1)].origin_asset_id, Some(uid(200)));
+        assert_eq!(projection.blocks[&uid(2)].created_by_id, None);
+        assert_eq!(projection.blocks[&uid(2)].origin_asset_id, None);
+        assert_eq!(kinds(&projection), vec![ConflictKind::UnknownReference; 2]);
+    }
+
+    // Rule 3 -------------------------------------------------------------------------------------
+
+    #[test]
+    fn valid_parent_is_kept() {
+        let projection = project_blocks_only(vec![(key(1), block("t")), (key(2), child_of(1))]);
+        assert_eq!(projection.blocks[&uid(2)].parent_block_id, Some(uid(1)));
+        assert_eq!(projection.conflicts, vec![]);
+    }
+
+    #[test]
+    fn bad_parents_become_null() {
+        let cases = [
+            json!(key(9)),       // missing block
+            json!("not-a-uuid"), // not a UUID
+            json!(key(2)),       // itself
+            json!(key(3)),       // a block that was skipped
+            json!(5),            // not a string
+        ];
+        for parent in cases {
+            let projection = project_blocks_only(vec![
+                (
+                    key(2),
+                    BlockEntry {
+                        parent_block_id: parent.clone(),
+                        ..block("t")
+                    },
+                ),
+                (
+                    key(3),
+                    BlockEntry {
+                        block_type: Value::Null,
+                        ..block("t")
+                    },
+                ),
+            ]);
+            assert_eq!(projection.blocks[&uid(2)].parent_block_id, None, "{parent}");
+            assert!(
+                kinds(&projection).contains(&ConflictKind::BadParent),
+                "{parent}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_cycle_is_broken_at_the_smallest_id() {
+        let projection = project_blocks_only(vec![(key(5), child_of(3)), (key(3), child_of(5))]);
+        assert_eq!(projection.blocks[&uid(3)].parent_block_id, None);
+        assert_eq!(projection.blocks[&uid(5)].parent_block_id, Some(uid(3)));
+        assert_eq!(kinds(&projection), vec![ConflictKind::ParentCycle]);
+        assert_eq!(projection.conflicts[0].id, key(3));
+    }
+
+    #[test]
+    fn long_cycles_with_tails_are_broken_once_each() {
+        // 7 → 8 → 9 → 7 (cycle), 10 → 9 (tail); 20 → 21 → 20 (second cycle); 30 (root).
+        let projection = project_blocks_only(vec![
+            (key(7), child_of(8)),
+            (key(8), child_of(9)),
+            (key(9), child_of(7)),
+            (key(10), child_of(9)),
+            (key(20), child_of(21)),
+            (key(21), child_of(20)),
+            (key(30), block("t")),
+        ]);
+        let parent = |n| projection.blocks[&uid(n)].parent_block_id;
+        assert_eq!(parent(7), None);
+        assert_eq!(parent(8), Some(uid(9)));
+        assert_eq!(parent(9), Some(uid(7)));
+        assert_eq!(parent(10), Some(uid(9)));
+        assert_eq!(parent(20), None);
+        assert_eq!(parent(21), Some(uid(20)));
+        assert_eq!(kinds(&projection), vec![ConflictKind::ParentCycle; 2]);
+    }
+
+    #[test]
+    fn cycle_breaks_finds_each_cycle_from_any_start() {
+        let parents: BTreeMap<Uuid, Option<Uuid>> = [
+            (uid(4), Some(uid(2))),
+            (uid(2), Some(uid(6))),
+            (uid(6), Some(uid(4))),
+            (uid(1), Some(uid(6))),
+        ]
+        .into();
+        assert_eq!(
+            cycle_breaks(&parents),
+            vec![(uid(2), vec![uid(2), uid(6), uid(4)])]
+        );
+        assert_eq!(cycle_breaks(&[(uid(1), None)].into()), vec![]);
+    }
+
+    // Rule 4 -------------------------------------------------------------------------------------
+
+    fn two_blocks() -> Vec<(String, BlockEntry)> {
+        vec![(key(1), block("t")), (key(2), block("t"))]
+    }
+
+    fn project_relation(entry: RelationEntry, ctx: &ProjectionContext) -> Projection {
+        project(&state(two_blocks(), vec![(key(50), entry)]), ctx)
+    }
+
+    #[test]
+    fn valid_relation_and_self_relation_are_live() {
+        let projection = project(
+            &state(
+                two_blocks(),
+                vec![(key(50), relation(1, 2)), (key(51), relation(1, 1))],
+            ),
+            &ProjectionContext::default(),
+        );
+        assert_eq!(projection.conflicts, vec![]);
+        assert_eq!(
+            projection.relations[&uid(50)],
+            RelationRow {
+                id: uid(50),
+                source_block_id: uid(1),
+                target_block_id: uid(2),
+                relation_type: "link".into(),
+                rules: json!({}),
+                visual: json!({}),
+                deleted: false,
+            }
+        );
+        assert!(!projection.relations[&uid(51)].deleted);
+    }
+
+    #[test]
+    fn invalid_or_foreign_relation_ids_are_skipped() {
+        let ctx = ProjectionContext {
+            foreign_relation_ids: [uid(50)].into(),
+            ..Default::default()
+        };
+        let projection = project(
+            &state(
+                two_blocks(),
+                vec![(key(50), relation(1, 2)), ("r".into(), relation(1, 2))],
+            ),
+            &ctx,
+        );
+        assert!(projection.relations.is_empty());
+        let mut found = kinds(&projection);
+        found.sort();
+        assert_eq!(
+            found,
+            vec![ConflictKind::InvalidId, ConflictKind::ForeignId]
+        );
+    }
+
+    #[test]
+    fn relation_with_bad_columns_is_skipped() {
+        let ctx = ProjectionContext::default();
+        let cases = [
+            (
+                RelationEntry {
+                    relation_type: Value::Null,
+                    ..relation(1, 2)
+                },
+                ConflictKind::MissingType,
+            ),
+            (
+                RelationEntry {
+                    relation_type: json!("x".repeat(51)),
+                    ..relation(1, 2)
+                },
+                ConflictKind::InvalidValue,
+            ),
+            (
+                RelationEntry {
+                    rules: json!([1]),
+                    ..relation(1, 2)
+                },
+                ConflictKind::InvalidValue,
+            ),
+            (
+                RelationEntry {
+                    visual: json!(2),
+                    ..relation(1, 2)
+                },
+                ConflictKind::InvalidValue,
+            ),
+        ];
+        for (entry, kind) in cases {
+            let projection = project_relation(entry, &ctx);
+            assert!(projection.relations.is_empty());
+            assert_eq!(kinds(&projection), vec![kind]);
+        }
+    }
+
+    #[test]
+    fn dangling_relation_is_deleted_when_rows_exist() {
+        let ctx = ProjectionContext {
+            existing_block_rows: [uid(9)].into(),
+            ..Default::default()
+        };
+        let projection = project_relation(relation(1, 9), &ctx);
+        assert!(projection.relations[&uid(50)].deleted);
+        assert_eq!(kinds(&projection), vec![ConflictKind::DanglingRelation]);
+    }
+
+    #[test]
+    fn dangling_relation_without_rows_is_skipped() {
+        let foreign_row = ProjectionContext {
+            existing_block_rows: [uid(9)].into(),
+            foreign_block_ids: [uid(9)].into(),
+            ..Default::default()
+        };
+        for (entry, ctx) in [
+            (relation(1, 9), ProjectionContext::default()),
+            (
+                RelationEntry {
+                    target_block_id: json!("nope"),
+                    ..relation(1, 2)
+                },
+                ProjectionContext::default(),
+            ),
+            (
+                RelationEntry {
+                    source_block_id: Value::Null,
+                    ..relation(1, 2)
+                },
+                ProjectionContext::default(),
+            ),
+            (relation(1, 9), foreign_row),
+        ] {
+            let projection = project_relation(entry, &ctx);
+            assert!(projection.relations.is_empty());
+            assert_eq!(kinds(&projection), vec![ConflictKind::DanglingRelation]);
+        }
+    }
+
+    // Rule 5 -------------------------------------------------------------------------------------
+
+    #[test]
+    fn duplicate_relations_keep_the_smallest_id_live() {
+        let projection = project(
+            &state(
+                two_blocks(),
+                vec![
+                    (key(52), relation(1, 2)),
+                    (key(50), relation(1, 2)),
+                    (key(51), relation(1, 2)),
+                    (key(53), relation(2, 1)),
+                ],
+            ),
+            &ProjectionContext::default(),
+        );
+        let deleted: Vec<bool> = projection.relations.values().map(|r| r.deleted).collect();
+        assert_eq!(deleted, vec![false, true, true, false]);
+        assert_eq!(kinds(&projection), vec![ConflictKind::DuplicateRelation; 2]);
+    }
+
+    #[test]
+    fn a_skipped_relation_does_not_count_as_a_duplicate() {
+        let untyped = RelationEntry {
+            relation_type: Value::Null,
+            ..relation(1, 2)
+        };
+        let projection = project(
+            &state(
+                two_blocks(),
+                vec![(key(50), untyped), (key(51), relation(1, 2))],
+            ),
+            &ProjectionContext::default(),
+        );
+        assert!(!projection.relations.contains_key(&uid(50)));
+        assert!(!projection.relations[&uid(51)].deleted);
+        assert_eq!(kinds(&projection), vec![ConflictKind::MissingType]);
+    }
+
+    // Rule 6 -------------------------------------------------------------------------------------
+
+    fn with_invaders(invaders: Value) -> Projection {
+        let ctx = ProjectionContext {
+            known_invader_assets: [uid(300), uid(301)].into(),
+            ..Default::default()
+        };
+        project(
+            &state(
+                vec![(
+                    key(1),
+                    BlockEntry {
+                        invaders,
+                        ..block("t")
+                    },
+                )],
+                vec![],
+            ),
+            &ctx,
+        )
+    }
+
+    #[test]
+    fn valid_usages_project() {
+        let projection = with_invaders(json!({
+            key(300): {"applied_version": "1.0.0", "config_snapshot": {"a": [1]}},
+            key(301): {"applied_version": null, "config_snapshot": null},
+        }));
+        assert_eq!(projection.conflicts, vec![]);
+        assert_eq!(
+            projection.usages.values().cloned().collect::<Vec<_>>(),
+            vec![
+                InvaderUsageRow {
+                    block_id: uid(1),
+                    invader_asset_id: uid(300),
+                    applied_version: Some("1.0.0".into()),
+                    config_snapshot: Some(json!({"a": [1]})),
+                },
+                InvaderUsageRow {
+                    block_id: uid(1),
+                    invader_asset_id: uid(301),
+                    applied_version: None,
+                    config_snapshot: None,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_invader_assets_are_skipped() {
+        let projection = with_invaders(json!({ key(999): {}, "asset": {} }));
+        assert!(projection.usages.is_empty());
+        assert_eq!(kinds(&projection), vec![ConflictKind::UnknownReference; 2]);
+        assert_eq!(projection.blocks.len(), 1);
+    }
+
+    #[test]
+    fn bad_usage_values_are_skipped() {
+        for bad in [
+            json!({"applied_version": "1".repeat(MAX_VERSION_CHARS + 1)}),
+            json!({"applied_version": 1}),
+            json!({"config_snapshot": "a\0"}),
+            json!("1.0"),
+        ] {
+            let projection = with_invaders(json!({ key(300): bad }));
+            assert!(projection.usages.is_empty());
+            assert_eq!(kinds(&projection), vec![ConflictKind::InvalidValue]);
+        }
+        let projection = with_invaders(json!([1, 2]));
+        assert_eq!(kinds(&projection), vec![ConflictKind::InvalidValue]);
+        assert_eq!(projection.conflicts[0].entity, EntityKind::InvaderUsage);
+    }
+
+    #[test]
+    fn usages_of_skipped_blocks_are_not_projected() {
+        let ctx = ProjectionContext {
+            known_invader_assets: [uid(300)].into(),
+            ..Default::default()
+        };
+        let entry = BlockEntry {
+            block_type: Value::Null,
+            invaders: json!({ key(300): {} }),
+            ..block("t")
+        };
+        let projection = project(&state(vec![(key(1), entry)], vec![]), &ctx);
+        assert!(projection.usages.is_empty());
+    }
+
+    // Rule 7 -------------------------------------------------------------------------------------
+
+    #[test]
+    fn diff_upserts_changes_and_soft_deletes_removals() {
+        let ctx = ProjectionContext {
+            known_invader_assets: [uid(300)].into(),
+            existing_block_rows: [uid(3)].into(),
+            ..Default::default()
+        };
+        let usage = json!({ key(300): {"applied_version": "1"} });
+        let before = project(
+            &state(
+                vec![
+                    (key(1), block("t")),
+                    (
+                        key(2),
+                        BlockEntry {
+                            invaders: usage,
+                            ..block("t")
+                        },
+                    ),
+                    (key(3), block("t")),
+                ],
+                vec![
+                    (key(50), relation(1, 2)),
+                    (key(51), relation(2, 3)),
+                    (key(52), relation(1, 3)),
+                ],
+            ),
+            &ctx,
+        );
+        let after = project(
+            &state(
+                vec![
+                    (key(1), block("changed")),
+                    (key(2), block("t")),
+                    (key(4), block("t")),
+                ],
+                vec![(key(50), relation(1, 2)), (key(51), relation(2, 3))],
+            ),
+            &ctx,
+        );
+        let d = diff(&before, &after);
+        assert_eq!(
+            d.upsert_blocks.iter().map(|b| b.id).collect::<Vec<_>>(),
+            vec![uid(1), uid(4)]
+        );
+        assert_eq!(d.soft_delete_blocks, vec![uid(3)]);
+        assert_eq!(d.upsert_relations.len(), 1);
+        assert_eq!(d.upsert_relations[0].id, uid(51));
+        assert!(d.upsert_relations[0].deleted);
+        assert_eq!(d.soft_delete_relations, vec![uid(52)]);
+        assert_eq!(d.upsert_usages, vec![]);
+        assert_eq!(d.delete_usages, vec![(uid(2), uid(300))]);
+        assert!(!d.is_empty());
+        assert!(diff(&after, &after).is_empty());
+    }
+
+    #[test]
+    fn diff_ignores_removal_of_already_deleted_relations() {
+        let mut before = Projection::default();
+        before.relations.insert(
+            uid(50),
+            RelationRow {
+                id: uid(50),
+                source_block_id: uid(1),
+                target_block_id: uid(2),
+                relation_type: "t".into(),
+                rules: json!({}),
+                visual: json!({}),
+                deleted: true,
+            },
+        );
+        assert!(diff(&before, &Projection::default()).is_empty());
+        let from_empty = diff(&Projection::default(), &before);
+        assert_eq!(from_empty.upsert_relations.len(), 1);
+    }
+
+    // Rule 8, context, metrics -------------------------------------------------------------------
+
+    #[test]
+    fn odd_values_never_panic() {
+        let huge = "x".repeat(1 << 20);
+        let mut deep = json!(1);
+        for _ in 0..200 {
+            deep = json!([deep, {"k": deep.clone()}]);
+            if deep.to_string().len() > 1 << 16 {
+                deep = json!([deep[0].clone()]);
+            }
+        }
+        let odd = [
+            json!(1.5),
+            json!(-3),
+            json!(null),
+            json!([]),
+            json!([[[]]]),
+            json!({}),
+            json!(huge),
+            deep,
+        ];
+        let mut blocks = Vec::new();
+        let mut relations = Vec::new();
+        for (i, value) in odd.iter().enumerate() {
+            let entry = BlockEntry {
+                block_type: value.clone(),
+                name: value.clone(),
+                parent_block_id: value.clone(),
+                origin_asset_id: value.clone(),
+                created_by_id: value.clone(),
+                config: value.clone(),
+                visual: value.clone(),
+                invaders: value.clone(),
+            };
+            blocks.push((
+                key(i as u128),
+                BlockEntry {
+                    block_type: json!("t"),
+                    ..entry.clone()
+                },
+            ));
+            blocks.push((format!("{i}"), entry));
+            let rel = RelationEntry {
+                source_block_id: value.clone(),
+                target_block_id: value.clone(),
+                relation_type: value.clone(),
+                rules: value.clone(),
+                visual: value.clone(),
+            };
+            relations.push((key(1000 + i as u128), rel));
+        }
+        blocks.push((huge.clone(), block("t")));
+        let s = state(blocks, relations);
+        let projection = project(&s, &ProjectionContext::default());
+        let _ = referenced_ids(&s);
+        let _ = diff(&projection, &Projection::default());
+        assert!(!projection.conflicts.is_empty());
+        // Details stay short even for huge values.
+        assert!(projection
+            .conflicts
+            .iter()
+            .all(|c| c.detail.chars().count() < 300));
+    }
+
+    #[test]
+    fn referenced_ids_collects_every_valid_uuid() {
+        let entry = BlockEntry {
+            parent_block_id: json!(key(2)),
+            created_by_id: json!(key(100)),
+            origin_asset_id: json!(key(200)),
+            invaders: json!({ key(300): {}, "x": {} }),
+            ..block("t")
+        };
+        let s = state(
+            vec![(key(1), entry), ("bad".into(), block("t"))],
+            vec![(key(50), relation(3, 4)), ("bad".into(), relation(5, 5))],
+        );
+        let ids = referenced_ids(&s);
+        assert_eq!(
+            ids.block_ids,
+            [uid(1), uid(2), uid(3), uid(4), uid(5)].into()
+        );
+        assert_eq!(ids.users, [uid(100)].into());
+        assert_eq!(ids.origin_assets, [uid(200)].into());
+        assert_eq!(ids.invader_assets, [uid(300)].into());
+        assert_eq!(ids.relation_ids, [uid(50)].into());
+    }
+
+    #[test]
+    fn conflicts_count_and_serialize_in_snake_case() {
+        let projection = project_blocks_only(vec![
+            ("a".into(), block("t")),
+            ("b".into(), block("t")),
+            (
+                key(1),
+                BlockEntry {
+                    block_type: Value::Null,
+                    ..block("t")
+                },
+            ),
+        ]);
+        let counts = conflict_counts(&projection.conflicts);
+        assert_eq!(
+            counts,
+            [(ConflictKind::InvalidId, 2), (ConflictKind::MissingType, 1)].into()
+        );
+        assert_eq!(ConflictKind::ParentCycle.as_str(), "parent_cycle");
+        // Sorted by entity, then id: the UUID key sorts before "a" and "b".
+        let json = serde_json::to_value(&projection.conflicts[0]).unwrap();
+        assert_eq!(json["entity"], "block");
+        assert_eq!(json["kind"], "missing_type");
+        assert_eq!(json["id"], key(1));
+    }
+
+    #[test]
+    fn projection_is_independent_of_insertion_order() {
+        let blocks = vec![
+            (5u128, json!({"type": "t", "parent_block_id": key(6)})),
+            (6, json!({"type": "t", "parent_block_id": key(5)})),
+            (
+                7,
+                json!({"type": "t", "parent_block_id": key(7), "config": {"a": 1}}),
+            ),
+            (8, json!({"type": "", "name": "skipped"})),
+            (9, json!({"type": "t", "parent_block_id": key(8)})),
+        ];
+        let relations = vec![
+            (
+                52u128,
+                json!({"type": "l", "source_block_id": key(5), "target_block_id": key(6)}),
+            ),
+            (
+                51,
+                json!({"type": "l", "source_block_id": key(5), "target_block_id": key(6)}),
+            ),
+            (
+                53,
+                json!({"type": "l", "source_block_id": key(9), "target_block_id": key(8)}),
+            ),
+        ];
+        let build = |reverse: bool| {
+            let doc = new_canvas_doc();
+            let mut txn = doc.transact_mut();
+            let mut b = blocks.clone();
+            let mut r = relations.clone();
+            if reverse {
+                b.reverse();
+                r.reverse();
+            }
+            for (id, fields) in b {
+                put_block(&mut txn, &key(id), fields.as_object().unwrap()).unwrap();
+            }
+            for (id, fields) in r {
+                put_relation(&mut txn, &key(id), fields.as_object().unwrap()).unwrap();
+            }
+            drop(txn);
+            let canvas = read_canvas(&doc.transact());
+            project(&canvas, &ProjectionContext::default())
+        };
+        let forward = build(false);
+        assert_eq!(forward, build(true));
+        assert_eq!(forward.blocks[&uid(5)].parent_block_id, None);
+        assert!(forward.relations[&uid(52)].deleted);
+        assert!(!forward.relations.contains_key(&uid(53)));
+    }
+
+    #[test]
+    fn ten_thousand_blocks_smoke() {
+        let n = 10_000u128;
+        let blocks = (0..n).map(|i| {
+            let parent = if i % 100 == 0 {
+                Value::Null
+            } else {
+                json!(key(i - 1))
+            };
+            (
+                key(i),
+                BlockEntry {
+                    parent_block_id: parent,
+                    ..block("t")
+                },
+            )
+        });
+        let relations = (0..n).map(|i| (key(n + i), relation(i, (i * 7) % n)));
+        let s = state(blocks.collect(), relations.collect());
+        let first = project(&s, &ProjectionContext::default());
+        assert_eq!(first.blocks.len(), 10_000);
+        let full = diff(&Projection::default(), &first);
+        assert_eq!(full.upsert_blocks.len(), 10_000);
+        assert!(diff(&first, &first).is_empty());
     }
 }
