@@ -62,7 +62,13 @@ pub async fn apply_projection_diff(
     upsert_blocks(conn, workspace_id, &diff.upsert_blocks).await?;
     let (dead, live): (Vec<&RelationRow>, Vec<&RelationRow>) =
         diff.upsert_relations.iter().partition(|r| r.deleted);
-    soft_delete(conn, "core_relations", workspace_id, &diff.soft_delete_relations).await?;
+    soft_delete(
+        conn,
+        "core_relations",
+        workspace_id,
+        &diff.soft_delete_relations,
+    )
+    .await?;
     upsert_relations(conn, workspace_id, &dead).await?;
     upsert_relations(conn, workspace_id, &live).await?;
     delete_usages(conn, workspace_id, &diff.delete_usages).await?;
@@ -239,7 +245,8 @@ async fn record_conflicts(
     workspace_id: Uuid,
     conflicts: &[ProjectionConflict],
 ) -> Result<(), PersistenceError> {
-    let list = serde_json::to_value(conflicts).map_err(|e| PersistenceError::Invariant(e.to_string()))?;
+    let list =
+        serde_json::to_value(conflicts).map_err(|e| PersistenceError::Invariant(e.to_string()))?;
     sqlx::query(
         "INSERT INTO workspace_projection_status (workspace_id, projected_at, conflict_count, conflicts)
          VALUES ($1, NOW(), $2, $3)

@@ -183,7 +183,10 @@ impl EmbeddedPostgres {
     /// Fast shutdown: disconnects clients, checkpoints, exits.
     pub async fn stop(&self) -> Result<(), EmbeddedError> {
         let mut cmd = self.pg_ctl();
-        cmd.arg("stop").arg("-D").arg(self.data_dir()).args(["-m", "fast", "-w"]);
+        cmd.arg("stop")
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-m", "fast", "-w"]);
         run(cmd, "pg_ctl stop").await?;
         tracing::info!("embedded PostgreSQL stopped");
         Ok(())
@@ -231,16 +234,25 @@ impl EmbeddedPostgres {
     async fn initdb(&self) -> Result<(), EmbeddedError> {
         tracing::info!(data_dir = %self.data_dir().display(), "creating the embedded PostgreSQL cluster");
         let mut cmd = self.run_as.command(self.binaries.tool("initdb"));
-        cmd.arg("-D")
-            .arg(self.data_dir())
-            .args(["-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--no-instructions"]);
+        cmd.arg("-D").arg(self.data_dir()).args([
+            "-U",
+            SUPERUSER,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-instructions",
+        ]);
         run(cmd, "initdb").await.map(|_| ())
     }
 
     async fn is_running(&self) -> Result<bool, EmbeddedError> {
         let mut cmd = self.pg_ctl();
         cmd.arg("status").arg("-D").arg(self.data_dir());
-        let output = cmd.output().await.map_err(|e| spawn_error("pg_ctl status", e))?;
+        let output = cmd
+            .output()
+            .await
+            .map_err(|e| spawn_error("pg_ctl status", e))?;
         // pg_ctl status: 0 = running, 3 = not running, 4 = no usable data directory.
         Ok(output.status.code() == Some(0))
     }
@@ -347,7 +359,8 @@ mod tests {
 
     #[test]
     fn finds_the_system_binaries() {
-        let binaries = PgBinaries::find().expect("PostgreSQL binaries are installed by the test command");
+        let binaries =
+            PgBinaries::find().expect("PostgreSQL binaries are installed by the test command");
         assert!(binaries.tool("initdb").is_file());
     }
 
@@ -372,7 +385,9 @@ mod tests {
             .prefix("nox-emb")
             .tempdir_in("/tmp")
             .expect("tempdir");
-        let pg = EmbeddedPostgres::start(dir.path()).await.expect("first start");
+        let pg = EmbeddedPostgres::start(dir.path())
+            .await
+            .expect("first start");
         let mut conn = sqlx::PgConnection::connect_with(&pg.connect_options("nox"))
             .await
             .expect("connect");
@@ -383,7 +398,9 @@ mod tests {
         conn.close().await.expect("close");
 
         // A second start while it runs reuses the running cluster.
-        let again = EmbeddedPostgres::start(dir.path()).await.expect("reuse running");
+        let again = EmbeddedPostgres::start(dir.path())
+            .await
+            .expect("reuse running");
         assert!(again.is_running().await.expect("status"));
 
         pg.stop().await.expect("stop");

@@ -72,7 +72,16 @@ async fn load_blocks(pool: &PgPool, workspace_id: Uuid) -> Result<Vec<BlockRow>,
     Ok(rows
         .into_iter()
         .map(
-            |(id, parent_block_id, origin_asset_id, block_type, name, config, visual, created_by_id)| {
+            |(
+                id,
+                parent_block_id,
+                origin_asset_id,
+                block_type,
+                name,
+                config,
+                visual,
+                created_by_id,
+            )| {
                 BlockRow {
                     id,
                     parent_block_id,

@@ -185,7 +185,10 @@ mod tests {
             replace_database("postgres://u:p@h:5432/app?sslmode=disable", "t1"),
             "postgres://u:p@h:5432/t1?sslmode=disable"
         );
-        assert_eq!(replace_database("postgres://u@h", "t2"), "postgres://u@h/t2");
+        assert_eq!(
+            replace_database("postgres://u@h", "t2"),
+            "postgres://u@h/t2"
+        );
     }
 
     #[tokio::test]

@@ -72,12 +72,11 @@ pub async fn append(
 
 /// The snapshot and the log entries after it.
 pub async fn load(pool: &PgPool, workspace_id: Uuid) -> Result<StoredDocument, PersistenceError> {
-    let snapshot: Option<(Vec<u8>, i64)> = sqlx::query_as(
-        "SELECT state, covers_seq FROM workspace_snapshots WHERE workspace_id = $1",
-    )
-    .bind(workspace_id)
-    .fetch_optional(pool)
-    .await?;
+    let snapshot: Option<(Vec<u8>, i64)> =
+        sqlx::query_as("SELECT state, covers_seq FROM workspace_snapshots WHERE workspace_id = $1")
+            .bind(workspace_id)
+            .fetch_optional(pool)
+            .await?;
     let covers_seq = snapshot.as_ref().map(|s| s.1).unwrap_or(0);
     let log: Vec<(i64, Vec<u8>)> = sqlx::query_as(
         "SELECT seq, update_bytes FROM workspace_update_log

@@ -6,12 +6,38 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 const SEED_TABLES: [&str; 32] = [
-    "users", "user_security", "user_mfa_backup_codes", "user_sessions", "social_identities",
-    "organizations", "roles", "org_members", "invitations", "subscriptions", "org_usage_metrics",
-    "api_keys", "warehouses", "asset_collections", "assets_block_templates",
-    "assets_invader_definitions", "projects", "workspaces", "core_blocks", "block_invader_usages",
-    "core_relations", "core_snapshots", "comments", "notes", "chat_rooms", "chat_messages", "files",
-    "file_attachments", "audit_logs", "edit_locks", "feature_flags", "org_feature_overrides",
+    "users",
+    "user_security",
+    "user_mfa_backup_codes",
+    "user_sessions",
+    "social_identities",
+    "organizations",
+    "roles",
+    "org_members",
+    "invitations",
+    "subscriptions",
+    "org_usage_metrics",
+    "api_keys",
+    "warehouses",
+    "asset_collections",
+    "assets_block_templates",
+    "assets_invader_definitions",
+    "projects",
+    "workspaces",
+    "core_blocks",
+    "block_invader_usages",
+    "core_relations",
+    "core_snapshots",
+    "comments",
+    "notes",
+    "chat_rooms",
+    "chat_messages",
+    "files",
+    "file_attachments",
+    "audit_logs",
+    "edit_locks",
+    "feature_flags",
+    "org_feature_overrides",
 ];
 
 const SYNC_TABLES: [&str; 4] = [
@@ -58,14 +84,18 @@ async fn every_seed_table_and_sync_table_exists() {
 async fn live_org_slug_is_unique_and_reusable_after_soft_delete() {
     let db = fresh_database().await.expect("db");
     let first = org(&db.pool, "acme").await.expect("first");
-    let dup = org(&db.pool, "acme").await.expect_err("duplicate live slug");
+    let dup = org(&db.pool, "acme")
+        .await
+        .expect_err("duplicate live slug");
     assert!(is_unique_violation(&dup));
     sqlx::query("UPDATE organizations SET deleted_at = NOW() WHERE id = $1")
         .bind(first)
         .execute(&db.pool)
         .await
         .expect("soft delete");
-    org(&db.pool, "acme").await.expect("slug reusable after soft delete");
+    org(&db.pool, "acme")
+        .await
+        .expect("slug reusable after soft delete");
 }
 
 #[tokio::test]
@@ -109,13 +139,17 @@ async fn one_pending_invitation_per_org_and_email() {
         .execute(&db.pool)
     };
     invite("t1", "guest@example.com").await.expect("first");
-    let dup = invite("t2", "Guest@example.com").await.expect_err("second pending");
+    let dup = invite("t2", "Guest@example.com")
+        .await
+        .expect_err("second pending");
     assert!(is_unique_violation(&dup));
     sqlx::query("UPDATE invitations SET status = 'ACCEPTED'")
         .execute(&db.pool)
         .await
         .expect("accept");
-    invite("t3", "guest@example.com").await.expect("new pending once none is pending");
+    invite("t3", "guest@example.com")
+        .await
+        .expect("new pending once none is pending");
 }
 
 #[tokio::test]
@@ -182,12 +216,14 @@ async fn workspace_delete_cascades_to_blocks_relations_and_log() {
     .expect("workspace");
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
     for id in [a, b] {
-        sqlx::query("INSERT INTO core_blocks (id, workspace_id, type, name) VALUES ($1, $2, 'NODE', 'n')")
-            .bind(id)
-            .bind(ws)
-            .execute(&db.pool)
-            .await
-            .expect("block");
+        sqlx::query(
+            "INSERT INTO core_blocks (id, workspace_id, type, name) VALUES ($1, $2, 'NODE', 'n')",
+        )
+        .bind(id)
+        .bind(ws)
+        .execute(&db.pool)
+        .await
+        .expect("block");
     }
     sqlx::query(
         "INSERT INTO core_relations (workspace_id, source_block_id, target_block_id, type) VALUES ($1, $2, $3, 'LINK')",
@@ -242,11 +278,12 @@ async fn updated_at_is_maintained_by_trigger() {
         .execute(&db.pool)
         .await
         .expect("update");
-    let fresh: bool =
-        sqlx::query_scalar("SELECT updated_at > NOW() - INTERVAL '1 minute' FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_one(&db.pool)
-            .await
-            .expect("read");
+    let fresh: bool = sqlx::query_scalar(
+        "SELECT updated_at > NOW() - INTERVAL '1 minute' FROM users WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&db.pool)
+    .await
+    .expect("read");
     assert!(fresh);
 }

@@ -77,7 +77,11 @@ impl ApiError {
     /// 404 for a missing resource *and* for one the caller may not know exists
     /// (other organizations' data), so the two cannot be told apart.
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
@@ -192,9 +196,7 @@ mod tests {
             .headers()
             .get(header::RETRY_AFTER)
             .map(|v| v.to_str().unwrap_or_default().to_string());
-        let bytes = to_bytes(response.into_body(), 1 << 20)
-            .await
-            .expect("body");
+        let bytes = to_bytes(response.into_body(), 1 << 20).await.expect("body");
         (status, serde_json::from_slice(&bytes).expect("json"), retry)
     }
 

@@ -49,8 +49,11 @@ impl Metrics {
             )
             .expect("valid metric"),
             log_append_seconds: Histogram::with_opts(
-                HistogramOpts::new("log_append_seconds", "Time to append a batch to the update log")
-                    .buckets(fast_buckets.clone()),
+                HistogramOpts::new(
+                    "log_append_seconds",
+                    "Time to append a batch to the update log",
+                )
+                .buckets(fast_buckets.clone()),
             )
             .expect("valid metric"),
             log_append_failures: IntCounter::new(
@@ -59,8 +62,11 @@ impl Metrics {
             )
             .expect("valid metric"),
             compaction_seconds: Histogram::with_opts(
-                HistogramOpts::new("compaction_seconds", "Duration of one compaction + projection")
-                    .buckets(fast_buckets),
+                HistogramOpts::new(
+                    "compaction_seconds",
+                    "Duration of one compaction + projection",
+                )
+                .buckets(fast_buckets),
             )
             .expect("valid metric"),
             compaction_lag_entries: IntGauge::new(
@@ -87,7 +93,10 @@ impl Metrics {
             )
             .expect("valid metric"),
             ws_closed: IntCounterVec::new(
-                Opts::new("ws_closed_total", "WebSocket connections closed, by close code"),
+                Opts::new(
+                    "ws_closed_total",
+                    "WebSocket connections closed, by close code",
+                ),
                 &["code"],
             )
             .expect("valid metric"),
@@ -141,7 +150,9 @@ mod tests {
     fn renders_every_family() {
         let m = Metrics::new();
         m.connections.inc();
-        m.projection_conflicts.with_label_values(&["parent_cycle"]).set(2);
+        m.projection_conflicts
+            .with_label_values(&["parent_cycle"])
+            .set(2);
         let text = m.render();
         for name in [
             "nox_rooms_loaded",

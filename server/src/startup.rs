@@ -49,12 +49,13 @@ impl Application {
         nox_persistence::migrate::run(db.pool()).await?;
         let secret = jwt_secret(&config)?;
         let tokens = TokenKeys::new(&secret, config.access_token_ttl());
-        let listener = TcpListener::bind(config.addr)
-            .await
-            .map_err(|source| StartupError::Bind {
-                addr: config.addr,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(config.addr)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: config.addr,
+                    source,
+                })?;
         let metrics = Metrics::new();
         let rooms = Arc::new(RoomRegistry::new(RoomContext {
             db: db.clone(),
@@ -175,7 +176,9 @@ fn jwt_secret(config: &Config) -> Result<Vec<u8>, StartupError> {
         source,
     };
     match std::fs::read_to_string(&path) {
-        Ok(existing) if existing.trim().len() >= 32 => return Ok(existing.trim().as_bytes().to_vec()),
+        Ok(existing) if existing.trim().len() >= 32 => {
+            return Ok(existing.trim().as_bytes().to_vec())
+        }
         Ok(_) => tracing::warn!(path = %path.display(), "jwt-secret file too short; replacing it"),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_err(e)),
@@ -223,6 +226,9 @@ mod tests {
     fn explicit_secret_wins() {
         let mut config = Config::defaults();
         config.jwt_secret = Some("from-the-environment".into());
-        assert_eq!(jwt_secret(&config).expect("secret"), b"from-the-environment");
+        assert_eq!(
+            jwt_secret(&config).expect("secret"),
+            b"from-the-environment"
+        );
     }
 }

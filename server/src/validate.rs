@@ -24,10 +24,13 @@ impl Validator {
     pub fn text(&mut self, field: &str, value: &str, max: usize) -> &mut Self {
         let trimmed = value.trim();
         if trimmed.is_empty() {
-            self.errors.push(FieldError::new(field, "must not be empty"));
-        } else if trimmed.chars().count() > max {
             self.errors
-                .push(FieldError::new(field, &format!("must be at most {max} characters")));
+                .push(FieldError::new(field, "must not be empty"));
+        } else if trimmed.chars().count() > max {
+            self.errors.push(FieldError::new(
+                field,
+                &format!("must be at most {max} characters"),
+            ));
         }
         self
     }
@@ -99,7 +102,16 @@ mod tests {
     fn emails() {
         assert!(is_email("ada@example.com"));
         assert!(is_email(" Ada.L+x@ex.co.uk "));
-        for bad in ["", "ada", "ada@", "@ex.com", "a@b", "a b@ex.com", "a@@ex.com", "a@ex.com."] {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@ex.com",
+            "a@b",
+            "a b@ex.com",
+            "a@@ex.com",
+            "a@ex.com.",
+        ] {
             assert!(!is_email(bad), "{bad}");
         }
     }

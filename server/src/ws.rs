@@ -53,15 +53,18 @@ pub async fn workspace_socket(
     let (token, via_protocol) = match params.token.as_deref().filter(|t| !t.is_empty()) {
         Some(token) => (token.to_string(), false),
         None => (
-            token_from_protocols(&headers)
-                .ok_or_else(|| ApiError::unauthorized("missing token (query ?token= or subprotocol)"))?,
+            token_from_protocols(&headers).ok_or_else(|| {
+                ApiError::unauthorized("missing token (query ?token= or subprotocol)")
+            })?,
             true,
         ),
     };
     let user = AuthUser::from_token(&state, &token).await?;
     let (_, permissions) = require_workspace(&state, user.user_id, workspace_id).await?;
     if !Permission::WorkspaceRead.granted_by(&permissions) {
-        return Err(ApiError::forbidden("this workspace needs the 'workspace:read' permission"));
+        return Err(ApiError::forbidden(
+            "this workspace needs the 'workspace:read' permission",
+        ));
     }
     let upgrade = upgrade.map_err(|_| {
         ApiError::bad_request("websocket_required", "this endpoint only speaks WebSocket")
@@ -165,7 +168,8 @@ impl Session {
         mut outbound: mpsc::Receiver<Bytes>,
     ) -> CloseReason {
         let (mut sink, mut stream) = socket.split();
-        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         let reason = loop {
             tokio::select! {
                 biased;
@@ -191,7 +195,11 @@ impl Session {
                 }
             }
         };
-        let _ = room.send(RoomCommand::Leave { conn: self.info.conn }).await;
+        let _ = room
+            .send(RoomCommand::Leave {
+                conn: self.info.conn,
+            })
+            .await;
         if reason.code != 1006 && reason.code != 1000 {
             let _ = sink.send(close_message(&reason)).await;
         }
@@ -269,9 +277,18 @@ mod tests {
     #[test]
     fn token_comes_from_the_bearer_subprotocol() {
         let mut headers = HeaderMap::new();
-        headers.insert("sec-websocket-protocol", "bearer, abc.def.ghi".parse().expect("header"));
-        assert_eq!(token_from_protocols(&headers).as_deref(), Some("abc.def.ghi"));
-        headers.insert("sec-websocket-protocol", "abc.def.ghi".parse().expect("header"));
+        headers.insert(
+            "sec-websocket-protocol",
+            "bearer, abc.def.ghi".parse().expect("header"),
+        );
+        assert_eq!(
+            token_from_protocols(&headers).as_deref(),
+            Some("abc.def.ghi")
+        );
+        headers.insert(
+            "sec-websocket-protocol",
+            "abc.def.ghi".parse().expect("header"),
+        );
         assert_eq!(token_from_protocols(&headers), None);
     }
 }

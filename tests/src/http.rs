@@ -100,10 +100,17 @@ impl TestClient {
                 Method::POST,
                 "/api/v1/auth/register",
                 None,
-                Some(json!({"email": email, "password": "correct horse battery", "full_name": name})),
+                Some(
+                    json!({"email": email, "password": "correct horse battery", "full_name": name}),
+                ),
             )
             .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "register: {}", reply.body);
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "register: {}",
+            reply.body
+        );
         Session {
             user_id: reply.body["user"]["id"]
                 .as_str()
@@ -121,9 +128,18 @@ impl TestClient {
     /// Creates an organization owned by `owner` and returns its id.
     pub async fn create_org(&self, owner: &Session, slug: &str) -> Uuid {
         let reply = self
-            .post("/api/v1/orgs", &owner.token, json!({"name": slug, "slug": slug}))
+            .post(
+                "/api/v1/orgs",
+                &owner.token,
+                json!({"name": slug, "slug": slug}),
+            )
             .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "create org: {}", reply.body);
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "create org: {}",
+            reply.body
+        );
         reply.id()
     }
 
@@ -135,7 +151,12 @@ impl TestClient {
                 json!({"name": slug, "slug": slug}),
             )
             .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "create project: {}", reply.body);
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "create project: {}",
+            reply.body
+        );
         reply.id()
     }
 
@@ -147,7 +168,12 @@ impl TestClient {
                 json!({"name": name, "type": "CANVAS"}),
             )
             .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "create workspace: {}", reply.body);
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "create workspace: {}",
+            reply.body
+        );
         reply.id()
     }
 

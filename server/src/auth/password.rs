@@ -48,12 +48,16 @@ mod tests {
     async fn hash_is_argon2id_and_verifies() {
         let h = hash("correct horse".into()).await.expect("hash");
         assert!(h.starts_with("$argon2id$"));
-        assert!(verify("correct horse".into(), h.clone()).await.expect("verify"));
+        assert!(verify("correct horse".into(), h.clone())
+            .await
+            .expect("verify"));
         assert!(!verify("wrong horse".into(), h).await.expect("verify"));
     }
 
     #[tokio::test]
     async fn malformed_hash_never_verifies() {
-        assert!(!verify("x".into(), "not-a-hash".into()).await.expect("verify"));
+        assert!(!verify("x".into(), "not-a-hash".into())
+            .await
+            .expect("verify"));
     }
 }

@@ -113,7 +113,8 @@ async fn read_state(state: Arc<Vec<u8>>) -> Result<CanvasState, CompactionError>
     blocking(move || {
         let doc = canvas::new_canvas_doc();
         let mut txn = doc.transact_mut();
-        let update = Update::decode_v1(&state).map_err(|e| CompactionError::Decode(e.to_string()))?;
+        let update =
+            Update::decode_v1(&state).map_err(|e| CompactionError::Decode(e.to_string()))?;
         txn.apply_update(update)
             .map_err(|e| CompactionError::Decode(e.to_string()))?;
         Ok(canvas::read_canvas(&txn))

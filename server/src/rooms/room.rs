@@ -50,7 +50,9 @@ pub enum RoomCommand {
         messages: Vec<ClientMessage>,
     },
     /// Compact, close every peer with 1012, stop.
-    Shutdown { reply: oneshot::Sender<()> },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// The room stopped (unloaded or failed) before it could take the request: get a new one.
@@ -310,12 +312,8 @@ impl WorkspaceRoom {
 
     /// Moves what the observer saw into the log batch and the outbox, in order.
     fn collect_emitted(&mut self) {
-        let emitted = std::mem::take(
-            &mut *self
-                .emitted
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
+        let emitted =
+            std::mem::take(&mut *self.emitted.lock().unwrap_or_else(PoisonError::into_inner));
         for Emitted { origin, update } in emitted {
             let user_id = origin
                 .and_then(|c| self.peers.get(&c))
@@ -388,7 +386,8 @@ impl WorkspaceRoom {
         if !self.pending_log.is_empty() {
             let entries = std::mem::take(&mut self.pending_log);
             let started = Instant::now();
-            let appended = update_log::append(self.ctx.db.pool(), self.workspace_id, &entries).await;
+            let appended =
+                update_log::append(self.ctx.db.pool(), self.workspace_id, &entries).await;
             self.ctx
                 .metrics
                 .log_append_seconds

@@ -46,7 +46,8 @@ pub async fn register(
     Json(body): Json<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<SessionResponse>)> {
     let mut v = Validator::new();
-    v.email("email", &body.email).password("password", &body.password);
+    v.email("email", &body.email)
+        .password("password", &body.password);
     if let Some(name) = &body.full_name {
         v.text("full_name", name, 255);
     }

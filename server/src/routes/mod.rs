@@ -36,7 +36,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
-        .route("/ws/workspaces/{workspace_id}", get(crate::ws::workspace_socket))
+        .route(
+            "/ws/workspaces/{workspace_id}",
+            get(crate::ws::workspace_socket),
+        )
         .route("/readyz", get(health::readyz))
         .nest("/api/v1", api)
 }

@@ -16,7 +16,10 @@ async fn healthz_and_readyz_answer_ok() {
 #[tokio::test]
 async fn unknown_routes_get_a_json_404() {
     let app = TestApp::spawn().await;
-    let reply = app.client.send(Method::GET, "/api/v1/nope", None, None).await;
+    let reply = app
+        .client
+        .send(Method::GET, "/api/v1/nope", None, None)
+        .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     assert_eq!(reply.code(), "not_found");
 }

@@ -45,12 +45,11 @@ async fn register_login_and_me() {
     assert_eq!(me.body["id"], reply.body["user"]["id"]);
 
     // Each login is a session row with the client's details; the refresh token is stored hashed.
-    let (count, stored): (i64, String) = sqlx::query_as(
-        "SELECT COUNT(*) OVER (), refresh_token FROM user_sessions LIMIT 1",
-    )
-    .fetch_one(&app.db.pool)
-    .await
-    .unwrap();
+    let (count, stored): (i64, String) =
+        sqlx::query_as("SELECT COUNT(*) OVER (), refresh_token FROM user_sessions LIMIT 1")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
     assert_eq!(count, 2);
     assert_ne!(stored, login.body["refresh_token"].as_str().unwrap());
 }
@@ -59,9 +58,15 @@ async fn register_login_and_me() {
 async fn duplicate_email_is_a_conflict_case_insensitively() {
     let app = TestApp::spawn().await;
     let body = |email: &str| Some(json!({"email": email, "password": "correct horse battery"}));
-    let first = app.client.send(Method::POST, REGISTER, None, body("bob@example.com")).await;
+    let first = app
+        .client
+        .send(Method::POST, REGISTER, None, body("bob@example.com"))
+        .await;
     assert_eq!(first.status, StatusCode::CREATED);
-    let again = app.client.send(Method::POST, REGISTER, None, body("BOB@example.com")).await;
+    let again = app
+        .client
+        .send(Method::POST, REGISTER, None, body("BOB@example.com"))
+        .await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert_eq!(again.code(), "email_taken");
 }
@@ -92,7 +97,10 @@ async fn invalid_registration_lists_every_bad_field() {
 #[tokio::test]
 async fn malformed_bodies_get_stable_codes() {
     let app = TestApp::spawn().await;
-    let bad_json = app.client.send_raw(REGISTER, "application/json", "{\"email\": ").await;
+    let bad_json = app
+        .client
+        .send_raw(REGISTER, "application/json", "{\"email\": ")
+        .await;
     assert_eq!(bad_json.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad_json.code(), "invalid_json");
 
@@ -102,7 +110,10 @@ async fn malformed_bodies_get_stable_codes() {
         .await;
     assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(missing.code(), "invalid_body");
-    assert!(missing.body["error"]["message"].as_str().unwrap().contains("password"));
+    assert!(missing.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("password"));
 
     let not_json = app.client.send_raw(REGISTER, "text/plain", "hello").await;
     assert_eq!(not_json.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
@@ -115,11 +126,21 @@ async fn wrong_password_and_unknown_email_look_the_same() {
     let user = app.client.register("carol").await;
     let wrong = app
         .client
-        .send(Method::POST, LOGIN, None, Some(json!({"email": user.email, "password": "wrong password"})))
+        .send(
+            Method::POST,
+            LOGIN,
+            None,
+            Some(json!({"email": user.email, "password": "wrong password"})),
+        )
         .await;
     let unknown = app
         .client
-        .send(Method::POST, LOGIN, None, Some(json!({"email": "nobody@example.com", "password": "wrong password"})))
+        .send(
+            Method::POST,
+            LOGIN,
+            None,
+            Some(json!({"email": "nobody@example.com", "password": "wrong password"})),
+        )
         .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
@@ -137,7 +158,10 @@ async fn me_requires_a_valid_token() {
 
     // A token signed with another secret is refused.
     let user = app.client.register("dave").await;
-    let other = TestApp::spawn_with(|c| c.jwt_secret = Some("a-different-secret-a-different-secret".into())).await;
+    let other = TestApp::spawn_with(|c| {
+        c.jwt_secret = Some("a-different-secret-a-different-secret".into())
+    })
+    .await;
     let forged = other.client.get("/api/v1/me", &user.token).await;
     assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
 

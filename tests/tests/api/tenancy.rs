@@ -12,7 +12,11 @@ async fn walking_skeleton_register_to_workspace() {
 
     let org = app
         .client
-        .post("/api/v1/orgs", &owner.token, json!({"name": "Acme", "slug": "acme"}))
+        .post(
+            "/api/v1/orgs",
+            &owner.token,
+            json!({"name": "Acme", "slug": "acme"}),
+        )
         .await;
     assert_eq!(org.status, StatusCode::CREATED, "{}", org.body);
     assert_eq!(org.body["role_name"], "Owner");
@@ -20,11 +24,12 @@ async fn walking_skeleton_register_to_workspace() {
     let org_id = org.id();
 
     // Every new organization has the four default roles.
-    let roles: Vec<(String,)> = sqlx::query_as("SELECT name FROM roles WHERE org_id = $1 ORDER BY name")
-        .bind(org_id)
-        .fetch_all(&app.db.pool)
-        .await
-        .unwrap();
+    let roles: Vec<(String,)> =
+        sqlx::query_as("SELECT name FROM roles WHERE org_id = $1 ORDER BY name")
+            .bind(org_id)
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
     let names: Vec<&str> = roles.iter().map(|r| r.0.as_str()).collect();
     assert_eq!(names, ["Admin", "Editor", "Owner", "Viewer"]);
 
@@ -33,16 +38,28 @@ async fn walking_skeleton_register_to_workspace() {
     assert_eq!(listed.body[0]["slug"], "acme");
 
     let project_id = app.client.create_project(&owner, org_id, "web").await;
-    let projects = app.client.get(&format!("/api/v1/orgs/{org_id}/projects"), &owner.token).await;
+    let projects = app
+        .client
+        .get(&format!("/api/v1/orgs/{org_id}/projects"), &owner.token)
+        .await;
     assert_eq!(projects.body[0]["id"], project_id.to_string());
 
-    let workspace_id = app.client.create_workspace(&owner, project_id, "Main canvas").await;
+    let workspace_id = app
+        .client
+        .create_workspace(&owner, project_id, "Main canvas")
+        .await;
     let listed = app
         .client
-        .get(&format!("/api/v1/projects/{project_id}/workspaces"), &owner.token)
+        .get(
+            &format!("/api/v1/projects/{project_id}/workspaces"),
+            &owner.token,
+        )
         .await;
     assert_eq!(listed.body[0]["id"], workspace_id.to_string());
-    let ws = app.client.get(&format!("/api/v1/workspaces/{workspace_id}"), &owner.token).await;
+    let ws = app
+        .client
+        .get(&format!("/api/v1/workspaces/{workspace_id}"), &owner.token)
+        .await;
     assert_eq!(ws.status, StatusCode::OK);
     assert_eq!(ws.body["name"], "Main canvas");
     assert_eq!(ws.body["type"], "CANVAS");
@@ -55,7 +72,11 @@ async fn slugs_are_validated_and_unique() {
     let owner = app.client.register("frank").await;
     let bad = app
         .client
-        .post("/api/v1/orgs", &owner.token, json!({"name": "", "slug": "Not A Slug"}))
+        .post(
+            "/api/v1/orgs",
+            &owner.token,
+            json!({"name": "", "slug": "Not A Slug"}),
+        )
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(bad.body["error"]["fields"].as_array().unwrap().len(), 2);
@@ -63,7 +84,11 @@ async fn slugs_are_validated_and_unique() {
     app.client.create_org(&owner, "taken").await;
     let dup = app
         .client
-        .post("/api/v1/orgs", &owner.token, json!({"name": "x", "slug": "taken"}))
+        .post(
+            "/api/v1/orgs",
+            &owner.token,
+            json!({"name": "x", "slug": "taken"}),
+        )
         .await;
     assert_eq!(dup.status, StatusCode::CONFLICT);
     assert_eq!(dup.code(), "slug_taken");
@@ -93,7 +118,11 @@ async fn another_organizations_resources_are_invisible() {
     assert_eq!(create_project.status, StatusCode::NOT_FOUND);
     let create_ws = app
         .client
-        .post(&paths[1], &mallory.token, json!({"name": "x", "type": "CANVAS"}))
+        .post(
+            &paths[1],
+            &mallory.token,
+            json!({"name": "x", "type": "CANVAS"}),
+        )
         .await;
     assert_eq!(create_ws.status, StatusCode::NOT_FOUND);
     let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM projects WHERE org_id = $1")
@@ -104,9 +133,18 @@ async fn another_organizations_resources_are_invisible() {
     assert_eq!(count, 1, "mallory created nothing in alice's org");
 
     // Unknown and malformed ids are 404 too.
-    let unknown = app.client.get(&format!("/api/v1/workspaces/{}", Uuid::new_v4()), &mallory.token).await;
+    let unknown = app
+        .client
+        .get(
+            &format!("/api/v1/workspaces/{}", Uuid::new_v4()),
+            &mallory.token,
+        )
+        .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
-    let malformed = app.client.get("/api/v1/workspaces/not-a-uuid", &mallory.token).await;
+    let malformed = app
+        .client
+        .get("/api/v1/workspaces/not-a-uuid", &mallory.token)
+        .await;
     assert_eq!(malformed.status, StatusCode::NOT_FOUND);
 }
 
@@ -125,7 +163,10 @@ async fn a_viewer_can_read_but_not_create() {
     .await
     .unwrap();
 
-    let read = app.client.get(&format!("/api/v1/workspaces/{workspace}"), &viewer.token).await;
+    let read = app
+        .client
+        .get(&format!("/api/v1/workspaces/{workspace}"), &viewer.token)
+        .await;
     assert_eq!(read.status, StatusCode::OK);
     let denied = app
         .client
