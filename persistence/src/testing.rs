@@ -28,8 +28,10 @@ struct TestServer {
     admin: PgConnectOptions,
     template: String,
     /// Turns a database name into a URL the server under test can use.
-    url_for: Box<dyn Fn(&str) -> String + Send + Sync>,
+    url_for: UrlFor,
 }
+
+type UrlFor = Box<dyn Fn(&str) -> String + Send + Sync>;
 
 static SERVER: OnceCell<Result<TestServer, String>> = OnceCell::const_new();
 /// `CREATE DATABASE … TEMPLATE` fails when another clone of the same template runs at that moment.
@@ -72,22 +74,21 @@ pub async fn fresh_database() -> Result<TestDatabase, PersistenceError> {
 }
 
 async fn start_server() -> Result<TestServer, PersistenceError> {
-    let (admin, url_for): (PgConnectOptions, Box<dyn Fn(&str) -> String + Send + Sync>) =
-        match std::env::var("DATABASE_URL") {
-            Ok(url) => {
-                let options: PgConnectOptions = url.parse()?;
-                let base = url.clone();
-                (
-                    options.database("postgres"),
-                    Box::new(move |db: &str| replace_database(&base, db)),
-                )
-            }
-            Err(_) => {
-                let pg = start_embedded().await?;
-                let admin = pg.connect_options("postgres");
-                (admin, Box::new(move |db: &str| pg.url(db)))
-            }
-        };
+    let (admin, url_for): (PgConnectOptions, UrlFor) = match std::env::var("DATABASE_URL") {
+        Ok(url) => {
+            let options: PgConnectOptions = url.parse()?;
+            let base = url.clone();
+            (
+                options.database("postgres"),
+                Box::new(move |db: &str| replace_database(&base, db)),
+            )
+        }
+        Err(_) => {
+            let pg = start_embedded().await?;
+            let admin = pg.connect_options("postgres");
+            (admin, Box::new(move |db: &str| pg.url(db)))
+        }
+    };
     let admin = admin.disable_statement_logging();
     let template = format!("nox_template_{}", std::process::id());
     let mut conn = PgConnection::connect_with(&admin).await?;

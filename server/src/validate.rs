@@ -29,7 +29,7 @@ impl Validator {
         } else if trimmed.chars().count() > max {
             self.errors.push(FieldError::new(
                 field,
-                &format!("must be at most {max} characters"),
+                format!("must be at most {max} characters"),
             ));
         }
         self
