@@ -2,6 +2,7 @@
 //! to it over HTTP like any client would.
 
 pub mod http;
+pub mod ws;
 
 use std::net::SocketAddr;
 
@@ -12,10 +13,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use http::{Session, TestClient};
+pub use ws::WsClient;
 
 /// A running server on its own fresh database (cloned from the migrated template).
 pub struct TestApp {
     pub addr: SocketAddr,
+    pub config: Config,
     pub db: TestDatabase,
     pub client: TestClient,
     shutdown: Option<oneshot::Sender<()>>,
@@ -32,7 +35,20 @@ impl TestApp {
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         let db = fresh_database().await.expect("fresh test database");
         let config = test_config(&db.url, adjust);
-        let app = Application::build(config).await.expect("build application");
+        Self::start(db, config).await
+    }
+
+    /// Graceful shutdown, then a new server (new port) on the same database and configuration.
+    pub async fn restart(mut self) -> TestApp {
+        self.shutdown().await;
+        let TestApp { db, config, .. } = self;
+        Self::start(db, config).await
+    }
+
+    async fn start(db: TestDatabase, config: Config) -> TestApp {
+        let app = Application::build(config.clone())
+            .await
+            .expect("build application");
         let addr = app.local_addr();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(app.run_until_stopped(async {
@@ -40,6 +56,7 @@ impl TestApp {
         }));
         TestApp {
             addr,
+            config,
             db,
             client: TestClient::new(addr),
             shutdown: Some(tx),
@@ -47,8 +64,17 @@ impl TestApp {
         }
     }
 
+    /// The test database's pool, for assertions on rows.
+    pub fn pool(&self) -> &sqlx::PgPool {
+        &self.db.pool
+    }
+
     /// Graceful shutdown, waiting until the server has stopped.
     pub async fn stop(mut self) {
+        self.shutdown().await;
+    }
+
+    async fn shutdown(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

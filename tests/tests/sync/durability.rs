@@ -1,0 +1,207 @@
+//! What is acknowledged is stored: the log before broadcast, restarts, compaction, imports, unload.
+
+use nox_persistence::update_log;
+use nox_sync_protocol::canvas;
+use serde_json::json;
+use uuid::Uuid;
+use yrs::updates::decoder::Decode;
+use yrs::{Transact, Update};
+
+use crate::{block, client, eventually, id, setup, setup_with};
+
+/// The document exactly as storage holds it (snapshot + log), read without the server.
+async fn stored_canvas(pool: &sqlx::PgPool, workspace_id: Uuid) -> serde_json::Value {
+    let stored = update_log::load(pool, workspace_id).await.expect("load");
+    let doc = canvas::new_canvas_doc();
+    let mut txn = doc.transact_mut();
+    for bytes in stored
+        .snapshot
+        .iter()
+        .chain(stored.log.iter().map(|(_, b)| b))
+    {
+        txn.apply_update(Update::decode_v1(bytes).expect("stored update decodes"))
+            .expect("apply");
+    }
+    serde_json::to_value(canvas::read_canvas(&txn)).expect("json")
+}
+
+#[tokio::test]
+async fn an_update_is_stored_before_any_peer_sees_it() {
+    // Slow compaction so the update is still in the log, not only in a snapshot.
+    let (app, owner, ws) = setup_with(|c| c.compact_interval_ms = 60_000).await;
+    let mut a = client(&app, &owner, ws).await;
+    let mut b = client(&app, &owner, ws).await;
+    for i in 0..5 {
+        let block_id = id();
+        a.put_block(&block_id, block(&format!("durable {i}"))).await;
+        b.pump_until(|c| c.canvas_json()["blocks"].get(&block_id).is_some())
+            .await;
+        // B has it, so storage must have it already: no waiting here.
+        let stored = stored_canvas(app.pool(), ws).await;
+        assert!(
+            stored["blocks"].get(&block_id).is_some(),
+            "block {i} was broadcast before it was stored"
+        );
+    }
+    let users: Vec<Option<Uuid>> =
+        sqlx::query_scalar("SELECT user_id FROM workspace_update_log WHERE workspace_id = $1")
+            .bind(ws)
+            .fetch_all(app.pool())
+            .await
+            .expect("log rows");
+    assert!(!users.is_empty());
+    assert!(
+        users.iter().all(|u| *u == Some(owner.user_id)),
+        "the log records who sent each update"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn content_survives_a_restart() {
+    let (app, owner, ws) = setup().await;
+    let mut a = client(&app, &owner, ws).await;
+    let (x, y) = (id(), id());
+    a.put_block(&x, block("x")).await;
+    a.put_block(
+        &y,
+        json!({ "type": "NOTE", "name": "y", "parent_block_id": x }),
+    )
+    .await;
+    a.put_relation(
+        &id(),
+        json!({ "source_block_id": x, "target_block_id": y, "type": "LINK" }),
+    )
+    .await;
+    a.put_block(&x, json!({ "config": { "color": "red" } }))
+        .await;
+    let mut b = client(&app, &owner, ws).await;
+    b.pump_until(|c| c.canvas_json()["blocks"][&x]["config"]["color"] == "red")
+        .await;
+    let before = a.canvas_json();
+    a.disconnect().await;
+    b.disconnect().await;
+
+    let app = app.restart().await;
+    let fresh = client(&app, &owner, ws).await;
+    assert_eq!(fresh.canvas_json(), before);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn compaction_folds_the_log_into_a_snapshot() {
+    let (app, owner, ws) = setup().await;
+    let mut a = client(&app, &owner, ws).await;
+    for i in 0..10 {
+        a.put_block(&id(), block(&format!("b{i}"))).await;
+    }
+    a.settle().await;
+    let pool = app.pool().clone();
+    eventually("the log is compacted", || {
+        let pool = pool.clone();
+        async move {
+            update_log::pending_entries(&pool, ws)
+                .await
+                .expect("pending")
+                == 0
+                && sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM workspace_update_log WHERE workspace_id = $1",
+                )
+                .bind(ws)
+                .fetch_one(&pool)
+                .await
+                .expect("count")
+                    == 0
+        }
+    })
+    .await;
+    let covers: i64 =
+        sqlx::query_scalar("SELECT covers_seq FROM workspace_snapshots WHERE workspace_id = $1")
+            .bind(ws)
+            .fetch_one(app.pool())
+            .await
+            .expect("snapshot");
+    assert!(
+        covers >= 10,
+        "the snapshot covers every update (covers_seq {covers})"
+    );
+    assert_eq!(stored_canvas(app.pool(), ws).await, a.canvas_json());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn imported_rows_are_built_into_the_document_once() {
+    let (app, owner, ws) = setup().await;
+    let (parent, child) = (Uuid::new_v4(), Uuid::new_v4());
+    sqlx::query(
+        "INSERT INTO core_blocks (id, workspace_id, parent_block_id, type, name, config)
+         VALUES ($1, $3, NULL, 'GROUP', 'imported parent', '{\"k\": 1}'),
+                ($2, $3, $1, 'NODE', 'imported child', '{}')",
+    )
+    .bind(parent)
+    .bind(child)
+    .bind(ws)
+    .execute(app.pool())
+    .await
+    .expect("import blocks");
+    sqlx::query(
+        "INSERT INTO core_relations (workspace_id, source_block_id, target_block_id, type)
+         VALUES ($1, $2, $3, 'CONTAINS')",
+    )
+    .bind(ws)
+    .bind(parent)
+    .bind(child)
+    .execute(app.pool())
+    .await
+    .expect("import relation");
+
+    let c = client(&app, &owner, ws).await;
+    let canvas = c.canvas_json();
+    assert_eq!(
+        canvas["blocks"][parent.to_string()]["name"],
+        "imported parent"
+    );
+    assert_eq!(
+        canvas["blocks"][child.to_string()]["parent_block_id"],
+        parent.to_string()
+    );
+    assert_eq!(canvas["blocks"][parent.to_string()]["config"]["k"], 1);
+    assert_eq!(canvas["relations"].as_object().map(|r| r.len()), Some(1));
+    let snapshots: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM workspace_snapshots WHERE workspace_id = $1")
+            .bind(ws)
+            .fetch_one(app.pool())
+            .await
+            .expect("count");
+    assert_eq!(snapshots, 1, "the built document is stored at once");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn idle_rooms_unload_and_reload_from_storage() {
+    let (app, owner, ws) = setup_with(|c| c.room_idle_secs = 1).await;
+    let block_id = id();
+    {
+        let mut a = client(&app, &owner, ws).await;
+        a.put_block(&block_id, block("kept")).await;
+        a.settle().await;
+        a.disconnect().await;
+    }
+    let metrics_url = format!("http://{}/metrics", app.addr);
+    eventually("the idle room unloads", || {
+        let url = metrics_url.clone();
+        async move {
+            let text = reqwest::get(url)
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text");
+            text.contains("nox_rooms_loaded 0")
+        }
+    })
+    .await;
+    let c = client(&app, &owner, ws).await;
+    assert_eq!(c.canvas_json()["blocks"][&block_id]["name"], "kept");
+    app.stop().await;
+}
