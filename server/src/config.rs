@@ -77,6 +77,11 @@ pub struct Config {
     #[arg(long, env = "NOX_ROOM_IDLE_SECS", default_value_t = 30)]
     pub room_idle_secs: u64,
 
+    /// Milliseconds after which an awareness state its client has not renewed is dropped (the
+    /// y-websocket server uses 30 s; clients renew every 15 s).
+    #[arg(long, env = "NOX_AWARENESS_TIMEOUT_MS", default_value_t = 30_000)]
+    pub awareness_timeout_ms: u64,
+
     /// Maximum PostgreSQL connections in the pool.
     #[arg(long, env = "NOX_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,

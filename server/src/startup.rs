@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use nox_persistence::db::Database;
@@ -63,6 +64,7 @@ impl Application {
             settings: RoomSettings {
                 compact_interval: config.compact_interval(),
                 idle_unload: config.room_idle(),
+                awareness_timeout: Duration::from_millis(config.awareness_timeout_ms),
             },
         }));
         let state = AppState {

@@ -42,6 +42,7 @@ pub struct RoomContext {
 pub struct RoomSettings {
     pub compact_interval: Duration,
     pub idle_unload: Duration,
+    pub awareness_timeout: Duration,
 }
 
 /// A way to send commands to a running room.

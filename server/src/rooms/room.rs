@@ -27,8 +27,6 @@ use super::load::LoadedDocument;
 use super::peer::{CloseReason, ConnId, Peer, PeerControl, PeerInfo};
 use super::RoomContext;
 
-/// Clients renew awareness every 15 s; a state not renewed for 30 s is dropped (as the JS server does).
-const AWARENESS_TIMEOUT_MS: u64 = 30_000;
 const TICK: Duration = Duration::from_millis(500);
 /// Commands handled per batch: bounds the latency one batch adds for the first command in it.
 const MAX_BATCH: usize = 256;
@@ -491,14 +489,16 @@ impl WorkspaceRoom {
         self.next_seq - 1 > self.compacted_seq
     }
 
-    /// Drops awareness states not renewed for 30 s (yrs has no such timer; JS clients expect it).
+    /// Drops awareness states not renewed in time (30 s by default, as the JS server does; yrs has
+    /// no such timer and JS clients expect it).
     fn expire_awareness(&mut self) {
         let now = now_millis();
+        let timeout = self.ctx.settings.awareness_timeout.as_millis() as u64;
         let stale: Vec<ClientID> = self
             .awareness
             .iter()
             .filter(|(_, state)| state.data.is_some())
-            .filter(|(_, state)| now.saturating_sub(state.last_updated) > AWARENESS_TIMEOUT_MS)
+            .filter(|(_, state)| now.saturating_sub(state.last_updated) > timeout)
             .map(|(id, _)| id)
             .collect();
         for peer in self.peers.values_mut() {

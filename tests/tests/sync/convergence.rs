@@ -142,3 +142,20 @@ async fn durable_acks_count_committed_updates() {
     assert_eq!(plain.acks, 0);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn awareness_not_renewed_in_time_expires() {
+    let (app, owner, ws) = crate::setup_with(|c| c.awareness_timeout_ms = 600).await;
+    let mut a = client(&app, &owner, ws).await;
+    let mut b = client(&app, &owner, ws).await;
+    a.set_awareness(json!({ "user": { "name": "quiet" } }))
+        .await;
+    let a_id = a.client_id();
+    b.pump_until(|c| matches!(c.peers_awareness.get(&a_id), Some(Some(_))))
+        .await;
+    // A stays connected but never renews: the server drops the state and tells everyone.
+    b.pump_until(|c| matches!(c.peers_awareness.get(&a_id), Some(None)))
+        .await;
+    assert!(a.is_connected());
+    app.stop().await;
+}

@@ -205,3 +205,35 @@ async fn idle_rooms_unload_and_reload_from_storage() {
     assert_eq!(c.canvas_json()["blocks"][&block_id]["name"], "kept");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn graceful_shutdown_compacts_and_closes_with_1012() {
+    // Compaction would never run on its own during this test.
+    let (app, owner, ws) = setup_with(|c| c.compact_interval_ms = 600_000).await;
+    let mut a = client(&app, &owner, ws).await;
+    for i in 0..3 {
+        a.put_block(&id(), block(&format!("s{i}"))).await;
+    }
+    a.settle().await;
+    let pool = app.pool().clone();
+    let stopping = tokio::spawn(app.stop());
+    let closed = a.wait_closed().await;
+    assert_eq!(closed.code, 1012);
+    stopping.await.expect("stopped");
+    let log: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM workspace_update_log WHERE workspace_id = $1")
+            .bind(ws)
+            .fetch_one(&pool)
+            .await
+            .expect("log");
+    assert_eq!(log, 0, "shutdown folded the log into the snapshot");
+    assert_eq!(stored_canvas(&pool, ws).await, a.canvas_json());
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM core_blocks WHERE workspace_id = $1 AND deleted_at IS NULL",
+    )
+    .bind(ws)
+    .fetch_one(&pool)
+    .await
+    .expect("rows");
+    assert_eq!(rows, 3, "and projected it");
+}
