@@ -11,6 +11,7 @@ pub mod db;
 pub mod embedded;
 pub mod error;
 pub mod iam;
+pub mod locks;
 pub mod migrate;
 pub mod projection_store;
 pub mod testing;

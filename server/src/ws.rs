@@ -16,6 +16,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use nox_persistence::iam::users;
 use nox_sync_protocol::wire;
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -40,6 +41,13 @@ pub struct WsParams {
     /// `acks=1`: send the durable acknowledgement message (type 6) after each commit.
     #[serde(default)]
     acks: Option<String>,
+    /// `locks=1`: receive edit-lock events (stateless type 5 frames) from the start.
+    #[serde(default)]
+    locks: Option<String>,
+}
+
+fn flag(value: Option<&str>) -> bool {
+    matches!(value, Some("1" | "true"))
 }
 
 /// Authenticates and authorizes, then upgrades.
@@ -69,11 +77,17 @@ pub async fn workspace_socket(
     let upgrade = upgrade.map_err(|_| {
         ApiError::bad_request("websocket_required", "this endpoint only speaks WebSocket")
     })?;
+    let user_name = users::find_live(state.db.pool(), user.user_id)
+        .await?
+        .and_then(|u| u.full_name.or(Some(u.email)));
     let info = PeerInfo {
         conn: state.next_conn.fetch_add(1, Ordering::Relaxed),
         user_id: user.user_id,
+        user_name,
         can_write: Permission::WorkspaceWrite.granted_by(&permissions),
-        wants_acks: matches!(params.acks.as_deref(), Some("1" | "true")),
+        can_override_locks: Permission::LocksOverride.granted_by(&permissions),
+        wants_acks: flag(params.acks.as_deref()),
+        wants_locks: flag(params.locks.as_deref()),
     };
     let upgrade = if via_protocol {
         upgrade.protocols([BEARER_PROTOCOL])

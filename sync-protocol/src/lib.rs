@@ -3,9 +3,11 @@
 //! - [`wire`]: the y-protocols (y-websocket) and Hocuspocus framings, decoded defensively.
 //! - [`canvas`]: the canvas document model (`blocks` / `relations` root maps) read from and written
 //!   into a `yrs::Doc`.
+//! - [`locks`]: the JSON edit-lock messages carried in stateless frames.
 //! - [`projection`]: how a canvas state becomes `core_blocks` / `core_relations` /
 //!   `block_invader_usages` rows, with every conflict rule of the design resolved deterministically.
 
 pub mod canvas;
+pub mod locks;
 pub mod projection;
 pub mod wire;

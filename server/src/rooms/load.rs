@@ -5,6 +5,7 @@
 use nox_persistence::compaction::{self, Compaction};
 use nox_persistence::db::Database;
 use nox_persistence::error::PersistenceError;
+use nox_persistence::locks::{self, EditLock};
 use nox_persistence::{projection_store, update_log};
 use nox_sync_protocol::canvas;
 use nox_sync_protocol::projection::ProjectionDiff;
@@ -19,6 +20,8 @@ pub struct LoadedDocument {
     pub next_seq: i64,
     /// The highest seq already folded into the stored snapshot.
     pub compacted_seq: i64,
+    /// The workspace's live edit locks (they survive restarts as rows).
+    pub locks: Vec<EditLock>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +40,14 @@ pub enum LoadError {
 }
 
 pub async fn load_document(db: &Database, workspace_id: Uuid) -> Result<LoadedDocument, LoadError> {
+    locks::sweep_expired(db.pool(), workspace_id).await?;
+    let live_locks = locks::live_for_workspace(db.pool(), workspace_id).await?;
+    let mut loaded = load_content(db, workspace_id).await?;
+    loaded.locks = live_locks;
+    Ok(loaded)
+}
+
+async fn load_content(db: &Database, workspace_id: Uuid) -> Result<LoadedDocument, LoadError> {
     let stored = update_log::load(db.pool(), workspace_id).await?;
     if stored.is_empty() {
         return load_from_rows(db, workspace_id).await;
@@ -62,6 +73,7 @@ pub async fn load_document(db: &Database, workspace_id: Uuid) -> Result<LoadedDo
         doc,
         next_seq,
         compacted_seq,
+        locks: Vec::new(),
     })
 }
 
@@ -90,6 +102,7 @@ async fn load_from_rows(db: &Database, workspace_id: Uuid) -> Result<LoadedDocum
             doc,
             next_seq: 1,
             compacted_seq: 0,
+            locks: Vec::new(),
         });
     }
     let imported = canvas::canvas_update_from_rows(&blocks, &relations, &usages);
@@ -124,5 +137,6 @@ async fn load_from_rows(db: &Database, workspace_id: Uuid) -> Result<LoadedDocum
         doc,
         next_seq: 1,
         compacted_seq: 0,
+        locks: Vec::new(),
     })
 }

@@ -7,8 +7,11 @@
 
 mod compactor;
 mod load;
+mod lock_table;
 pub mod peer;
 mod room;
+mod room_http;
+mod room_locks;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,6 +27,7 @@ use crate::metrics::Metrics;
 pub use load::LoadError;
 use peer::{PeerControl, PeerInfo};
 pub use room::{RoomClosed, RoomCommand};
+pub use room_http::{CanvasEdit, EditError, HttpRequest, PresenceEntry};
 
 /// How many queued commands a room accepts before senders wait.
 const ROOM_QUEUE: usize = 4096;
@@ -110,6 +114,39 @@ impl RoomRegistry {
                 return Ok(handle);
             }
             // The room was unloading: make sure its slot is gone and try a fresh one.
+            self.rooms
+                .remove_if(&workspace_id, |_, current| Arc::ptr_eq(current, &slot));
+        }
+        Err(JoinError::Unavailable)
+    }
+
+    /// The room of a workspace for an HTTP request, loading it when needed.
+    pub async fn handle(&self, workspace_id: Uuid) -> Result<RoomHandle, JoinError> {
+        self.room(workspace_id).await.map(|(_, handle)| handle)
+    }
+
+    /// The room of a workspace only if it is loaded (presence must not load rooms).
+    pub fn loaded_handle(&self, workspace_id: Uuid) -> Option<RoomHandle> {
+        self.rooms
+            .get(&workspace_id)
+            .and_then(|slot| slot.room.get().cloned())
+    }
+
+    /// Sends an HTTP request to the workspace's room and waits for the answer. A room that stops
+    /// meanwhile is replaced (its successor loads from storage) and the request is sent again.
+    pub async fn request<T>(
+        &self,
+        workspace_id: Uuid,
+        make: impl Fn(oneshot::Sender<T>) -> HttpRequest,
+    ) -> Result<T, JoinError> {
+        for _ in 0..JOIN_ATTEMPTS {
+            let (slot, handle) = self.room(workspace_id).await?;
+            let (reply, answer) = oneshot::channel();
+            if handle.send(RoomCommand::Http(make(reply))).await.is_ok() {
+                if let Ok(value) = answer.await {
+                    return Ok(value);
+                }
+            }
             self.rooms
                 .remove_if(&workspace_id, |_, current| Arc::ptr_eq(current, &slot));
         }

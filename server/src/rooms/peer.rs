@@ -68,9 +68,15 @@ impl PeerControl {
 pub struct PeerInfo {
     pub conn: ConnId,
     pub user_id: Uuid,
+    /// The user's display name, stamped onto its awareness states and lock badges.
+    pub user_name: Option<String>,
     pub can_write: bool,
+    /// May break other users' edit locks (`locks:override`).
+    pub can_override_locks: bool,
     /// Opted in to durable acknowledgements (`?acks=1`).
     pub wants_acks: bool,
+    /// Receives lock events (`?locks=1`, or implied by sending a lock message).
+    pub wants_locks: bool,
 }
 
 /// A joined connection, as the room sees it.
@@ -80,6 +86,9 @@ pub(crate) struct Peer {
     pub control: Arc<PeerControl>,
     /// Awareness client ids this connection announced; removed when it leaves.
     pub awareness_ids: HashSet<ClientID>,
+    pub joined_at: chrono::DateTime<chrono::Utc>,
+    /// Awareness messages in the current one-second window (rate cap).
+    pub awareness_window: (std::time::Instant, u32),
 }
 
 impl Peer {
@@ -89,6 +98,8 @@ impl Peer {
             outbound,
             control,
             awareness_ids: HashSet::new(),
+            joined_at: chrono::Utc::now(),
+            awareness_window: (std::time::Instant::now(), 0),
         }
     }
 

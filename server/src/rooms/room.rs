@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 use yrs::block::ClientID;
+use yrs::sync::awareness::AwarenessUpdateEntry;
 use yrs::sync::{Awareness, AwarenessUpdate};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
@@ -25,12 +26,20 @@ use yrs::{ReadTxn, StateVector, Transact, Update};
 
 use super::compactor::{self, CompactionJob, CompactionOutcome};
 use super::load::LoadedDocument;
+use super::lock_table::LockTable;
 use super::peer::{CloseReason, ConnId, Peer, PeerControl, PeerInfo};
+use super::room_http::{HttpRequest, PendingHttpReply};
+use super::room_locks::LockRelease;
 use super::RoomContext;
+use nox_sync_protocol::locks::LockCommand;
 
 const TICK: Duration = Duration::from_millis(500);
 /// Commands handled per batch: bounds the latency one batch adds for the first command in it.
 const MAX_BATCH: usize = 256;
+/// Awareness messages accepted per connection and second (cursors move at most ~60 times/s).
+const MAX_AWARENESS_PER_SECOND: u32 = 60;
+/// Largest awareness state (JSON) relayed; a cursor and a name need a few hundred bytes.
+const MAX_AWARENESS_STATE_BYTES: usize = 16 * 1024;
 
 /// What sessions (and the registry) ask of a room.
 pub enum RoomCommand {
@@ -52,6 +61,8 @@ pub enum RoomCommand {
     Shutdown {
         reply: oneshot::Sender<()>,
     },
+    /// A request of the HTTP API (reads, server-originated edits, presence, locks).
+    Http(HttpRequest),
 }
 
 /// The room stopped (unloaded or failed) before it could take the request: get a new one.
@@ -66,9 +77,11 @@ struct Emitted {
 }
 
 /// Who a queued frame goes to once the batch is durable.
-enum Target {
+pub(super) enum Target {
     One(ConnId),
     AllExcept(Option<ConnId>),
+    /// Every peer that receives lock events.
+    LockSubscribers,
 }
 
 /// A frame encoded once and shared by every joiner until the document changes (join storms).
@@ -78,10 +91,10 @@ struct CachedFullState {
 }
 
 pub struct WorkspaceRoom {
-    workspace_id: Uuid,
-    ctx: RoomContext,
-    awareness: Awareness,
-    peers: HashMap<ConnId, Peer>,
+    pub(super) workspace_id: Uuid,
+    pub(super) ctx: RoomContext,
+    pub(super) awareness: Awareness,
+    pub(super) peers: HashMap<ConnId, Peer>,
     /// Filled by the doc's update observer, drained after every applied message.
     emitted: Arc<Mutex<Vec<Emitted>>>,
     /// Updates applied in this batch, to append before anything is delivered.
@@ -101,6 +114,15 @@ pub struct WorkspaceRoom {
     projection: Option<Arc<Projection>>,
     idle_since: Option<Instant>,
     stopping: bool,
+    pub(super) locks: LockTable,
+    /// Lock requests of this batch, decided and stored in `flush`.
+    pub(super) lock_work: Vec<(ConnId, LockCommand)>,
+    /// Locks to release in `flush` (closed connections, expiry).
+    pub(super) lock_releases: Vec<LockRelease>,
+    /// HTTP answers that wait for the batch to be durable.
+    pub(super) http_replies: Vec<PendingHttpReply>,
+    /// Who made the server-originated edit being applied (recorded in the log).
+    pub(super) acting_user: Option<Uuid>,
 }
 
 impl WorkspaceRoom {
@@ -138,6 +160,11 @@ impl WorkspaceRoom {
             projection: None,
             idle_since: Some(Instant::now()),
             stopping: false,
+            locks: LockTable::from_rows(loaded.locks),
+            lock_work: Vec::new(),
+            lock_releases: Vec::new(),
+            http_replies: Vec::new(),
+            acting_user: None,
         }
     }
 
@@ -164,7 +191,7 @@ impl WorkspaceRoom {
                     }
                 }
                 outcome = wait_compaction(&mut self.compaction) => self.on_compaction_done(outcome),
-                _ = tick.tick() => self.on_tick(),
+                _ = tick.tick() => self.on_tick().await,
             }
         }
         if shutdown_reply.is_some() {
@@ -181,6 +208,7 @@ impl WorkspaceRoom {
                 RoomCommand::Shutdown { reply } => {
                     let _ = reply.send(());
                 }
+                RoomCommand::Http(request) => request.refuse(),
                 RoomCommand::Leave { .. } | RoomCommand::Messages { .. } => {}
             }
         }
@@ -213,6 +241,7 @@ impl WorkspaceRoom {
                 }
             }
             RoomCommand::Shutdown { reply } => return Some(reply),
+            RoomCommand::Http(request) => self.on_http(request),
         }
         None
     }
@@ -227,6 +256,9 @@ impl WorkspaceRoom {
                 self.queue(Target::One(conn), wire::encode_awareness(&update));
             }
         }
+        if self.peers.get(&conn).is_some_and(|p| p.info.wants_locks) {
+            self.send_lock_list(conn);
+        }
     }
 
     fn leave(&mut self, conn: ConnId) {
@@ -235,6 +267,7 @@ impl WorkspaceRoom {
         };
         let ids: Vec<ClientID> = peer.awareness_ids.iter().copied().collect();
         self.remove_awareness(&ids);
+        self.release_locks_of(conn);
         if self.peers.is_empty() {
             self.idle_since = Some(Instant::now());
         }
@@ -272,7 +305,8 @@ impl WorkspaceRoom {
                     self.queue(Target::One(conn), wire::encode_awareness(&update));
                 }
             }
-            ClientMessage::Auth(_) | ClientMessage::Stateless(_) | ClientMessage::Unknown(_) => {}
+            ClientMessage::Stateless(payload) => self.on_stateless(conn, &payload),
+            ClientMessage::Auth(_) | ClientMessage::Unknown(_) => {}
         }
     }
 
@@ -310,13 +344,14 @@ impl WorkspaceRoom {
     }
 
     /// Moves what the observer saw into the log batch and the outbox, in order.
-    fn collect_emitted(&mut self) {
+    pub(super) fn collect_emitted(&mut self) {
         let emitted =
             std::mem::take(&mut *self.emitted.lock().unwrap_or_else(PoisonError::into_inner));
         for Emitted { origin, update } in emitted {
             let user_id = origin
                 .and_then(|c| self.peers.get(&c))
-                .map(|p| p.info.user_id);
+                .map(|p| p.info.user_id)
+                .or(self.acting_user);
             self.queue(Target::AllExcept(origin), wire::encode_update(&update));
             self.pending_log.push(NewLogEntry {
                 seq: self.next_seq,
@@ -329,6 +364,12 @@ impl WorkspaceRoom {
     }
 
     fn on_awareness(&mut self, conn: ConnId, update: AwarenessUpdate) {
+        if !self.within_awareness_rate(conn) {
+            return;
+        }
+        let Some(update) = self.trusted_awareness(conn, update) else {
+            return;
+        };
         let frame = wire::encode_awareness(&update);
         match self.awareness.apply_update_summary(update) {
             Ok(Some(summary)) => {
@@ -348,6 +389,54 @@ impl WorkspaceRoom {
                 tracing::debug!(workspace_id = %self.workspace_id, conn, error = %err, "awareness update ignored");
             }
         }
+    }
+
+    /// At most [`MAX_AWARENESS_PER_SECOND`] awareness messages per connection; the rest are
+    /// dropped (each message supersedes the previous one, so nothing lasting is lost).
+    fn within_awareness_rate(&mut self, conn: ConnId) -> bool {
+        let Some(peer) = self.peers.get_mut(&conn) else {
+            return false;
+        };
+        let (window_start, count) = &mut peer.awareness_window;
+        if window_start.elapsed() >= Duration::from_secs(1) {
+            *window_start = Instant::now();
+            *count = 0;
+        }
+        *count += 1;
+        *count <= MAX_AWARENESS_PER_SECOND
+    }
+
+    /// Keeps only the entries this connection may set (its own client ids, bounded size) and
+    /// stamps the authenticated user onto each state, so peers cannot impersonate each other.
+    fn trusted_awareness(&self, conn: ConnId, update: AwarenessUpdate) -> Option<AwarenessUpdate> {
+        let peer = self.peers.get(&conn)?;
+        let owned_elsewhere = |id: &ClientID| {
+            self.peers
+                .iter()
+                .any(|(other, p)| *other != conn && p.awareness_ids.contains(id))
+        };
+        let clients: HashMap<ClientID, AwarenessUpdateEntry> = update
+            .clients
+            .into_iter()
+            .filter(|(id, entry)| {
+                !owned_elsewhere(id) && entry.json.len() <= MAX_AWARENESS_STATE_BYTES
+            })
+            .map(|(id, entry)| {
+                let json = stamp_user(
+                    &entry.json,
+                    peer.info.user_id,
+                    peer.info.user_name.as_deref(),
+                );
+                (
+                    id,
+                    AwarenessUpdateEntry {
+                        clock: entry.clock,
+                        json,
+                    },
+                )
+            })
+            .collect();
+        (!clients.is_empty()).then_some(AwarenessUpdate { clients })
     }
 
     /// SyncStep2 answering a client's state vector; the full state is encoded once per version.
@@ -370,7 +459,7 @@ impl WorkspaceRoom {
         frame
     }
 
-    fn queue(&mut self, target: Target, frame: Vec<u8>) {
+    pub(super) fn queue(&mut self, target: Target, frame: Vec<u8>) {
         self.queue_bytes(target, Bytes::from(frame));
     }
 
@@ -393,6 +482,7 @@ impl WorkspaceRoom {
             if let Err(err) = appended {
                 self.ctx.metrics.log_append_failures.inc();
                 tracing::error!(workspace_id = %self.workspace_id, error = %err, "update log append failed; closing the room");
+                self.answer_http(false);
                 self.fail(CloseReason::STORAGE_UNAVAILABLE);
                 return;
             }
@@ -401,6 +491,8 @@ impl WorkspaceRoom {
                 .compaction_lag_entries
                 .add(entries.len() as i64);
         }
+        self.answer_http(true);
+        self.process_locks().await;
         self.deliver();
     }
 
@@ -418,6 +510,11 @@ impl WorkspaceRoom {
                 Target::One(conn) => {
                     if let Some(peer) = self.peers.get(&conn) {
                         peer.send(frame);
+                    }
+                }
+                Target::LockSubscribers => {
+                    for peer in self.peers.values().filter(|p| p.info.wants_locks) {
+                        peer.send(frame.clone());
                     }
                 }
                 Target::AllExcept(except) => {
@@ -476,14 +573,17 @@ impl WorkspaceRoom {
         self.stopping = true;
     }
 
-    fn on_tick(&mut self) {
+    async fn on_tick(&mut self) {
         self.expire_awareness();
+        self.expire_locks().await;
         if self.compaction.is_none() && self.has_uncompacted() {
             let due = self.last_compaction.elapsed() >= self.ctx.settings.compact_interval;
             if due || self.idle_since.is_some() {
                 self.start_compaction();
             }
         }
+        // Tick work happens outside a batch: deliver at once (nothing to make durable).
+        self.deliver();
         let idle_long_enough = self
             .idle_since
             .is_some_and(|since| since.elapsed() >= self.ctx.settings.idle_unload);
@@ -515,8 +615,6 @@ impl WorkspaceRoom {
             }
         }
         self.remove_awareness(&stale);
-        // Expiry happens outside a batch: deliver at once (nothing to make durable).
-        self.deliver();
     }
 
     fn start_compaction(&mut self) {
@@ -591,6 +689,27 @@ impl WorkspaceRoom {
     }
 }
 
+/// Sets `user.id` (and `user.name` when known) of an awareness state to the authenticated user.
+/// Removals (`null`) and non-object states pass unchanged.
+fn stamp_user(json: &str, user_id: Uuid, user_name: Option<&str>) -> Arc<str> {
+    let Ok(serde_json::Value::Object(mut state)) = serde_json::from_str(json) else {
+        return Arc::from(json);
+    };
+    let user = state
+        .entry("user")
+        .or_insert_with(|| serde_json::Value::Object(Default::default()));
+    if !user.is_object() {
+        *user = serde_json::Value::Object(Default::default());
+    }
+    if let Some(user) = user.as_object_mut() {
+        user.insert("id".into(), serde_json::Value::String(user_id.to_string()));
+        if let Some(name) = user_name {
+            user.insert("name".into(), serde_json::Value::String(name.to_string()));
+        }
+    }
+    Arc::from(serde_json::Value::Object(state).to_string())
+}
+
 /// Resolves when the running compaction finishes; never when there is none.
 async fn wait_compaction(
     compaction: &mut Option<JoinHandle<CompactionOutcome>>,
@@ -603,7 +722,7 @@ async fn wait_compaction(
 
 /// Transaction origins carry the connection id (8 bytes, big-endian) so the update observer can
 /// tell the broadcast who not to echo to.
-fn origin_of_conn(conn: ConnId) -> yrs::Origin {
+pub(super) fn origin_of_conn(conn: ConnId) -> yrs::Origin {
     yrs::Origin::from(conn)
 }
 
@@ -622,6 +741,25 @@ fn now_millis() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn awareness_states_carry_the_authenticated_user() {
+        let id = Uuid::new_v4();
+        let forged = r#"{"user":{"id":"someone-else","name":"Mallory","color":"red"},"cursor":1}"#;
+        let stamped: serde_json::Value =
+            serde_json::from_str(&stamp_user(forged, id, Some("Alice"))).expect("json");
+        assert_eq!(stamped["user"]["id"], id.to_string());
+        assert_eq!(stamped["user"]["name"], "Alice");
+        assert_eq!(
+            stamped["user"]["color"], "red",
+            "client-chosen extras are kept"
+        );
+        assert_eq!(stamped["cursor"], 1);
+        assert_eq!(&*stamp_user("null", id, None), "null");
+        let bare: serde_json::Value =
+            serde_json::from_str(&stamp_user(r#"{"user":"x"}"#, id, None)).expect("json");
+        assert_eq!(bare["user"]["id"], id.to_string());
+    }
 
     #[test]
     fn connection_ids_survive_the_origin_round_trip() {
