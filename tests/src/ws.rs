@@ -50,6 +50,8 @@ pub struct WsClient {
     /// Awareness states seen, by client id (None = removed).
     pub peers_awareness: HashMap<u64, Option<String>>,
     pub frames_received: usize,
+    /// Stateless messages received (lock events are JSON).
+    pub stateless: Vec<Value>,
 }
 
 impl WsClient {
@@ -84,6 +86,7 @@ impl WsClient {
             closed: None,
             peers_awareness: HashMap::new(),
             frames_received: 0,
+            stateless: Vec::new(),
         }
     }
 
@@ -201,6 +204,20 @@ impl WsClient {
             .expect("send frame");
     }
 
+    /// Sends a stateless message (type 5) carrying `json`.
+    pub async fn send_stateless(&mut self, json: Value) {
+        self.send_raw(wire::encode_stateless(&json.to_string()))
+            .await;
+    }
+
+    /// The stateless messages received so far whose `type` is `kind`.
+    pub fn events(&self, kind: &str) -> Vec<&Value> {
+        self.stateless
+            .iter()
+            .filter(|e| e["type"] == kind)
+            .collect()
+    }
+
     pub async fn send_message(&mut self, message: Message) {
         let socket = self.socket.as_mut().expect("connected");
         let _ = socket.send(message).await;
@@ -283,6 +300,10 @@ impl WsClient {
                 }
                 ClientMessage::Update(update) => self.apply_remote(&update),
                 ClientMessage::Awareness(update) => self.on_awareness(update),
+                ClientMessage::Stateless(payload) => {
+                    self.stateless
+                        .push(serde_json::from_str(&payload).unwrap_or(Value::String(payload)));
+                }
                 ClientMessage::Auth(reason) => {
                     self.permission_denied.push(reason.unwrap_or_default())
                 }

@@ -3,32 +3,10 @@
 use std::time::Duration;
 
 use nox_tests::ws::upgrade_status;
-use nox_tests::{Session, TestApp, WsClient};
+use nox_tests::WsClient;
 use uuid::Uuid;
 
-use crate::{block, client, id, setup};
-
-/// Registers a user and makes it a member of the workspace's organization with `role`.
-async fn member_with_role(app: &TestApp, workspace_id: Uuid, role: &str) -> Session {
-    let user = app
-        .client
-        .register(&format!("{}-{}", role.to_lowercase(), &id()[..8]))
-        .await;
-    sqlx::query(
-        "INSERT INTO org_members (org_id, user_id, role_id)
-         SELECT p.org_id, $2, r.id FROM workspaces w
-         JOIN projects p ON p.id = w.project_id
-         JOIN roles r ON r.org_id = p.org_id AND r.name = $3
-         WHERE w.id = $1",
-    )
-    .bind(workspace_id)
-    .bind(user.user_id)
-    .bind(role)
-    .execute(app.pool())
-    .await
-    .expect("add member");
-    user
-}
+use crate::{block, client, id, member_with_role, setup};
 
 #[tokio::test]
 async fn read_only_members_sync_but_cannot_write() {

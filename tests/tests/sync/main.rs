@@ -5,6 +5,7 @@ mod access;
 mod convergence;
 mod durability;
 mod limits;
+mod locks;
 mod projection;
 
 use nox_tests::{Session, TestApp, WsClient};
@@ -57,4 +58,26 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("timed out waiting for: {what}");
+}
+
+/// Registers a user and makes it a member of the workspace's organization with `role`.
+pub async fn member_with_role(app: &TestApp, workspace_id: Uuid, role: &str) -> Session {
+    let user = app
+        .client
+        .register(&format!("{}-{}", role.to_lowercase(), &id()[..8]))
+        .await;
+    sqlx::query(
+        "INSERT INTO org_members (org_id, user_id, role_id)
+         SELECT p.org_id, $2, r.id FROM workspaces w
+         JOIN projects p ON p.id = w.project_id
+         JOIN roles r ON r.org_id = p.org_id AND r.name = $3
+         WHERE w.id = $1",
+    )
+    .bind(workspace_id)
+    .bind(user.user_id)
+    .bind(role)
+    .execute(app.pool())
+    .await
+    .expect("add member");
+    user
 }
