@@ -223,3 +223,24 @@ async fn split_by_workspace(
         own.into_iter().map(|(id, _)| id).collect(),
     ))
 }
+
+/// What the last compaction reported about entities it could not project as they are.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProjectionStatus {
+    pub projected_at: chrono::DateTime<chrono::Utc>,
+    pub conflict_count: i32,
+    pub conflicts: Value,
+}
+
+pub async fn status(
+    pool: &PgPool,
+    workspace_id: Uuid,
+) -> Result<Option<ProjectionStatus>, PersistenceError> {
+    Ok(sqlx::query_as(
+        "SELECT projected_at, conflict_count, conflicts FROM workspace_projection_status
+         WHERE workspace_id = $1",
+    )
+    .bind(workspace_id)
+    .fetch_optional(pool)
+    .await?)
+}

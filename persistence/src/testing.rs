@@ -197,18 +197,18 @@ mod tests {
         let a = fresh_database().await.expect("a");
         let b = fresh_database().await.expect("b");
         assert_ne!(a.name, b.name);
-        sqlx::query("INSERT INTO feature_flags (key, default_value) VALUES ('x', 'true')")
+        sqlx::query("INSERT INTO notes (owner_type, owner_id) VALUES ('USER', gen_random_uuid())")
             .execute(&a.pool)
             .await
             .expect("insert into a");
-        let in_b: i64 = sqlx::query_scalar("SELECT count(*) FROM feature_flags")
+        let in_b: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
             .fetch_one(&b.pool)
             .await
             .expect("count b");
         assert_eq!(in_b, 0);
         // The URL works for a separate client (that is how the server under test connects).
         let mut conn = PgConnection::connect(&a.url).await.expect("connect by url");
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM feature_flags")
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
             .fetch_one(&mut conn)
             .await
             .expect("count a");

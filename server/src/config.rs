@@ -86,6 +86,35 @@ pub struct Config {
     #[arg(long, env = "NOX_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
 
+    /// Login attempts allowed per client IP and, separately, per email, in each rate-limit window.
+    /// 0 disables the limit.
+    #[arg(long, env = "NOX_RATE_LIMIT_LOGIN", default_value_t = 10)]
+    pub rate_limit_login: u32,
+
+    /// Registrations (and password-reset requests) allowed per client IP in each window.
+    #[arg(long, env = "NOX_RATE_LIMIT_REGISTER", default_value_t = 5)]
+    pub rate_limit_register: u32,
+
+    /// Token refreshes allowed per client IP in each window.
+    #[arg(long, env = "NOX_RATE_LIMIT_REFRESH", default_value_t = 30)]
+    pub rate_limit_refresh: u32,
+
+    /// Invitations allowed per key (see `RateLimits::invitations`) in each window.
+    #[arg(long, env = "NOX_RATE_LIMIT_INVITATIONS", default_value_t = 20)]
+    pub rate_limit_invitations: u32,
+
+    /// Length of a rate-limit window, in seconds.
+    #[arg(long, env = "NOX_RATE_LIMIT_WINDOW_SECS", default_value_t = 60)]
+    pub rate_limit_window_secs: u64,
+
+    /// Consecutive failed logins that lock an account.
+    #[arg(long, env = "NOX_LOCKOUT_THRESHOLD", default_value_t = 5)]
+    pub lockout_threshold: u32,
+
+    /// How long a locked account stays locked, in seconds.
+    #[arg(long, env = "NOX_LOCKOUT_SECS", default_value_t = 15 * 60)]
+    pub lockout_secs: u64,
+
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `nox_server=debug`.
     #[arg(long, env = "NOX_LOG", default_value = "info")]
     pub log: String,

@@ -68,6 +68,8 @@ impl Application {
             },
         }));
         let state = AppState {
+            rate_limits: Arc::new(crate::rate_limit::RateLimits::from_config(&config)),
+            mailer: Arc::new(crate::mailer::OutboxMailer::new(db.clone())),
             db,
             config: Arc::new(config),
             tokens,

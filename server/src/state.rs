@@ -7,7 +7,9 @@ use nox_persistence::db::Database;
 
 use crate::auth::tokens::TokenKeys;
 use crate::config::Config;
+use crate::mailer::Mailer;
 use crate::metrics::Metrics;
+use crate::rate_limit::RateLimits;
 use crate::rooms::RoomRegistry;
 
 #[derive(Clone)]
@@ -19,4 +21,8 @@ pub struct AppState {
     pub rooms: Arc<RoomRegistry>,
     /// Source of process-unique WebSocket connection ids.
     pub next_conn: Arc<AtomicU64>,
+    /// Abuse limits of login, register, refresh and invitations.
+    pub rate_limits: Arc<RateLimits>,
+    /// Where verification, reset and invitation mails go.
+    pub mailer: Arc<dyn Mailer>,
 }

@@ -27,7 +27,7 @@ use crate::error::ApiError;
 use crate::extract::{Path, Query};
 use crate::rooms::peer::{CloseReason, PeerControl, PeerInfo};
 use crate::rooms::{JoinError, RoomCommand, RoomHandle};
-use crate::routes::require_workspace;
+use crate::routes::require_workspace_for;
 use crate::state::AppState;
 
 /// Browsers cannot set headers on a WebSocket: the token may come as a subprotocol
@@ -68,7 +68,7 @@ pub async fn workspace_socket(
         ),
     };
     let user = AuthUser::from_token(&state, &token).await?;
-    let (_, permissions) = require_workspace(&state, user.user_id, workspace_id).await?;
+    let (_, permissions) = require_workspace_for(&state, user, workspace_id).await?;
     if !Permission::WorkspaceRead.granted_by(&permissions) {
         return Err(ApiError::forbidden(
             "this workspace needs the 'workspace:read' permission",

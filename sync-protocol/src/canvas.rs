@@ -64,6 +64,8 @@ pub enum CanvasError {
 /// One block as found in the doc, raw and unvalidated; an absent field is `Value::Null`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockEntry {
+    /// The doc key `type` (a keyword in Rust).
+    #[serde(rename = "type")]
     pub block_type: Value,
     pub name: Value,
     pub parent_block_id: Value,
@@ -79,6 +81,7 @@ pub struct BlockEntry {
 pub struct RelationEntry {
     pub source_block_id: Value,
     pub target_block_id: Value,
+    #[serde(rename = "type")]
     pub relation_type: Value,
     pub rules: Value,
     pub visual: Value,

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 #[derive(Clone)]
@@ -26,11 +27,16 @@ pub struct Session {
 pub struct Reply {
     pub status: StatusCode,
     pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
 }
 
 impl Reply {
     pub fn code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")
+    }
+    /// A response header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
     pub fn id(&self) -> Uuid {
         self.body["id"]
@@ -62,11 +68,58 @@ impl TestClient {
         if let Some(body) = body {
             req = req.json(&body);
         }
+        Self::reply(req).await
+    }
+
+    async fn reply(req: reqwest::RequestBuilder) -> Reply {
         let resp = req.send().await.expect("request");
         let status = resp.status();
+        let headers = resp.headers().clone();
         let bytes = resp.bytes().await.expect("body");
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, body }
+        Reply {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    /// A request with extra headers (e.g. `X-Api-Key`) and no bearer token.
+    pub async fn send_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        Self::reply(req).await
+    }
+
+    /// An unauthenticated POST.
+    pub async fn post_anon(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, None, Some(body)).await
+    }
+
+    /// A DELETE with a JSON body (e.g. `DELETE /me {password}`).
+    pub async fn delete_with(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.send(Method::DELETE, path, Some(token), Some(body))
+            .await
+    }
+
+    /// `POST /auth/login`.
+    pub async fn login(&self, email: &str, password: &str) -> Reply {
+        self.post_anon(
+            "/api/v1/auth/login",
+            json!({"email": email, "password": password}),
+        )
+        .await
     }
 
     /// A raw body with a content type, for malformed-input tests.
@@ -80,8 +133,13 @@ impl TestClient {
             .await
             .expect("request");
         let status = resp.status();
+        let headers = resp.headers().clone();
         let body = resp.json().await.unwrap_or(Value::Null);
-        Reply { status, body }
+        Reply {
+            status,
+            body,
+            headers,
+        }
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Reply {
@@ -90,6 +148,70 @@ impl TestClient {
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
         self.send(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.send(Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.send(Method::PUT, path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.send(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// The id of the role called `name` in `org`, read through the API by a member.
+    pub async fn role_id(&self, member: &Session, org: Uuid, name: &str) -> Uuid {
+        let reply = self
+            .get(&format!("/api/v1/orgs/{org}/roles"), &member.token)
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "roles: {}", reply.body);
+        reply.body["items"]
+            .as_array()
+            .and_then(|roles| roles.iter().find(|r| r["name"] == name))
+            .and_then(|r| r["id"].as_str())
+            .and_then(|id| id.parse().ok())
+            .unwrap_or_else(|| panic!("no role {name} in {}", reply.body))
+    }
+
+    /// Invites `email` into `org` with the role `role`; returns the invitation id.
+    pub async fn invite(&self, admin: &Session, org: Uuid, email: &str, role: &str) -> Uuid {
+        let role_id = self.role_id(admin, org, role).await;
+        let reply = self
+            .post(
+                &format!("/api/v1/orgs/{org}/invitations"),
+                &admin.token,
+                json!({"email": email, "role_id": role_id}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "invite: {}", reply.body);
+        reply.id()
+    }
+
+    /// A new user who joined `org` with the role `role` through a real invitation.
+    pub async fn add_member(
+        &self,
+        pool: &PgPool,
+        admin: &Session,
+        org: Uuid,
+        name: &str,
+        role: &str,
+    ) -> Session {
+        let user = self.register(name).await;
+        self.invite(admin, org, &user.email, role).await;
+        let token = invitation_token(pool, &user.email).await;
+        let reply = self
+            .post(
+                "/api/v1/invitations/accept",
+                &user.token,
+                json!({ "token": token }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "accept: {}", reply.body);
+        user
     }
 
     /// Registers a new user with a unique email and returns its session.
@@ -186,4 +308,56 @@ impl TestClient {
         let workspace = self.create_workspace(&owner, project, "canvas").await;
         (owner, org, project, workspace)
     }
+}
+
+/// The token in the newest mail of `kind` to `to` (the `Token: …` line the server writes), waiting
+/// a little because some mails are sent in the background.
+pub async fn mail_token(pool: &sqlx::PgPool, to: &str, kind: &str) -> Option<String> {
+    for _ in 0..50 {
+        let body: Option<String> = sqlx::query_scalar(
+            "SELECT body FROM mail_outbox WHERE LOWER(to_email) = LOWER($1) AND kind = $2
+             ORDER BY created_at DESC, id LIMIT 1",
+        )
+        .bind(to)
+        .bind(kind)
+        .fetch_optional(pool)
+        .await
+        .expect("read mail_outbox");
+        if let Some(token) = body.as_deref().and_then(|b| {
+            b.lines()
+                .find_map(|l| l.strip_prefix("Token: ").map(str::to_string))
+        }) {
+            return Some(token);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    None
+}
+
+/// How many mails of `kind` went to `to`.
+pub async fn mail_count(pool: &sqlx::PgPool, to: &str, kind: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM mail_outbox WHERE LOWER(to_email) = LOWER($1) AND kind = $2",
+    )
+    .bind(to)
+    .bind(kind)
+    .fetch_one(pool)
+    .await
+    .expect("count mail_outbox")
+}
+
+/// The accept token of the latest invitation mailed to `email`, read from `mail_outbox`.
+pub async fn invitation_token(pool: &PgPool, email: &str) -> String {
+    let (body,): (String,) = sqlx::query_as(
+        "SELECT body FROM mail_outbox WHERE to_email = $1 AND kind = 'invitation'
+         ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(email)
+    .fetch_one(pool)
+    .await
+    .expect("invitation mail");
+    body.lines()
+        .find_map(|l| l.strip_prefix("Invitation token: "))
+        .map(|t| t.trim().to_string())
+        .unwrap_or_else(|| panic!("no token in mail: {body}"))
 }

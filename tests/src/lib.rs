@@ -91,6 +91,12 @@ pub fn test_config(database_url: &str, adjust: impl FnOnce(&mut Config)) -> Conf
     config.database_url = Some(database_url.to_string());
     config.jwt_secret = Some("test-secret-test-secret-test-secret!".into());
     config.db_max_connections = 5;
+    // Abuse limits are per server; tests from one IP would trip the production values. The
+    // rate-limit tests lower them again through `spawn_with`.
+    config.rate_limit_login = 10_000;
+    config.rate_limit_register = 10_000;
+    config.rate_limit_refresh = 10_000;
+    config.rate_limit_invitations = 10_000;
     adjust(&mut config);
     config
 }

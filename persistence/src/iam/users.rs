@@ -31,7 +31,8 @@ pub struct LoginRecord {
 const USER_COLUMNS: &str =
     "id, email, is_email_verified, full_name, avatar_url, status, created_at, updated_at";
 
-/// Creates a user and its security row in one transaction. A live user with the same email
+/// Creates a user (status `PENDING_VERIFICATION` until the email is verified) and its security
+/// row in one transaction. A live user with the same email
 /// (case-insensitive) makes this fail with a unique violation.
 pub async fn create_with_password(
     pool: &PgPool,
@@ -41,7 +42,7 @@ pub async fn create_with_password(
 ) -> Result<User, PersistenceError> {
     let mut tx = pool.begin().await?;
     let user: User = sqlx::query_as(&format!(
-        "INSERT INTO users (email, full_name, status) VALUES ($1, $2, 'ACTIVE') RETURNING {USER_COLUMNS}"
+        "INSERT INTO users (email, full_name, status) VALUES ($1, $2, 'PENDING_VERIFICATION') RETURNING {USER_COLUMNS}"
     ))
     .bind(email)
     .bind(full_name)
@@ -79,6 +80,60 @@ pub async fn find_login_record(
          WHERE LOWER(u.email) = LOWER($1) AND u.deleted_at IS NULL",
     )
     .bind(email)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// The live user with this email (case-insensitive).
+pub async fn find_live_by_email(
+    pool: &PgPool,
+    email: &str,
+) -> Result<Option<User>, PersistenceError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE LOWER(email) = LOWER($1) AND deleted_at IS NULL"
+    ))
+    .bind(email)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Marks the email verified and the account `ACTIVE`.
+pub async fn mark_email_verified(pool: &PgPool, id: Uuid) -> Result<(), PersistenceError> {
+    sqlx::query(
+        "UPDATE users SET is_email_verified = TRUE, status = 'ACTIVE', updated_at = NOW()
+         WHERE id = $1 AND deleted_at IS NULL",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Soft-deletes the user: `deleted_at` set, status `DELETED`. The unique email index only covers
+/// live rows, so the email can be registered again. False when the user was already gone.
+pub async fn soft_delete(pool: &PgPool, id: Uuid) -> Result<bool, PersistenceError> {
+    let done = sqlx::query(
+        "UPDATE users SET deleted_at = NOW(), status = 'DELETED', updated_at = NOW()
+         WHERE id = $1 AND deleted_at IS NULL",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The login record of a live user by id (the MFA step of a login).
+pub async fn find_login_record_by_id(
+    pool: &PgPool,
+    id: Uuid,
+) -> Result<Option<LoginRecord>, PersistenceError> {
+    Ok(sqlx::query_as(
+        "SELECT u.id, s.password_hash, COALESCE(s.failed_login_attempts, 0) AS failed_login_attempts,
+                s.locked_until
+         FROM users u LEFT JOIN user_security s ON s.user_id = u.id
+         WHERE u.id = $1 AND u.deleted_at IS NULL",
+    )
+    .bind(id)
     .fetch_optional(pool)
     .await?)
 }

@@ -6,6 +6,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::PersistenceError;
+use crate::iam::audit::{self, Actor};
+use crate::iam::billing::{self, Resource};
+use crate::iam::orgs::{self, IamError};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Workspace {
@@ -38,14 +41,37 @@ const LIVE_WORKSPACE_FROM: &str = "workspaces w
      JOIN projects p ON p.id = w.project_id AND p.deleted_at IS NULL
      JOIN organizations o ON o.id = p.org_id AND o.deleted_at IS NULL";
 
+/// Fields of a workspace to change; `None` keeps the current value.
+#[derive(Debug, Default)]
+pub struct WorkspacePatch<'a> {
+    pub name: Option<&'a str>,
+    pub workspace_type: Option<&'a str>,
+}
+
+/// Creates a workspace in a live project of `org_id` within the plan's workspace quota (audited
+/// as `workspace.created`).
 pub async fn create(
     pool: &PgPool,
+    org_id: Uuid,
     project_id: Uuid,
     name: &str,
     workspace_type: &str,
-    created_by: Uuid,
-) -> Result<Workspace, PersistenceError> {
-    Ok(sqlx::query_as(&format!(
+    actor: &Actor<'_>,
+) -> Result<Workspace, IamError> {
+    let mut tx = pool.begin().await?;
+    orgs::lock_live(&mut tx, org_id).await?;
+    let project: Option<(Uuid,)> = sqlx::query_as(
+        "SELECT id FROM projects WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL",
+    )
+    .bind(project_id)
+    .bind(org_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if project.is_none() {
+        return Err(IamError::NotFound("project"));
+    }
+    billing::check_quota(&mut tx, org_id, Resource::Workspaces, 0).await?;
+    let workspace: Workspace = sqlx::query_as(&format!(
         "WITH w AS (
            INSERT INTO workspaces (project_id, name, type, created_by)
            VALUES ($1, $2, $3, $4) RETURNING *)
@@ -54,22 +80,108 @@ pub async fn create(
     .bind(project_id)
     .bind(name)
     .bind(workspace_type)
-    .bind(created_by)
-    .fetch_one(pool)
-    .await?)
+    .bind(actor.user_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    billing::refresh_usage(&mut tx, org_id).await?;
+    let metadata = serde_json::json!({ "project_id": project_id, "name": name });
+    let entry = actor.entry(
+        org_id,
+        "workspace.created",
+        "workspace",
+        workspace.id,
+        Some(metadata),
+    );
+    audit::record(&mut *tx, entry).await?;
+    tx.commit().await?;
+    Ok(workspace)
 }
 
+/// One page of a project's live workspaces, oldest first, after the keyset `(created_at, id)`.
 pub async fn list_for_project(
     pool: &PgPool,
     project_id: Uuid,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
 ) -> Result<Vec<Workspace>, PersistenceError> {
+    let (at, id) = after.unzip();
     Ok(sqlx::query_as(&format!(
         "SELECT {WORKSPACE_COLUMNS} FROM {LIVE_WORKSPACE_FROM}
-         WHERE w.project_id = $1 AND w.deleted_at IS NULL ORDER BY w.created_at, w.id"
+         WHERE w.project_id = $1 AND w.deleted_at IS NULL
+           AND ($2::timestamptz IS NULL OR (w.created_at, w.id) > ($2, $3))
+         ORDER BY w.created_at, w.id LIMIT $4"
     ))
     .bind(project_id)
+    .bind(at)
+    .bind(id)
+    .bind(limit)
     .fetch_all(pool)
     .await?)
+}
+
+/// Renames and/or retypes a live workspace of `org_id` (audited as `workspace.updated`).
+pub async fn update(
+    pool: &PgPool,
+    org_id: Uuid,
+    id: Uuid,
+    patch: WorkspacePatch<'_>,
+    actor: &Actor<'_>,
+) -> Result<Workspace, IamError> {
+    let mut tx = pool.begin().await?;
+    orgs::lock_live(&mut tx, org_id).await?;
+    let workspace: Workspace = sqlx::query_as(&format!(
+        "WITH w AS (
+           UPDATE workspaces w SET name = COALESCE($3, w.name), type = COALESCE($4, w.type)
+           FROM projects p
+           WHERE w.id = $2 AND w.deleted_at IS NULL AND p.id = w.project_id AND p.org_id = $1
+             AND p.deleted_at IS NULL
+           RETURNING w.*)
+         SELECT {WORKSPACE_COLUMNS} FROM w JOIN projects p ON p.id = w.project_id"
+    ))
+    .bind(org_id)
+    .bind(id)
+    .bind(patch.name)
+    .bind(patch.workspace_type)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(IamError::NotFound("workspace"))?;
+    let metadata = serde_json::json!({ "name": patch.name, "type": patch.workspace_type });
+    let entry = actor.entry(org_id, "workspace.updated", "workspace", id, Some(metadata));
+    audit::record(&mut *tx, entry).await?;
+    tx.commit().await?;
+    Ok(workspace)
+}
+
+/// Soft-deletes a live workspace of `org_id` (audited as `workspace.deleted`). The caller must
+/// close the workspace's live sockets.
+pub async fn soft_delete(
+    pool: &PgPool,
+    org_id: Uuid,
+    id: Uuid,
+    actor: &Actor<'_>,
+) -> Result<(), IamError> {
+    let mut tx = pool.begin().await?;
+    orgs::lock_live(&mut tx, org_id).await?;
+    let deleted = sqlx::query(
+        "UPDATE workspaces w SET deleted_at = NOW() FROM projects p
+         WHERE w.id = $2 AND w.deleted_at IS NULL AND p.id = w.project_id AND p.org_id = $1
+           AND p.deleted_at IS NULL",
+    )
+    .bind(org_id)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(IamError::NotFound("workspace"));
+    }
+    billing::refresh_usage(&mut tx, org_id).await?;
+    audit::record(
+        &mut *tx,
+        actor.entry(org_id, "workspace.deleted", "workspace", id, None),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 pub async fn find_live(pool: &PgPool, id: Uuid) -> Result<Option<Workspace>, PersistenceError> {

@@ -1,25 +1,49 @@
-//! The [`AuthUser`] extractor: a verified access token whose session is still live.
+//! The [`AuthUser`] extractor: a verified access token whose session is still live, or an API key
+//! that is unexpired and whose creator and organization still exist.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use nox_persistence::iam::sessions;
+use axum::http::HeaderMap;
+use nox_persistence::iam::{api_keys, sessions};
 use uuid::Uuid;
 
+use super::api_key::is_api_key;
+use super::permissions::PermissionSet;
+use super::tokens::hash_token;
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// The header an API key may also be sent in (instead of `Authorization: Bearer`).
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// What an API key may reach: one organization, and there only its scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiKeyScope {
+    pub key_id: Uuid,
+    pub org_id: Uuid,
+    pub scopes: PermissionSet,
+}
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthUser {
+    /// The user; for an API key, the user who created it (the key acts on their behalf).
     pub user_id: Uuid,
+    /// The session of the access token; `Uuid::nil()` for an API key (see [`AuthUser::session`]).
     pub session_id: Uuid,
+    /// Set when the caller authenticated with an API key.
+    pub api_key: Option<ApiKeyScope>,
 }
 
 impl AuthUser {
-    /// Verifies a raw access token: signature, expiry, and that its session is not revoked.
-    /// The session check makes logout and revocation take effect at once.
+    /// Verifies a raw credential: an API key (`nox_…`) or an access token (signature, expiry, and
+    /// that its session is not revoked — the session check makes logout and revocation take effect
+    /// at once).
     pub async fn from_token(state: &AppState, token: &str) -> Result<AuthUser, ApiError> {
+        if is_api_key(token) {
+            return Self::from_api_key(state, token).await;
+        }
         let claims = state
             .tokens
             .verify(token)
@@ -30,27 +54,142 @@ impl AuthUser {
         Ok(AuthUser {
             user_id: claims.sub,
             session_id: claims.sid,
+            api_key: None,
         })
     }
+
+    async fn from_api_key(state: &AppState, key: &str) -> Result<AuthUser, ApiError> {
+        let key = api_keys::find_usable(state.db.pool(), &hash_token(key))
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("invalid, revoked or expired API key"))?;
+        api_keys::touch(state.db.pool(), key.id).await?;
+        // Keys created by this server always list their scopes; a NULL list (a hand-made row)
+        // means "whatever the creator holds in the org".
+        let scopes = key
+            .scopes
+            .as_deref()
+            .map_or(PermissionSet::ALL, PermissionSet::from_strings);
+        Ok(AuthUser {
+            user_id: key.user_id,
+            session_id: Uuid::nil(),
+            api_key: Some(ApiKeyScope {
+                key_id: key.id,
+                org_id: key.org_id,
+                scopes,
+            }),
+        })
+    }
+
+    /// The caller's effective permissions in `org_id`, given the `permissions` its user holds
+    /// there: `None` when this credential cannot reach that organization at all (an API key of
+    /// another org — answer 404), otherwise the permissions narrowed to the key's scopes.
+    pub fn restrict(&self, org_id: Uuid, permissions: Vec<String>) -> Option<Vec<String>> {
+        match self.api_key {
+            None => Some(permissions),
+            Some(key) if key.org_id == org_id => Some(key.scopes.filter(permissions)),
+            Some(_) => None,
+        }
+    }
+
+    /// The session id, or 403 for an API key: account management (password, MFA, sessions,
+    /// minting keys) needs the user in person, not a credential they handed to a program.
+    pub fn session(&self) -> Result<Uuid, ApiError> {
+        match self.api_key {
+            None => Ok(self.session_id),
+            Some(_) => Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "session_required",
+                "this endpoint needs a user session, not an API key",
+            )),
+        }
+    }
+}
+
+/// The credential of a request: `Authorization: Bearer <token or key>` or `X-Api-Key: <key>`.
+fn credential(headers: &HeaderMap) -> Result<&str, ApiError> {
+    if let Some(key) = headers.get(API_KEY_HEADER) {
+        return key
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|k| is_api_key(k))
+            .ok_or_else(|| ApiError::unauthorized("X-Api-Key must hold an API key (nox_…)"));
+    }
+    let header = headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer token"))?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("Authorization header must be 'Bearer <token>'"))
 }
 
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer token"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::unauthorized("Authorization header must be 'Bearer <token>'")
-            })?;
+        let token = credential(&parts.headers)?;
         AuthUser::from_token(state, token).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Permission;
+
+    fn key_user(org_id: Uuid, scopes: &[&str]) -> AuthUser {
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        AuthUser {
+            user_id: Uuid::new_v4(),
+            session_id: Uuid::nil(),
+            api_key: Some(ApiKeyScope {
+                key_id: Uuid::new_v4(),
+                org_id,
+                scopes: PermissionSet::from_strings(&scopes),
+            }),
+        }
+    }
+
+    #[test]
+    fn restrict_narrows_keys_to_their_org_and_scopes() {
+        let org = Uuid::new_v4();
+        let held = vec![
+            Permission::WorkspaceRead.as_str().to_string(),
+            Permission::ProjectManage.as_str().to_string(),
+        ];
+        let key = key_user(org, &["workspace:read", "workspace:write"]);
+        assert_eq!(
+            key.restrict(org, held.clone()),
+            Some(vec!["workspace:read".to_string()])
+        );
+        assert_eq!(key.restrict(Uuid::new_v4(), held.clone()), None);
+        assert!(key.session().is_err());
+
+        let person = AuthUser {
+            user_id: Uuid::new_v4(),
+            session_id: Uuid::new_v4(),
+            api_key: None,
+        };
+        assert_eq!(person.restrict(org, held.clone()), Some(held));
+        assert!(person.session().is_ok());
+    }
+
+    #[test]
+    fn credentials_come_from_either_header() {
+        let mut headers = HeaderMap::new();
+        assert!(credential(&headers).is_err());
+        headers.insert(AUTHORIZATION, "Bearer abc".parse().expect("header"));
+        assert_eq!(credential(&headers).expect("bearer"), "abc");
+        headers.insert(
+            API_KEY_HEADER,
+            "nox_1234abcd_secret".parse().expect("header"),
+        );
+        assert_eq!(credential(&headers).expect("key"), "nox_1234abcd_secret");
+        headers.insert(API_KEY_HEADER, "not-a-key".parse().expect("header"));
+        assert!(credential(&headers).is_err());
     }
 }

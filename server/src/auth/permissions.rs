@@ -72,6 +72,48 @@ impl Permission {
     }
 }
 
+/// A set of [`Permission`]s as a bitmask: `Copy`, so an [`crate::auth::AuthUser`] carrying an API
+/// key's scopes stays `Copy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct PermissionSet(u16);
+
+impl PermissionSet {
+    pub const ALL: PermissionSet = PermissionSet((1 << Permission::ALL.len()) - 1);
+
+    fn bit(p: Permission) -> u16 {
+        let index = Permission::ALL.iter().position(|q| *q == p).unwrap_or(0);
+        1 << index
+    }
+
+    /// The known permissions in `list`; unknown strings are ignored.
+    pub fn from_strings(list: &[String]) -> PermissionSet {
+        PermissionSet(
+            list.iter()
+                .filter_map(|s| Permission::parse(s))
+                .fold(0, |acc, p| acc | Self::bit(p)),
+        )
+    }
+
+    pub fn contains(self, p: Permission) -> bool {
+        self.0 & Self::bit(p) != 0
+    }
+
+    /// Keeps the entries of `list` this set contains.
+    pub fn filter(self, list: Vec<String>) -> Vec<String> {
+        list.into_iter()
+            .filter(|s| Permission::parse(s).is_some_and(|p| self.contains(p)))
+            .collect()
+    }
+
+    pub fn to_strings(self) -> Vec<String> {
+        Permission::ALL
+            .into_iter()
+            .filter(|p| self.contains(*p))
+            .map(|p| p.as_str().to_string())
+            .collect()
+    }
+}
+
 pub const OWNER_ROLE: &str = "Owner";
 
 /// Owner, Admin, Editor and Viewer with their permission lists.
@@ -119,6 +161,17 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", p.as_str()));
         }
         assert_eq!(Permission::parse("workspace:delete"), None);
+    }
+
+    #[test]
+    fn permission_sets_filter_lists() {
+        let set = PermissionSet::from_strings(&["workspace:read".into(), "bogus".into()]);
+        assert!(set.contains(Permission::WorkspaceRead));
+        assert!(!set.contains(Permission::WorkspaceWrite));
+        assert_eq!(set.to_strings(), ["workspace:read"]);
+        let filtered = set.filter(vec!["workspace:write".into(), "workspace:read".into()]);
+        assert_eq!(filtered, ["workspace:read"]);
+        assert_eq!(PermissionSet::ALL.to_strings().len(), Permission::ALL.len());
     }
 
     #[test]

@@ -67,6 +67,50 @@ impl TokenKeys {
     }
 }
 
+/// The audience of an MFA step-up token; access tokens have none, so neither verifies as the other.
+const MFA_AUDIENCE: &str = "nox-sync:mfa";
+/// The `purpose` claim of an MFA step-up token.
+const MFA_PURPOSE: &str = "mfa";
+/// How long a user has to enter the second factor after the password was accepted.
+pub const MFA_TOKEN_TTL_SECS: i64 = 300;
+
+/// The claims of an MFA step-up token: proof that the password was right, nothing more. It
+/// carries no `sid`, so it can never pass as an access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MfaClaims {
+    pub sub: Uuid,
+    pub aud: String,
+    pub purpose: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+impl TokenKeys {
+    /// A short-lived token that `POST /auth/mfa` exchanges, with a valid code, for a session.
+    pub fn issue_mfa(&self, user_id: Uuid) -> Result<String, jsonwebtoken::errors::Error> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = MfaClaims {
+            sub: user_id,
+            aud: MFA_AUDIENCE.into(),
+            purpose: MFA_PURPOSE.into(),
+            iat: now,
+            exp: now + MFA_TOKEN_TTL_SECS,
+        };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+    }
+
+    /// The user an MFA token was issued for, if it is valid, unexpired and really an MFA token.
+    pub fn verify_mfa(&self, token: &str) -> Option<Uuid> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_audience(&[MFA_AUDIENCE]);
+        decode::<MfaClaims>(token, &self.decoding, &validation)
+            .ok()
+            .filter(|data| data.claims.purpose == MFA_PURPOSE)
+            .map(|data| data.claims.sub)
+    }
+}
+
 /// A fresh random opaque token (256 bits, URL-safe base64).
 pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
@@ -103,6 +147,17 @@ mod tests {
         let token = keys.issue(Uuid::new_v4(), Uuid::new_v4()).expect("issue");
         std::thread::sleep(Duration::from_millis(1100));
         assert!(keys.verify(&token).is_none());
+    }
+
+    #[test]
+    fn mfa_and_access_tokens_are_not_interchangeable() {
+        let keys = TokenKeys::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60));
+        let user = Uuid::new_v4();
+        let mfa = keys.issue_mfa(user).expect("issue");
+        assert_eq!(keys.verify_mfa(&mfa), Some(user));
+        assert!(keys.verify(&mfa).is_none());
+        let access = keys.issue(user, Uuid::new_v4()).expect("issue");
+        assert!(keys.verify_mfa(&access).is_none());
     }
 
     #[test]

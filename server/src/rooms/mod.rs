@@ -224,3 +224,11 @@ impl RoomRegistry {
         tracing::info!("every room compacted and closed");
     }
 }
+
+/// The wire form of a stored lock (for rooms that are not loaded).
+pub fn lock_view(
+    lock: &nox_persistence::locks::EditLock,
+) -> Option<nox_sync_protocol::locks::LockView> {
+    let kind = nox_sync_protocol::locks::ResourceType::parse(&lock.resource_type)?;
+    Some(lock_table::view(kind, lock, None))
+}

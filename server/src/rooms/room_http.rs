@@ -255,6 +255,18 @@ impl WorkspaceRoom {
                 }
             }
         }
+        if let CanvasEdit::PutBlock { id, fields, .. } = edit {
+            if let Some(parent) = fields.get("parent_block_id").and_then(|p| p.as_str()) {
+                let valid = parent != id
+                    && Uuid::parse_str(parent)
+                        .is_ok_and(|p| self.resource_exists(ResourceType::Block, p));
+                if !valid {
+                    return Err(EditError::Invalid(
+                        "parent_block_id must be another block of this workspace".into(),
+                    ));
+                }
+            }
+        }
         if let CanvasEdit::PutRelation { fields, .. } = edit {
             for end in ["source_block_id", "target_block_id"] {
                 let Some(value) = fields.get(end) else {

@@ -1,48 +1,84 @@
-//! `POST /projects/{id}/workspaces`, `GET /projects/{id}/workspaces`, `GET /workspaces/{id}`.
+//! Workspaces: `POST/GET /projects/{project_id}/workspaces`,
+//! `GET/PATCH/DELETE /workspaces/{workspace_id}`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use nox_persistence::iam::projects::{self, Project};
-use nox_persistence::iam::workspaces::{self, Workspace};
-use serde::Deserialize;
+use chrono::{DateTime, Utc};
+use nox_persistence::iam::workspaces::{self, Workspace, WorkspacePatch};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::{AuthUser, Permission};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Path};
-use crate::routes::{require_org_member, require_permission, require_workspace};
+use crate::extract::{Json, Path, Query};
+use crate::openapi::ErrorBody;
+use crate::pagination::{Page, PageParams};
+use crate::routes::authz::{actor, require_permission, require_project, require_workspace_for};
+use crate::routes::ClientInfo;
 use crate::state::AppState;
 use crate::validate::Validator;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkspaceView {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub org_id: Uuid,
+    pub name: String,
+    /// Free-form kind of document, e.g. `CANVAS`.
+    #[serde(rename = "type")]
+    #[schema(rename = "type")]
+    pub workspace_type: String,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Workspace> for WorkspaceView {
+    fn from(w: Workspace) -> Self {
+        WorkspaceView {
+            id: w.id,
+            project_id: w.project_id,
+            org_id: w.org_id,
+            name: w.name,
+            workspace_type: w.workspace_type,
+            created_by: w.created_by,
+            created_at: w.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateWorkspaceRequest {
     pub name: String,
     #[serde(rename = "type")]
+    #[schema(rename = "type")]
     pub workspace_type: String,
 }
 
-/// A live project the caller's organization owns, with the caller's permissions; else 404.
-async fn visible_project(
-    state: &AppState,
-    user: AuthUser,
-    project_id: Uuid,
-) -> ApiResult<(Project, Vec<String>)> {
-    let project = projects::find_live(state.db.pool(), project_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("project"))?;
-    let member = require_org_member(state, user, project.org_id)
-        .await
-        .map_err(|_| ApiError::not_found("project"))?;
-    Ok((project, member.permissions))
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateWorkspaceRequest {
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    #[schema(rename = "type")]
+    pub workspace_type: Option<String>,
 }
 
+/// Creates a workspace (`project:manage`) within the plan's `max_workspaces`.
+#[utoipa::path(post, path = "/api/v1/projects/{project_id}/workspaces", tag = "workspaces",
+    params(("project_id" = Uuid, Path)), request_body = CreateWorkspaceRequest,
+    responses((status = 201, body = WorkspaceView),
+        (status = 402, description = "quota_exceeded", body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     user: AuthUser,
+    client: ClientInfo,
     Path(project_id): Path<Uuid>,
     Json(body): Json<CreateWorkspaceRequest>,
-) -> ApiResult<(StatusCode, Json<Workspace>)> {
-    let (project, permissions) = visible_project(&state, user, project_id).await?;
+) -> ApiResult<(StatusCode, Json<WorkspaceView>)> {
+    let (project, permissions) = require_project(&state, user, project_id).await?;
     require_permission(&permissions, Permission::ProjectManage)?;
     Validator::new()
         .text("name", &body.name, 255)
@@ -50,37 +86,124 @@ pub async fn create(
         .finish()?;
     let workspace = workspaces::create(
         state.db.pool(),
+        project.org_id,
         project.id,
         body.name.trim(),
         body.workspace_type.trim(),
-        user.user_id,
+        &actor(&user, &client),
     )
     .await?;
     tracing::info!(workspace_id = %workspace.id, %project_id, "workspace created");
-    Ok((StatusCode::CREATED, Json(workspace)))
+    Ok((StatusCode::CREATED, Json(workspace.into())))
 }
 
+/// A project's live workspaces, oldest first (`workspace:read`).
+#[utoipa::path(get, path = "/api/v1/projects/{project_id}/workspaces", tag = "workspaces",
+    params(("project_id" = Uuid, Path), PageParams),
+    responses((status = 200, body = Page<WorkspaceView>), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     user: AuthUser,
     Path(project_id): Path<Uuid>,
-) -> ApiResult<Json<Vec<Workspace>>> {
-    let (project, permissions) = visible_project(&state, user, project_id).await?;
+    Query(params): Query<PageParams>,
+) -> ApiResult<Json<Page<WorkspaceView>>> {
+    let (project, permissions) = require_project(&state, user, project_id).await?;
     require_permission(&permissions, Permission::WorkspaceRead)?;
-    Ok(Json(
-        workspaces::list_for_project(state.db.pool(), project.id).await?,
-    ))
+    let page = params.resolve()?;
+    let rows =
+        workspaces::list_for_project(state.db.pool(), project.id, page.after, page.fetch()).await?;
+    Ok(Json(page.page(
+        rows,
+        |w| (w.created_at, w.id),
+        WorkspaceView::from,
+    )))
 }
 
+/// One live workspace (`workspace:read`).
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}", tag = "workspaces",
+    params(("workspace_id" = Uuid, Path)),
+    responses((status = 200, body = WorkspaceView), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     user: AuthUser,
     Path(workspace_id): Path<Uuid>,
-) -> ApiResult<Json<Workspace>> {
-    let (_, permissions) = require_workspace(&state, user.user_id, workspace_id).await?;
+) -> ApiResult<Json<WorkspaceView>> {
+    let (_, permissions) = require_workspace_for(&state, user, workspace_id).await?;
     require_permission(&permissions, Permission::WorkspaceRead)?;
     workspaces::find_live(state.db.pool(), workspace_id)
         .await?
-        .map(Json)
+        .map(|w| Json(w.into()))
         .ok_or_else(|| ApiError::not_found("workspace"))
+}
+
+/// Renames or retypes a workspace (`project:manage`).
+#[utoipa::path(patch, path = "/api/v1/workspaces/{workspace_id}", tag = "workspaces",
+    params(("workspace_id" = Uuid, Path)), request_body = UpdateWorkspaceRequest,
+    responses((status = 200, body = WorkspaceView), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    user: AuthUser,
+    client: ClientInfo,
+    Path(workspace_id): Path<Uuid>,
+    Json(body): Json<UpdateWorkspaceRequest>,
+) -> ApiResult<Json<WorkspaceView>> {
+    let (access, permissions) = require_workspace_for(&state, user, workspace_id).await?;
+    require_permission(&permissions, Permission::ProjectManage)?;
+    let mut v = Validator::new();
+    v.check(
+        body.name.is_some() || body.workspace_type.is_some(),
+        "body",
+        "give at least one of name, type",
+    );
+    if let Some(name) = &body.name {
+        v.text("name", name, 255);
+    }
+    if let Some(t) = &body.workspace_type {
+        v.text("type", t, 50);
+    }
+    v.finish()?;
+    let patch = WorkspacePatch {
+        name: body.name.as_deref().map(str::trim),
+        workspace_type: body.workspace_type.as_deref().map(str::trim),
+    };
+    let workspace = workspaces::update(
+        state.db.pool(),
+        access.org_id,
+        workspace_id,
+        patch,
+        &actor(&user, &client),
+    )
+    .await?;
+    Ok(Json(workspace.into()))
+}
+
+/// Soft-deletes a workspace (`project:manage`).
+#[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}", tag = "workspaces",
+    params(("workspace_id" = Uuid, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    user: AuthUser,
+    client: ClientInfo,
+    Path(workspace_id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
+    let (access, permissions) = require_workspace_for(&state, user, workspace_id).await?;
+    require_permission(&permissions, Permission::ProjectManage)?;
+    workspaces::soft_delete(
+        state.db.pool(),
+        access.org_id,
+        workspace_id,
+        &actor(&user, &client),
+    )
+    .await?;
+    // LEAD: close the live sockets of `workspace_id` here.
+    tracing::info!(%workspace_id, "workspace deleted");
+    Ok(StatusCode::NO_CONTENT)
 }

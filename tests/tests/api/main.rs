@@ -3,6 +3,17 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod api_keys;
+mod audit;
+mod billing;
 mod health;
 mod identity;
+mod invitations;
+mod matrix;
+mod members;
+mod orgs;
+mod projects;
+mod roles;
+mod security;
+mod sessions;
 mod tenancy;

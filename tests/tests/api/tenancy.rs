@@ -34,15 +34,16 @@ async fn walking_skeleton_register_to_workspace() {
     assert_eq!(names, ["Admin", "Editor", "Owner", "Viewer"]);
 
     let listed = app.client.get("/api/v1/orgs", &owner.token).await;
-    assert_eq!(listed.body.as_array().unwrap().len(), 1);
-    assert_eq!(listed.body[0]["slug"], "acme");
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(listed.body["items"][0]["slug"], "acme");
+    assert!(listed.body["next_cursor"].is_null());
 
     let project_id = app.client.create_project(&owner, org_id, "web").await;
     let projects = app
         .client
         .get(&format!("/api/v1/orgs/{org_id}/projects"), &owner.token)
         .await;
-    assert_eq!(projects.body[0]["id"], project_id.to_string());
+    assert_eq!(projects.body["items"][0]["id"], project_id.to_string());
 
     let workspace_id = app
         .client
@@ -55,7 +56,7 @@ async fn walking_skeleton_register_to_workspace() {
             &owner.token,
         )
         .await;
-    assert_eq!(listed.body[0]["id"], workspace_id.to_string());
+    assert_eq!(listed.body["items"][0]["id"], workspace_id.to_string());
     let ws = app
         .client
         .get(&format!("/api/v1/workspaces/{workspace_id}"), &owner.token)

@@ -7,6 +7,7 @@ mod durability;
 mod limits;
 mod locks;
 mod projection;
+mod rest;
 
 use nox_tests::{Session, TestApp, WsClient};
 use serde_json::{json, Value};

@@ -1,0 +1,434 @@
+//! Blocks and relations over HTTP, through the workspace's room (DESIGN §4, last point): reads come
+//! from the live document, writes are server-originated Yjs transactions — live editors see them at
+//! once, and they are logged, compacted and projected like any client update. A write to a
+//! resource locked by someone else answers 423.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use nox_sync_protocol::canvas::{BlockEntry, CanvasState, RelationEntry};
+use serde::Deserialize;
+use serde_json::{json, Map as JsonMap, Value};
+use uuid::Uuid;
+
+use crate::auth::{AuthUser, Permission};
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::extract::{Json, Path, Query};
+use crate::rooms::{CanvasEdit, EditError, HttpRequest, JoinError};
+use crate::routes::{require_permission, require_workspace_for};
+use crate::state::AppState;
+
+const BLOCK_FIELDS: [&str; 7] = [
+    "type",
+    "name",
+    "parent_block_id",
+    "origin_asset_id",
+    "config",
+    "visual",
+    "invaders",
+];
+const RELATION_FIELDS: [&str; 5] = [
+    "type",
+    "source_block_id",
+    "target_block_id",
+    "rules",
+    "visual",
+];
+
+#[derive(Debug, Deserialize)]
+pub struct BlockFilter {
+    #[serde(rename = "type")]
+    block_type: Option<String>,
+    parent: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RelationFilter {
+    #[serde(rename = "type")]
+    relation_type: Option<String>,
+    source: Option<String>,
+    target: Option<String>,
+}
+
+/// Checks the caller may `needed` in the workspace (404 for strangers, 403 for members without it).
+pub async fn authorize(
+    state: &AppState,
+    user: &AuthUser,
+    workspace_id: Uuid,
+    needed: Permission,
+) -> ApiResult<()> {
+    let (_, permissions) = require_workspace_for(state, *user, workspace_id).await?;
+    require_permission(&permissions, needed)
+}
+
+pub async fn list_blocks(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(workspace_id): Path<Uuid>,
+    Query(filter): Query<BlockFilter>,
+) -> ApiResult<impl IntoResponse> {
+    authorize(&state, &user, workspace_id, Permission::WorkspaceRead).await?;
+    let canvas = read_canvas(&state, workspace_id).await?;
+    let blocks: Vec<Value> = canvas
+        .blocks
+        .iter()
+        .filter(|(_, b)| {
+            filter
+                .block_type
+                .as_deref()
+                .is_none_or(|t| b.block_type == t)
+        })
+        .filter(|(_, b)| {
+            filter
+                .parent
+                .as_deref()
+                .is_none_or(|p| b.parent_block_id == p)
+        })
+        .map(|(id, b)| block_json(id, b))
+        .collect();
+    Ok(Json(json!({ "blocks": blocks })))
+}
+
+pub async fn get_block(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((workspace_id, block_id)): Path<(Uuid, String)>,
+) -> ApiResult<impl IntoResponse> {
+    authorize(&state, &user, workspace_id, Permission::WorkspaceRead).await?;
+    let canvas = read_canvas(&state, workspace_id).await?;
+    let block = canvas
+        .blocks
+        .get(&block_id)
+        .ok_or_else(|| ApiError::not_found("block"))?;
+    Ok(Json(block_json(&block_id, block)))
+}
+
+pub async fn create_block(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(workspace_id): Path<Uuid>,
+    Json(body): Json<JsonMap<String, Value>>,
+) -> ApiResult<impl IntoResponse> {
+    authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
+    let (id, mut fields) = split_id(body)?;
+    validate_block(&fields, true)?;
+    fields
+        .entry("name")
+        .or_insert_with(|| Value::String(String::new()));
+    fields.insert(
+        "created_by_id".into(),
+        Value::String(user.user_id.to_string()),
+    );
+    let edit = CanvasEdit::PutBlock {
+        id: id.clone(),
+        fields,
+        create: true,
+    };
+    let canvas = edit_canvas(&state, workspace_id, user.user_id, edit).await?;
+    let block = canvas
+        .blocks
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found("block"))?;
+    Ok((StatusCode::CREATED, Json(block_json(&id, block))))
+}
+
+pub async fn patch_block(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((workspace_id, block_id)): Path<(Uuid, String)>,
+    Json(body): Json<JsonMap<String, Value>>,
+) -> ApiResult<impl IntoResponse> {
+    authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
+    validate_block(&body, false)?;
+    let edit = CanvasEdit::PutBlock {
+        id: block_id.clone(),
+        fields: body,
+        create: false,
+    };
+    let canvas = edit_canvas(&state, workspace_id, user.user_id, edit).await?;
+    let block = canvas
+        .blocks
+        .get(&block_id)
+        .ok_or_else(|| ApiError::not_found("block"))?;
+    Ok(Json(block_json(&block_id, block)))
+}
+
+pub async fn delete_block(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((workspace_id, block_id)): Path<(Uuid, String)>,
+) -> ApiResult<StatusCode> {
+    authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
+    let edit = CanvasEdit::RemoveBlock { id: block_id };
+    edit_canvas(&state, workspace_id, user.user_id, edit).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_relations(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(workspace_id): Path<Uuid>,
+    Query(filter): Query<RelationFilter>,
+) -> ApiResult<impl IntoResponse> {
+    authorize(&state, &user, workspace_id, Permission::WorkspaceRead).await?;
+    let canvas = read_canvas(&state, workspace_id).await?;
+    let matches =
+        |value: &Value, wanted: &Option<String>| wanted.as_deref().is_none_or(|w| value == w);
+    let relations: Vec<Value> = canvas
+        .relations
+        .iter()
+        .filter(|(_, r)| matches(&r.relation_type, &filter.relation_type))
+        .filter(|(_, r)| matches(&r.source_block_id, &filter.source))
+        .filter(|(_, r)| matches(&r.target_block_id, &filter.target))
+        .map(|(id, r)| relation_json(id, r))
+        .collect();
+    Ok(Json(json!({ "relations": relations })))
+}
+
+pub async fn get_relation(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((workspace_id, relation_id)): Path<(Uuid, String)>,
+) -> ApiResult<impl IntoResponse> {
+    authorize(&state, &user, workspace_id, Permission::WorkspaceRead).await?;
+    let canvas = read_canvas(&state, workspace_id).await?;
+    let relation = canvas
+        .relations
+        .get(&relation_id)
+        .ok_or_else(|| ApiError::not_found("relation"))?;
+    Ok(Json(relation_json(&relation_id, relation)))
+}
+
+pub async fn create_relation(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(workspace_id): Path<Uuid>,
+    Json(body): Json<JsonMap<String, Value>>,
+) -> ApiResult<impl IntoResponse> {
+    authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
+    let (id, fields) = split_id(body)?;
+    validate_relation(&fields, true)?;
+    let edit = CanvasEdit::PutRelation {
+        id: id.clone(),
+        fields,
+        create: true,
+    };
+    let canvas = edit_canvas(&state, workspace_id, user.user_id, edit).await?;
+    let relation = canvas
+        .relations
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found("relation"))?;
+    Ok((StatusCode::CREATED, Json(relation_json(&id, relation))))
+}
+
+pub async fn patch_relation(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((workspace_id, relation_id)): Path<(Uuid, String)>,
+    Json(body): Json<JsonMap<String, Value>>,
+) -> ApiResult<impl IntoResponse> {
+    authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
+    validate_relation(&body, false)?;
+    let edit = CanvasEdit::PutRelation {
+        id: relation_id.clone(),
+        fields: body,
+        create: false,
+    };
+    let canvas = edit_canvas(&state, workspace_id, user.user_id, edit).await?;
+    let relation = canvas
+        .relations
+        .get(&relation_id)
+        .ok_or_else(|| ApiError::not_found("relation"))?;
+    Ok(Json(relation_json(&relation_id, relation)))
+}
+
+pub async fn delete_relation(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((workspace_id, relation_id)): Path<(Uuid, String)>,
+) -> ApiResult<StatusCode> {
+    authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
+    let edit = CanvasEdit::RemoveRelation { id: relation_id };
+    edit_canvas(&state, workspace_id, user.user_id, edit).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn read_canvas(state: &AppState, workspace_id: Uuid) -> ApiResult<CanvasState> {
+    state
+        .rooms
+        .request(workspace_id, |reply| HttpRequest::Canvas { reply })
+        .await
+        .map_err(room_unavailable)
+}
+
+async fn edit_canvas(
+    state: &AppState,
+    workspace_id: Uuid,
+    user_id: Uuid,
+    edit: CanvasEdit,
+) -> ApiResult<CanvasState> {
+    state
+        .rooms
+        .request(workspace_id, |reply| HttpRequest::Edit {
+            user_id,
+            edit: edit.clone(),
+            reply,
+        })
+        .await
+        .map_err(room_unavailable)?
+        .map_err(edit_error)
+}
+
+pub fn room_unavailable(err: JoinError) -> ApiError {
+    tracing::warn!(error = %err, "workspace room unavailable");
+    ApiError::service_unavailable("the workspace is not available right now; retry")
+}
+
+fn edit_error(err: EditError) -> ApiError {
+    match err {
+        EditError::NotFound => ApiError::not_found("resource"),
+        EditError::Exists => ApiError::conflict("already_exists", "an entity with this id exists"),
+        EditError::Locked(lock) => ApiError::new(
+            StatusCode::LOCKED,
+            "locked",
+            format!(
+                "locked by {} until {} (ms since epoch)",
+                lock.user_name
+                    .clone()
+                    .unwrap_or_else(|| lock.user_id.to_string()),
+                lock.expires_at
+            ),
+        ),
+        EditError::Invalid(message) => ApiError::validation(vec![FieldError::new("body", message)]),
+        EditError::Unavailable => {
+            ApiError::service_unavailable("the change could not be stored; retry")
+        }
+    }
+}
+
+/// Takes the optional `id` out of a create body (a new UUID when absent).
+fn split_id(mut body: JsonMap<String, Value>) -> ApiResult<(String, JsonMap<String, Value>)> {
+    let id = match body.remove("id") {
+        None | Some(Value::Null) => Uuid::new_v4(),
+        Some(Value::String(s)) => Uuid::parse_str(&s)
+            .map_err(|_| ApiError::validation(vec![FieldError::new("id", "must be a UUID")]))?,
+        Some(_) => {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "id",
+                "must be a UUID",
+            )]))
+        }
+    };
+    Ok((id.to_string(), body))
+}
+
+fn validate_block(fields: &JsonMap<String, Value>, create: bool) -> ApiResult<()> {
+    let mut errors = unknown_fields(fields, &BLOCK_FIELDS);
+    required_text(fields, "type", 50, create, &mut errors);
+    optional_text(fields, "name", 255, &mut errors);
+    for key in ["parent_block_id", "origin_asset_id"] {
+        nullable_uuid(fields, key, &mut errors);
+    }
+    for key in ["config", "visual", "invaders"] {
+        object(fields, key, &mut errors);
+    }
+    finish(errors)
+}
+
+fn validate_relation(fields: &JsonMap<String, Value>, create: bool) -> ApiResult<()> {
+    let mut errors = unknown_fields(fields, &RELATION_FIELDS);
+    required_text(fields, "type", 50, create, &mut errors);
+    for key in ["source_block_id", "target_block_id"] {
+        match fields.get(key) {
+            None if create => errors.push(FieldError::new(key, "is required")),
+            None => {}
+            Some(v) if v.as_str().and_then(|s| Uuid::parse_str(s).ok()).is_some() => {}
+            Some(_) => errors.push(FieldError::new(key, "must be a UUID")),
+        }
+    }
+    for key in ["rules", "visual"] {
+        object(fields, key, &mut errors);
+    }
+    finish(errors)
+}
+
+fn unknown_fields(fields: &JsonMap<String, Value>, allowed: &[&str]) -> Vec<FieldError> {
+    fields
+        .keys()
+        .filter(|k| !allowed.contains(&k.as_str()))
+        .map(|k| FieldError::new(k.as_str(), "unknown field"))
+        .collect()
+}
+
+fn required_text(
+    fields: &JsonMap<String, Value>,
+    key: &str,
+    max: usize,
+    required: bool,
+    errors: &mut Vec<FieldError>,
+) {
+    match fields.get(key) {
+        None if required => errors.push(FieldError::new(key, "is required")),
+        None => {}
+        Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= max => {}
+        Some(_) => errors.push(FieldError::new(
+            key,
+            format!("must be a non-empty string of at most {max} characters"),
+        )),
+    }
+}
+
+fn optional_text(
+    fields: &JsonMap<String, Value>,
+    key: &str,
+    max: usize,
+    errors: &mut Vec<FieldError>,
+) {
+    match fields.get(key) {
+        None => {}
+        Some(Value::String(s)) if s.chars().count() <= max => {}
+        Some(_) => errors.push(FieldError::new(
+            key,
+            format!("must be a string of at most {max} characters"),
+        )),
+    }
+}
+
+fn nullable_uuid(fields: &JsonMap<String, Value>, key: &str, errors: &mut Vec<FieldError>) {
+    match fields.get(key) {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if Uuid::parse_str(s).is_ok() => {}
+        Some(_) => errors.push(FieldError::new(key, "must be a UUID or null")),
+    }
+}
+
+fn object(fields: &JsonMap<String, Value>, key: &str, errors: &mut Vec<FieldError>) {
+    if fields.get(key).is_some_and(|v| !v.is_object()) {
+        errors.push(FieldError::new(key, "must be a JSON object"));
+    }
+}
+
+fn finish(errors: Vec<FieldError>) -> ApiResult<()> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation(errors))
+    }
+}
+
+/// A block or relation as the API shows it: its fields plus its `id`.
+fn entity_json(id: &str, entity: &impl serde::Serialize) -> Value {
+    let mut value = serde_json::to_value(entity).unwrap_or(Value::Null);
+    if let Some(map) = value.as_object_mut() {
+        map.insert("id".into(), Value::String(id.to_string()));
+    }
+    value
+}
+
+fn block_json(id: &str, block: &BlockEntry) -> Value {
+    entity_json(id, block)
+}
+
+fn relation_json(id: &str, relation: &RelationEntry) -> Value {
+    entity_json(id, relation)
+}

@@ -1,0 +1,117 @@
+//! What is happening in a workspace right now: who is connected, which locks are held, and which
+//! entities the projection could not write as they are.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use nox_persistence::iam::users;
+use nox_persistence::locks;
+use nox_persistence::projection_store;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::canvas::{authorize, room_unavailable};
+use crate::auth::{AuthUser, Permission};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path};
+use crate::rooms::lock_view;
+use crate::rooms::HttpRequest;
+use crate::state::AppState;
+
+/// `GET /workspaces/{id}/presence`: the users connected, from the server's own knowledge of each
+/// socket (never from client-asserted awareness). A workspace nobody has open is not loaded for
+/// this: its presence is empty.
+pub async fn presence(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(workspace_id): Path<Uuid>,
+) -> ApiResult<impl IntoResponse> {
+    authorize(&state, &user, workspace_id, Permission::WorkspaceRead).await?;
+    let entries = match state.rooms.loaded_handle(workspace_id) {
+        None => Vec::new(),
+        Some(_) => state
+            .rooms
+            .request(workspace_id, |reply| HttpRequest::Presence { reply })
+            .await
+            .map_err(room_unavailable)?,
+    };
+    let mut list = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let profile = users::find_live(state.db.pool(), entry.user_id).await?;
+        list.push(json!({
+            "user_id": entry.user_id,
+            "full_name": profile.as_ref().and_then(|u| u.full_name.clone()).or(entry.user_name),
+            "avatar_url": profile.as_ref().and_then(|u| u.avatar_url.clone()),
+            "connections": entry.connections,
+            "since": entry.since,
+        }));
+    }
+    Ok(Json(json!({ "users": list })))
+}
+
+/// `GET /workspaces/{id}/locks`: live locks (from the room when loaded, else from the rows).
+pub async fn list_locks(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(workspace_id): Path<Uuid>,
+) -> ApiResult<impl IntoResponse> {
+    authorize(&state, &user, workspace_id, Permission::WorkspaceRead).await?;
+    let locks: Vec<Value> = match state.rooms.loaded_handle(workspace_id) {
+        Some(_) => state
+            .rooms
+            .request(workspace_id, |reply| HttpRequest::Locks { reply })
+            .await
+            .map_err(room_unavailable)?
+            .into_iter()
+            .map(|l| json!(l))
+            .collect(),
+        None => locks::live_for_workspace(state.db.pool(), workspace_id)
+            .await?
+            .iter()
+            .filter_map(|l| lock_view(l).map(|v| json!(v)))
+            .collect(),
+    };
+    Ok(Json(json!({ "locks": locks })))
+}
+
+/// `DELETE /workspaces/{id}/locks/{lock_id}`: breaks a lock (needs `locks:override`); every peer
+/// is told, as when a lock is broken over the WebSocket.
+pub async fn break_lock(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((workspace_id, lock_id)): Path<(Uuid, Uuid)>,
+) -> ApiResult<StatusCode> {
+    authorize(&state, &user, workspace_id, Permission::LocksOverride).await?;
+    let by = user.user_id;
+    let broken = state
+        .rooms
+        .request(workspace_id, |reply| HttpRequest::BreakLock {
+            lock_id,
+            by,
+            reply,
+        })
+        .await
+        .map_err(room_unavailable)?;
+    let lock = broken.ok_or_else(|| ApiError::not_found("lock"))?;
+    tracing::info!(%workspace_id, %lock_id, holder = %lock.user_id, by = %by, "lock broken over HTTP");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /workspaces/{id}/projection`: the entities the last compaction could not project as they
+/// are, and why (DESIGN §4).
+pub async fn projection_status(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(workspace_id): Path<Uuid>,
+) -> ApiResult<impl IntoResponse> {
+    authorize(&state, &user, workspace_id, Permission::WorkspaceRead).await?;
+    let status = projection_store::status(state.db.pool(), workspace_id).await?;
+    Ok(Json(match status {
+        Some(s) => json!({
+            "projected_at": s.projected_at,
+            "conflict_count": s.conflict_count,
+            "conflicts": s.conflicts,
+        }),
+        None => json!({ "projected_at": null, "conflict_count": 0, "conflicts": [] }),
+    }))
+}
