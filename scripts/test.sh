@@ -31,7 +31,41 @@ grep -E "^test result:" target/cargo-test.log | awk '
   END { printf "cargo: %d passed, %d failed\n", p, f }'
 
 if [[ -d tests/js ]]; then
+  # Stock yjs + y-websocket clients against a real nox-sync process (tests/js/interop.test.mjs).
   echo "== JavaScript interop tests"
+  node_major=$(node -p 'process.versions.node.split(".")[0]')
+  if (( node_major < 20 )); then
+    echo "tests/js needs Node.js >= 20 (node:test flags --test-concurrency/--test-timeout); found $(node --version)" >&2
+    exit 1
+  fi
   cargo build --locked --bin nox-sync
-  (cd tests/js && npm ci --no-audit --no-fund --loglevel=error && npm test)
+  export NOX_SYNC_BIN=$PWD/target/debug/nox-sync
+  js_rc=0
+  rm -f target/js-test.tap
+  (
+    cd tests/js
+    if [[ -f package-lock.json ]]; then
+      npm ci --no-audit --no-fund --loglevel=error
+    else
+      npm install --no-audit --no-fund --loglevel=error
+    fi
+    # Human-readable progress on stdout, TAP in a file for the counts below.
+    npm test -- --test-reporter=spec --test-reporter-destination=stdout \
+      --test-reporter=tap --test-reporter-destination=../../target/js-test.tap
+  ) || js_rc=$?
+  js_pass=$(awk '/^# pass /{print $3}' target/js-test.tap 2>/dev/null | tail -n1)
+  js_fail=$(awk '/^# fail /{print $3}' target/js-test.tap 2>/dev/null | tail -n1)
+  js_pass=${js_pass:-0}
+  js_fail=${js_fail:-0}
+  # A non-zero exit with no failed test counted (npm ci failed, the runner crashed, a hook failed,
+  # a test was cancelled) still counts as one failure.
+  if (( js_rc != 0 && js_fail == 0 )); then js_fail=1; fi
+  echo "js: ${js_pass} passed, ${js_fail} failed"
+  { grep -E "^test result:" target/cargo-test.log || true; } | awk -v jp="$js_pass" -v jf="$js_fail" '
+    { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
+    END { printf "total: %d passed, %d failed\n", p + jp, f + jf }'
+  if (( js_rc != 0 )); then
+    echo "JavaScript interop tests failed (exit $js_rc)" >&2
+    exit "$js_rc"
+  fi
 fi

@@ -76,6 +76,7 @@ impl Application {
             metrics,
             rooms,
             next_conn: Arc::new(AtomicU64::new(1)),
+            live: Arc::default(),
         };
         Ok(Self {
             listener,

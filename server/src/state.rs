@@ -7,6 +7,7 @@ use nox_persistence::db::Database;
 
 use crate::auth::tokens::TokenKeys;
 use crate::config::Config;
+use crate::live_access::LiveAccess;
 use crate::mailer::Mailer;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimits;
@@ -25,4 +26,6 @@ pub struct AppState {
     pub rate_limits: Arc<RateLimits>,
     /// Where verification, reset and invitation mails go.
     pub mailer: Arc<dyn Mailer>,
+    /// Open sockets, so rights changes reach them at once.
+    pub live: Arc<LiveAccess>,
 }

@@ -13,10 +13,14 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use nox_persistence::iam::users;
+use nox_persistence::iam::{api_keys, sessions, users};
+use tokio::sync::Notify;
+
+use crate::live_access::{LiveConn, Registration, PERIODIC_RECHECK};
 use nox_sync_protocol::wire;
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -68,7 +72,7 @@ pub async fn workspace_socket(
         ),
     };
     let user = AuthUser::from_token(&state, &token).await?;
-    let (_, permissions) = require_workspace_for(&state, user, workspace_id).await?;
+    let (access, permissions) = require_workspace_for(&state, user, workspace_id).await?;
     if !Permission::WorkspaceRead.granted_by(&permissions) {
         return Err(ApiError::forbidden(
             "this workspace needs the 'workspace:read' permission",
@@ -101,7 +105,9 @@ pub async fn workspace_socket(
         .max_message_size(limit.saturating_add(1))
         .max_frame_size(limit.saturating_add(1))
         .on_upgrade(move |socket| async move {
-            Session::new(state, workspace_id, info).run(socket).await
+            Session::new(state, workspace_id, access.org_id, user, info)
+                .run(socket)
+                .await
         }))
 }
 
@@ -120,21 +126,93 @@ fn token_from_protocols(headers: &HeaderMap) -> Option<String> {
 struct Session {
     state: AppState,
     workspace_id: Uuid,
+    org_id: Uuid,
+    /// The credential it connected with: re-checked whenever rights may have changed.
+    auth: AuthUser,
     info: PeerInfo,
     control: Arc<PeerControl>,
+    recheck: Arc<Notify>,
 }
 
 impl Session {
-    fn new(state: AppState, workspace_id: Uuid, info: PeerInfo) -> Self {
+    fn new(
+        state: AppState,
+        workspace_id: Uuid,
+        org_id: Uuid,
+        auth: AuthUser,
+        info: PeerInfo,
+    ) -> Self {
         Self {
             state,
             workspace_id,
+            org_id,
+            auth,
             info,
             control: Arc::new(PeerControl::default()),
+            recheck: Arc::new(Notify::new()),
         }
     }
 
-    async fn run(self, socket: WebSocket) {
+    fn register(&self) -> Registration {
+        self.state.live.register(
+            self.info.conn,
+            LiveConn {
+                user_id: self.auth.user_id,
+                api_key_id: self.auth.api_key.map(|k| k.key_id),
+                org_id: self.org_id,
+                workspace_id: self.workspace_id,
+                recheck: self.recheck.clone(),
+            },
+        )
+    }
+
+    /// Re-runs the authorization the socket was admitted with. Err closes the socket: 4401 when
+    /// the credential is gone, 4403 when the workspace is no longer reachable. Losing write access
+    /// switches the connection to read-only. A database hiccup keeps the current rights.
+    async fn reauthorize(&mut self, room: &RoomHandle) -> Result<(), CloseReason> {
+        let pool = self.state.db.pool();
+        let alive = match self.auth.api_key {
+            Some(key) => api_keys::is_usable(pool, key.key_id).await,
+            None => sessions::is_active(pool, self.auth.session_id, self.auth.user_id).await,
+        };
+        if matches!(alive, Ok(false)) {
+            return Err(CloseReason::new(4401, "credential revoked or expired"));
+        }
+        let permissions =
+            match require_workspace_for(&self.state, self.auth, self.workspace_id).await {
+                Ok((_, permissions)) => permissions,
+                Err(err) if err.status == StatusCode::NOT_FOUND => {
+                    return Err(CloseReason::new(
+                        4403,
+                        "access to this workspace was revoked",
+                    ))
+                }
+                Err(_) => return Ok(()),
+            };
+        if !Permission::WorkspaceRead.granted_by(&permissions) {
+            return Err(CloseReason::new(
+                4403,
+                "access to this workspace was revoked",
+            ));
+        }
+        let can_write = Permission::WorkspaceWrite.granted_by(&permissions);
+        let can_override_locks = Permission::LocksOverride.granted_by(&permissions);
+        if (can_write, can_override_locks) != (self.info.can_write, self.info.can_override_locks) {
+            self.info.can_write = can_write;
+            self.info.can_override_locks = can_override_locks;
+            let _ = room
+                .send(RoomCommand::SetAccess {
+                    conn: self.info.conn,
+                    can_write,
+                    can_override_locks,
+                })
+                .await;
+        }
+        Ok(())
+    }
+
+    async fn run(mut self, socket: WebSocket) {
+        let _registration = self.register();
         let metrics = self.state.metrics.clone();
         metrics.connections.inc();
         let (outbound_tx, outbound_rx) = mpsc::channel(self.state.config.peer_queue);
@@ -176,7 +254,7 @@ impl Session {
 
     /// Moves frames both ways until either side ends; returns why the connection closed.
     async fn pump(
-        &self,
+        &mut self,
         socket: WebSocket,
         room: RoomHandle,
         mut outbound: mpsc::Receiver<Bytes>,
@@ -184,6 +262,11 @@ impl Session {
         let (mut sink, mut stream) = socket.split();
         let mut ping =
             tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+        let mut periodic = tokio::time::interval_at(
+            tokio::time::Instant::now() + PERIODIC_RECHECK,
+            PERIODIC_RECHECK,
+        );
+        let recheck = self.recheck.clone();
         let reason = loop {
             tokio::select! {
                 biased;
@@ -200,6 +283,16 @@ impl Session {
                     match self.on_incoming(incoming, &room).await {
                         Ok(()) => {}
                         Err(reason) => break reason,
+                    }
+                }
+                _ = recheck.notified() => {
+                    if let Err(reason) = self.reauthorize(&room).await {
+                        break reason;
+                    }
+                }
+                _ = periodic.tick() => {
+                    if let Err(reason) = self.reauthorize(&room).await {
+                        break reason;
                     }
                 }
                 _ = ping.tick() => {

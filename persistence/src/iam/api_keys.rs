@@ -111,3 +111,17 @@ pub async fn touch(pool: &PgPool, id: Uuid) -> Result<(), PersistenceError> {
     .await?;
     Ok(())
 }
+
+/// True while the key exists, has not expired, and its creator and organization are live (the
+/// re-check of open WebSockets that authenticated with it).
+pub async fn is_usable(pool: &PgPool, key_id: Uuid) -> Result<bool, PersistenceError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM api_keys k
+           JOIN users u ON u.id = k.user_id AND u.deleted_at IS NULL
+           JOIN organizations o ON o.id = k.org_id AND o.deleted_at IS NULL
+          WHERE k.id = $1 AND (k.expires_at IS NULL OR k.expires_at > NOW()))",
+    )
+    .bind(key_id)
+    .fetch_one(pool)
+    .await?)
+}

@@ -63,6 +63,12 @@ pub enum RoomCommand {
     },
     /// A request of the HTTP API (reads, server-originated edits, presence, locks).
     Http(HttpRequest),
+    /// The connection's rights changed while it was open.
+    SetAccess {
+        conn: ConnId,
+        can_write: bool,
+        can_override_locks: bool,
+    },
 }
 
 /// The room stopped (unloaded or failed) before it could take the request: get a new one.
@@ -209,7 +215,9 @@ impl WorkspaceRoom {
                     let _ = reply.send(());
                 }
                 RoomCommand::Http(request) => request.refuse(),
-                RoomCommand::Leave { .. } | RoomCommand::Messages { .. } => {}
+                RoomCommand::Leave { .. }
+                | RoomCommand::Messages { .. }
+                | RoomCommand::SetAccess { .. } => {}
             }
         }
         if let Some(reply) = shutdown_reply {
@@ -242,6 +250,20 @@ impl WorkspaceRoom {
             }
             RoomCommand::Shutdown { reply } => return Some(reply),
             RoomCommand::Http(request) => self.on_http(request),
+            RoomCommand::SetAccess {
+                conn,
+                can_write,
+                can_override_locks,
+            } => {
+                if let Some(peer) = self.peers.get_mut(&conn) {
+                    peer.info.can_write = can_write;
+                    peer.info.can_override_locks = can_override_locks;
+                }
+                if !can_write {
+                    // A read-only connection may not hold locks.
+                    self.release_locks_of(conn);
+                }
+            }
         }
         None
     }

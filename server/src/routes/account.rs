@@ -15,6 +15,7 @@ use crate::auth::events::{self, action, SecurityEvent};
 use crate::auth::{password, tokens, totp, AuthUser};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::Json;
+use crate::live_access::Scope;
 use crate::mailer::Mail;
 use crate::openapi::ErrorBody;
 use crate::routes::auth::{check_second_factor, ip_key};
@@ -246,6 +247,7 @@ pub async fn reset_password(
         sessions::reason::PASSWORD_RESET,
     )
     .await?;
+    state.live.recheck(Scope::User(user_id));
     events::record(
         &state,
         &client,

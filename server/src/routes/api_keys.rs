@@ -15,6 +15,7 @@ use crate::auth::events::action;
 use crate::auth::{api_key, AuthUser, Permission, PermissionSet};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{Json, Path};
+use crate::live_access::Scope;
 use crate::openapi::ErrorBody;
 use crate::routes::{require_permission, ClientInfo};
 use crate::state::AppState;
@@ -208,6 +209,7 @@ pub async fn revoke(
     let key = api_keys::delete(state.db.pool(), org_id, key_id)
         .await?
         .ok_or_else(|| ApiError::not_found("api key"))?;
+    state.live.recheck(Scope::ApiKey(key_id));
     audit_key(&state, &user, &client, &key, action::API_KEY_REVOKED).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -14,6 +14,7 @@ use crate::auth::events::{self, action, SecurityEvent};
 use crate::auth::{password, tokens, totp, AuthUser};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
+use crate::live_access::Scope;
 use crate::openapi::ErrorBody;
 use crate::routes::account;
 use crate::routes::me::UserView;
@@ -376,6 +377,7 @@ pub async fn logout(State(state): State<AppState>, user: AuthUser) -> ApiResult<
         sessions::reason::LOGOUT,
     )
     .await?;
+    state.live.recheck(Scope::User(user.user_id));
     Ok(StatusCode::NO_CONTENT)
 }
 

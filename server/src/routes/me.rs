@@ -13,6 +13,7 @@ use crate::auth::events::{self, action, SecurityEvent};
 use crate::auth::{password, AuthUser};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::Json;
+use crate::live_access::Scope;
 use crate::openapi::ErrorBody;
 use crate::routes::ClientInfo;
 use crate::state::AppState;
@@ -103,6 +104,7 @@ pub async fn change_password(
         sessions::reason::PASSWORD_CHANGED,
     )
     .await?;
+    state.live.recheck(Scope::User(user.user_id));
     events::record(
         &state,
         &client,
@@ -147,6 +149,7 @@ pub async fn delete_me(
         sessions::reason::ACCOUNT_DELETED,
     )
     .await?;
+    state.live.recheck(Scope::User(user.user_id));
     tracing::info!(user_id = %user.user_id, "account deleted");
     Ok(StatusCode::NO_CONTENT)
 }

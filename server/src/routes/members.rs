@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::auth::{AuthUser, Permission};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{Json, Path, Query};
+use crate::live_access::Scope;
 use crate::openapi::ErrorBody;
 use crate::pagination::{Page, PageParams};
 use crate::routes::authz::{
@@ -118,7 +119,8 @@ pub async fn change_role(
         &actor(&user, &client),
     )
     .await?;
-    // LEAD: re-check the live sockets of `user_id` in this org (the role may have lost write).
+    // The new role may have lost write or read: open sockets re-check at once.
+    state.live.recheck(Scope::Org(org_id));
     Ok(Json(member.into()))
 }
 
@@ -141,6 +143,6 @@ pub async fn remove(
         require_grantable(&caller.permissions, &target.permissions)?;
     }
     members::remove(state.db.pool(), org_id, user_id, &actor(&user, &client)).await?;
-    // LEAD: close the live sockets of `user_id` in this org's workspaces.
+    state.live.recheck(Scope::Org(org_id));
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,6 +12,7 @@ use crate::auth::permissions::{default_roles, OWNER_ROLE};
 use crate::auth::{AuthUser, Permission};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
+use crate::live_access::Scope;
 use crate::openapi::ErrorBody;
 use crate::pagination::{Page, PageParams};
 use crate::routes::authz::{actor, conflict_on_unique, require_org_member, require_org_permission};
@@ -204,7 +205,7 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     require_org_permission(&state, user, org_id, Permission::OrgAdmin).await?;
     let workspaces = orgs::soft_delete(state.db.pool(), org_id, &actor(&user, &client)).await?;
-    // LEAD: close the live sockets of `workspaces` (now unreachable) here.
+    state.live.recheck(Scope::Org(org_id));
     tracing::info!(%org_id, workspaces = workspaces.len(), "organization deleted");
     Ok(StatusCode::NO_CONTENT)
 }

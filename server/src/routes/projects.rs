@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::auth::{AuthUser, Permission};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
+use crate::live_access::Scope;
 use crate::openapi::ErrorBody;
 use crate::pagination::{Page, PageParams};
 use crate::routes::authz::{
@@ -242,7 +243,7 @@ pub async fn delete(
         &actor(&user, &client),
     )
     .await?;
-    // LEAD: close the live sockets of `workspaces` (deleted with the project) here.
+    state.live.recheck(Scope::Workspaces(workspaces.clone()));
     tracing::info!(%project_id, workspaces = workspaces.len(), "project deleted");
     Ok(StatusCode::NO_CONTENT)
 }

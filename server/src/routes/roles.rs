@@ -16,6 +16,7 @@ use crate::auth::permissions::OWNER_ROLE;
 use crate::auth::{AuthUser, Permission};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{Json, Path};
+use crate::live_access::Scope;
 use crate::openapi::ErrorBody;
 use crate::pagination::Page;
 use crate::routes::authz::{
@@ -214,6 +215,8 @@ pub async fn update(
     )
     .await
     .map_err(name_taken)?;
+    // Members holding this role may have lost rights on open sockets.
+    state.live.recheck(Scope::Org(org_id));
     Ok(Json(role.into()))
 }
 

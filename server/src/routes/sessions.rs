@@ -12,6 +12,7 @@ use crate::auth::events::{self, action, SecurityEvent};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
+use crate::live_access::Scope;
 use crate::openapi::ErrorBody;
 use crate::routes::ClientInfo;
 use crate::state::AppState;
@@ -85,6 +86,7 @@ pub async fn revoke(
         sessions::reason::USER_REVOKED,
     )
     .await?;
+    state.live.recheck(Scope::User(user.user_id));
     if !revoked {
         return Err(ApiError::not_found("session"));
     }

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::auth::{AuthUser, Permission};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
+use crate::live_access::Scope;
 use crate::openapi::ErrorBody;
 use crate::pagination::{Page, PageParams};
 use crate::routes::authz::{actor, require_permission, require_project, require_workspace_for};
@@ -203,7 +204,7 @@ pub async fn delete(
         &actor(&user, &client),
     )
     .await?;
-    // LEAD: close the live sockets of `workspace_id` here.
+    state.live.recheck(Scope::Workspaces(vec![workspace_id]));
     tracing::info!(%workspace_id, "workspace deleted");
     Ok(StatusCode::NO_CONTENT)
 }

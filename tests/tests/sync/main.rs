@@ -8,6 +8,7 @@ mod limits;
 mod locks;
 mod projection;
 mod rest;
+mod revocation;
 
 use nox_tests::{Session, TestApp, WsClient};
 use serde_json::{json, Value};
