@@ -39,7 +39,7 @@ if [[ -d tests/js ]]; then
     exit 1
   fi
   cargo build --locked --bin nox-sync
-  export NOX_SYNC_BIN=$PWD/target/debug/nox-sync
+  export NOX_SYNC_BIN=${CARGO_TARGET_DIR:-$PWD/target}/debug/nox-sync
   js_rc=0
   rm -f target/js-test.tap
   (
