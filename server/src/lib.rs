@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod hocuspocus;
 pub mod live_access;
 pub mod mailer;
 pub mod metrics;

@@ -14,7 +14,14 @@ use dashmap::DashMap;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::rooms::peer::ConnId;
+use axum::http::StatusCode;
+use nox_persistence::iam::{api_keys, sessions};
+
+use crate::auth::{AuthUser, Permission};
+use crate::rooms::peer::{CloseReason, ConnId, PeerInfo};
+use crate::rooms::{RoomCommand, RoomHandle};
+use crate::routes::require_workspace_for;
+use crate::state::AppState;
 
 /// How often an open socket re-checks its rights even without an event.
 pub const PERIODIC_RECHECK: Duration = Duration::from_secs(60);
@@ -88,6 +95,79 @@ impl LiveAccess {
     pub fn is_empty(&self) -> bool {
         self.conns.is_empty()
     }
+}
+
+/// What a connection may do in its workspace right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rights {
+    pub can_write: bool,
+    pub can_override_locks: bool,
+}
+
+impl Rights {
+    pub fn from_permissions(permissions: &[String]) -> Self {
+        Self {
+            can_write: Permission::WorkspaceWrite.granted_by(permissions),
+            can_override_locks: Permission::LocksOverride.granted_by(permissions),
+        }
+    }
+}
+
+/// Re-runs the authorization a socket was admitted with. Err closes it: 4401 when the credential
+/// is gone, 4403 when the workspace is no longer reachable. `Ok(None)`: the database could not
+/// answer; keep the current rights rather than drop a healthy connection.
+pub async fn current_rights(
+    state: &AppState,
+    auth: AuthUser,
+    workspace_id: Uuid,
+) -> Result<Option<Rights>, CloseReason> {
+    let pool = state.db.pool();
+    let alive = match auth.api_key {
+        Some(key) => api_keys::is_usable(pool, key.key_id).await,
+        None => sessions::is_active(pool, auth.session_id, auth.user_id).await,
+    };
+    if matches!(alive, Ok(false)) {
+        return Err(CloseReason::new(4401, "credential revoked or expired"));
+    }
+    let revoked = || CloseReason::new(4403, "access to this workspace was revoked");
+    let permissions = match require_workspace_for(state, auth, workspace_id).await {
+        Ok((_, permissions)) => permissions,
+        Err(err) if err.status == StatusCode::NOT_FOUND => return Err(revoked()),
+        Err(_) => return Ok(None),
+    };
+    if !Permission::WorkspaceRead.granted_by(&permissions) {
+        return Err(revoked());
+    }
+    Ok(Some(Rights::from_permissions(&permissions)))
+}
+
+/// Re-checks one joined connection and tells its room when its rights changed.
+pub async fn reauthorize(
+    state: &AppState,
+    auth: AuthUser,
+    workspace_id: Uuid,
+    info: &mut PeerInfo,
+    room: &RoomHandle,
+) -> Result<(), CloseReason> {
+    let Some(rights) = current_rights(state, auth, workspace_id).await? else {
+        return Ok(());
+    };
+    let before = Rights {
+        can_write: info.can_write,
+        can_override_locks: info.can_override_locks,
+    };
+    if rights != before {
+        info.can_write = rights.can_write;
+        info.can_override_locks = rights.can_override_locks;
+        let _ = room
+            .send(RoomCommand::SetAccess {
+                conn: info.conn,
+                can_write: rights.can_write,
+                can_override_locks: rights.can_override_locks,
+            })
+            .await;
+    }
+    Ok(())
 }
 
 /// Removes its socket from [`LiveAccess`] when dropped.

@@ -13,14 +13,13 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use nox_persistence::iam::{api_keys, sessions, users};
+use nox_persistence::iam::users;
 use tokio::sync::Notify;
 
-use crate::live_access::{LiveConn, Registration, PERIODIC_RECHECK};
+use crate::live_access::{self, LiveConn, Registration, PERIODIC_RECHECK};
 use nox_sync_protocol::wire;
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -166,49 +165,15 @@ impl Session {
         )
     }
 
-    /// Re-runs the authorization the socket was admitted with. Err closes the socket: 4401 when
-    /// the credential is gone, 4403 when the workspace is no longer reachable. Losing write access
-    /// switches the connection to read-only. A database hiccup keeps the current rights.
     async fn reauthorize(&mut self, room: &RoomHandle) -> Result<(), CloseReason> {
-        let pool = self.state.db.pool();
-        let alive = match self.auth.api_key {
-            Some(key) => api_keys::is_usable(pool, key.key_id).await,
-            None => sessions::is_active(pool, self.auth.session_id, self.auth.user_id).await,
-        };
-        if matches!(alive, Ok(false)) {
-            return Err(CloseReason::new(4401, "credential revoked or expired"));
-        }
-        let permissions =
-            match require_workspace_for(&self.state, self.auth, self.workspace_id).await {
-                Ok((_, permissions)) => permissions,
-                Err(err) if err.status == StatusCode::NOT_FOUND => {
-                    return Err(CloseReason::new(
-                        4403,
-                        "access to this workspace was revoked",
-                    ))
-                }
-                Err(_) => return Ok(()),
-            };
-        if !Permission::WorkspaceRead.granted_by(&permissions) {
-            return Err(CloseReason::new(
-                4403,
-                "access to this workspace was revoked",
-            ));
-        }
-        let can_write = Permission::WorkspaceWrite.granted_by(&permissions);
-        let can_override_locks = Permission::LocksOverride.granted_by(&permissions);
-        if (can_write, can_override_locks) != (self.info.can_write, self.info.can_override_locks) {
-            self.info.can_write = can_write;
-            self.info.can_override_locks = can_override_locks;
-            let _ = room
-                .send(RoomCommand::SetAccess {
-                    conn: self.info.conn,
-                    can_write,
-                    can_override_locks,
-                })
-                .await;
-        }
-        Ok(())
+        live_access::reauthorize(
+            &self.state,
+            self.auth,
+            self.workspace_id,
+            &mut self.info,
+            room,
+        )
+        .await
     }
 
     async fn run(mut self, socket: WebSocket) {

@@ -377,6 +377,18 @@ pub fn encode_ack(count: u64) -> Vec<u8> {
     buf
 }
 
+/// The count of an ack frame made by [`encode_ack`]; `None` for any other frame.
+pub fn decode_ack(frame: &[u8]) -> Option<u64> {
+    let (&kind, rest) = frame.split_first()?;
+    if kind != MSG_ACK {
+        return None;
+    }
+    let mut reader = Lib0Reader::new(rest);
+    let count = reader.read_var_uint("ack count").ok()?;
+    reader.expect_end("ack").ok()?;
+    Some(count)
+}
+
 fn write_sync_step1(buf: &mut Vec<u8>, sv: &StateVector) {
     write_sync(buf, SYNC_STEP1, &sv.encode_v1());
 }

@@ -1,6 +1,7 @@
 //! Test support for the black-box tests: spawn a real Nox Sync server on a fresh database and talk
 //! to it over HTTP like any client would.
 
+pub mod hocuspocus;
 pub mod http;
 pub mod ws;
 

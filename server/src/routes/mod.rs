@@ -153,6 +153,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
+        .route("/hocuspocus", get(crate::hocuspocus::hocuspocus_socket))
         .route(
             "/ws/workspaces/{workspace_id}",
             get(crate::ws::workspace_socket),

@@ -201,6 +201,34 @@ pub fn encode_close(name: &str, reason: &str) -> Vec<u8> {
     buf
 }
 
+/// Re-addresses a frame a room produced for the y-websocket dialect to document `name`.
+///
+/// Sync (0), awareness (1) and stateless (5) payloads are the same in both dialects: only the name
+/// goes in front. Permission denied is auth subtype 0 in y-protocols and 1 here. A durable ack
+/// `[6, count]` becomes `count` SyncStatus frames (one per update the provider counted as unsynced).
+/// Anything else has no Hocuspocus form and is dropped.
+pub fn translate_room_frame(name: &str, frame: &[u8]) -> Vec<Vec<u8>> {
+    match frame {
+        [MSG_SYNC | MSG_AWARENESS | MSG_STATELESS, ..] => {
+            let mut buf = doc_frame(name, frame.len());
+            buf.extend_from_slice(frame);
+            vec![buf]
+        }
+        [MSG_AUTH, 0, reason @ ..] => {
+            let mut buf = with_type(name, MSG_AUTH);
+            write_var_uint(&mut buf, AUTH_PERMISSION_DENIED);
+            buf.extend_from_slice(reason);
+            vec![buf]
+        }
+        _ => match super::decode_ack(frame) {
+            Some(count) => (0..count.min(10_000))
+                .map(|_| encode_sync_status(name, true))
+                .collect(),
+            None => Vec::new(),
+        },
+    }
+}
+
 /// Bare `[9]`.
 pub fn encode_ping() -> Vec<u8> {
     vec![MSG_PING]
@@ -411,5 +439,35 @@ mod tests {
             let frame: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             assert_ne!(decode_frame(&frame), Err(ProtocolError::Panicked));
         }
+    }
+}
+
+#[cfg(test)]
+mod translate_tests {
+    use super::*;
+    use crate::wire;
+
+    #[test]
+    fn room_frames_are_readdressed_to_the_document() {
+        let name = "doc\0session";
+        let update = wire::encode_update(&[1, 2, 3]);
+        assert_eq!(
+            translate_room_frame(name, &update),
+            vec![[doc_frame(name, 0), update.clone()].concat()]
+        );
+        let stateless = wire::encode_stateless("{\"type\":\"lock.list\"}");
+        assert_eq!(
+            translate_room_frame(name, &stateless),
+            vec![encode_stateless(name, "{\"type\":\"lock.list\"}")]
+        );
+        assert_eq!(
+            translate_room_frame(name, &wire::encode_permission_denied("read-only")),
+            vec![encode_permission_denied(name, "read-only")]
+        );
+        assert_eq!(
+            translate_room_frame(name, &wire::encode_ack(3)),
+            vec![encode_sync_status(name, true); 3]
+        );
+        assert!(translate_room_frame(name, &[42]).is_empty());
     }
 }
