@@ -271,6 +271,9 @@ impl HpSession {
         if !Permission::WorkspaceRead.granted_by(&permissions) {
             return Err("this workspace needs the 'workspace:read' permission".into());
         }
+        live_access::check_connection_quota(&self.state, access.org_id)
+            .await
+            .map_err(|e| e.message)?;
         let user_name = users::find_live(self.state.db.pool(), auth.user_id)
             .await
             .ok()

@@ -15,9 +15,10 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use axum::http::StatusCode;
-use nox_persistence::iam::{api_keys, sessions};
+use nox_persistence::iam::{api_keys, billing, sessions};
 
 use crate::auth::{AuthUser, Permission};
+use crate::error::ApiError;
 use crate::rooms::peer::{CloseReason, ConnId, PeerInfo};
 use crate::rooms::{RoomCommand, RoomHandle};
 use crate::routes::require_workspace_for;
@@ -88,6 +89,14 @@ impl LiveAccess {
         woken
     }
 
+    /// Open sockets on workspaces of one organization (the `max_connections` quota).
+    pub fn count_org(&self, org_id: Uuid) -> usize {
+        self.conns
+            .iter()
+            .filter(|e| e.value().org_id == org_id)
+            .count()
+    }
+
     pub fn len(&self) -> usize {
         self.conns.len()
     }
@@ -110,6 +119,19 @@ impl Rights {
             can_write: Permission::WorkspaceWrite.granted_by(permissions),
             can_override_locks: Permission::LocksOverride.granted_by(permissions),
         }
+    }
+}
+
+/// 402 when the organization already has as many open sockets as its plan allows.
+pub async fn check_connection_quota(state: &AppState, org_id: Uuid) -> Result<(), ApiError> {
+    let (limit, plan) = billing::connection_limit(state.db.pool(), org_id).await?;
+    match limit {
+        Some(max) if state.live.count_org(org_id) as i64 >= max => Err(ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "quota_exceeded",
+            format!("the {plan} plan allows at most {max} concurrent connections"),
+        )),
+        _ => Ok(()),
     }
 }
 

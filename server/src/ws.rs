@@ -72,6 +72,7 @@ pub async fn workspace_socket(
     };
     let user = AuthUser::from_token(&state, &token).await?;
     let (access, permissions) = require_workspace_for(&state, user, workspace_id).await?;
+    live_access::check_connection_quota(&state, access.org_id).await?;
     if !Permission::WorkspaceRead.granted_by(&permissions) {
         return Err(ApiError::forbidden(
             "this workspace needs the 'workspace:read' permission",

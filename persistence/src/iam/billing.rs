@@ -332,3 +332,18 @@ pub async fn change_plan(
     tx.commit().await?;
     Ok(sub)
 }
+
+/// The organization's concurrent-connection limit and plan, read without locking (checked on every
+/// WebSocket connect). `None` limit: unlimited (or no subscription row yet).
+pub async fn connection_limit(
+    pool: &PgPool,
+    org_id: Uuid,
+) -> Result<(Option<i64>, String), PersistenceError> {
+    let row: Option<(Option<i64>, String)> = sqlx::query_as(
+        "SELECT (quotas->>'max_connections')::BIGINT, plan_id FROM subscriptions WHERE org_id = $1",
+    )
+    .bind(org_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.unwrap_or((None, default_plan().id.to_string())))
+}

@@ -104,3 +104,32 @@ async fn a_revoked_session_cannot_connect() {
     assert_eq!(upgrade_status(&c.url("")).await, Some(401));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_plan_limits_concurrent_connections() {
+    let (app, owner, ws) = setup().await;
+    sqlx::query(
+        "UPDATE subscriptions SET quotas = jsonb_set(quotas, '{max_connections}', '2')
+         WHERE org_id = (SELECT p.org_id FROM workspaces w JOIN projects p ON p.id = w.project_id WHERE w.id = $1)",
+    )
+    .bind(ws)
+    .execute(app.pool())
+    .await
+    .expect("lower the quota");
+    let _a = client(&app, &owner, ws).await;
+    let mut b = client(&app, &owner, ws).await;
+    let third = WsClient::new(app.addr, ws, &owner.token);
+    assert_eq!(upgrade_status(&third.url("")).await, Some(402));
+    // A slot frees up when a connection closes.
+    b.disconnect().await;
+    let mut admitted = false;
+    for _ in 0..50 {
+        if upgrade_status(&third.url("")).await.is_none() {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(admitted);
+    app.stop().await;
+}
