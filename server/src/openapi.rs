@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_scalar::{Scalar, Servable};
 
 use crate::extract::Json;
-use crate::routes::{account, api_keys, auth, me, sessions};
+use crate::routes::{account, api_keys, auth, canvas, live, me, sessions};
 use crate::routes::{
     audit, billing, features, invitations, members, orgs, projects, roles, workspaces,
 };
@@ -89,6 +89,10 @@ impl Modify for BearerAuth {
         projects::create, projects::list, projects::get, projects::update, projects::delete,
         workspaces::create, workspaces::list, workspaces::get, workspaces::update,
         workspaces::delete,
+        canvas::list_blocks, canvas::get_block, canvas::create_block, canvas::patch_block,
+        canvas::delete_block, canvas::list_relations, canvas::get_relation,
+        canvas::create_relation, canvas::patch_relation, canvas::delete_relation,
+        live::presence, live::list_locks, live::break_lock, live::projection_status,
     ),
     components(schemas(ErrorBody, ErrorDetail, FieldErrorDoc)),
     tags(
@@ -101,6 +105,9 @@ impl Modify for BearerAuth {
         (name = "billing", description = "Plans, quotas and usage"),
         (name = "features", description = "Feature flags with per-organization overrides"),
         (name = "audit"), (name = "projects"), (name = "workspaces"),
+        (name = "canvas", description = "Blocks and relations of the live document; writes are \
+            Yjs transactions in the workspace's room"),
+        (name = "live", description = "Presence, edit locks and the projection report"),
     )
 )]
 pub struct ApiDoc;

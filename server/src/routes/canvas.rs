@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::auth::{AuthUser, Permission};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{Json, Path, Query};
+use crate::openapi::ErrorBody;
 use crate::rooms::{CanvasEdit, EditError, HttpRequest, JoinError};
 use crate::routes::{require_permission, require_workspace_for};
 use crate::state::AppState;
@@ -35,14 +36,49 @@ const RELATION_FIELDS: [&str; 5] = [
     "visual",
 ];
 
-#[derive(Debug, Deserialize)]
+/// A block as the API shows it (documentation schema; bodies are validated field by field).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct BlockDoc {
+    /// UUID; generated when a create body has none.
+    pub id: Option<Uuid>,
+    #[serde(rename = "type")]
+    pub block_type: String,
+    pub name: Option<String>,
+    pub parent_block_id: Option<Uuid>,
+    pub origin_asset_id: Option<Uuid>,
+    /// Set by the server to the creating user.
+    pub created_by_id: Option<Uuid>,
+    pub config: Option<Object>,
+    pub visual: Option<Object>,
+    /// invader asset id → `{applied_version, config_snapshot}`.
+    pub invaders: Option<Object>,
+}
+
+/// A relation as the API shows it (documentation schema).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RelationDoc {
+    pub id: Option<Uuid>,
+    #[serde(rename = "type")]
+    pub relation_type: String,
+    pub source_block_id: Uuid,
+    pub target_block_id: Uuid,
+    pub rules: Option<Object>,
+    pub visual: Option<Object>,
+}
+
+/// Any JSON object.
+type Object = std::collections::HashMap<String, serde_json::Value>;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BlockFilter {
     #[serde(rename = "type")]
     block_type: Option<String>,
     parent: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RelationFilter {
     #[serde(rename = "type")]
     relation_type: Option<String>,
@@ -61,6 +97,11 @@ pub async fn authorize(
     require_permission(&permissions, needed)
 }
 
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/blocks", tag = "canvas",
+    params(("workspace_id" = Uuid, Path), BlockFilter),
+    responses((status = 200, description = "`{\"blocks\": [...]}` from the live document"),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn list_blocks(
     State(state): State<AppState>,
     user: AuthUser,
@@ -89,6 +130,10 @@ pub async fn list_blocks(
     Ok(Json(json!({ "blocks": blocks })))
 }
 
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/blocks/{block_id}", tag = "canvas",
+    params(("workspace_id" = Uuid, Path), ("block_id" = String, Path)),
+    responses((status = 200, body = BlockDoc), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn get_block(
     State(state): State<AppState>,
     user: AuthUser,
@@ -103,6 +148,12 @@ pub async fn get_block(
     Ok(Json(block_json(&block_id, block)))
 }
 
+#[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/blocks", tag = "canvas",
+    params(("workspace_id" = Uuid, Path)), request_body = BlockDoc,
+    responses((status = 201, body = BlockDoc), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn create_block(
     State(state): State<AppState>,
     user: AuthUser,
@@ -132,6 +183,12 @@ pub async fn create_block(
     Ok((StatusCode::CREATED, Json(block_json(&id, block))))
 }
 
+#[utoipa::path(patch, path = "/api/v1/workspaces/{workspace_id}/blocks/{block_id}", tag = "canvas",
+    params(("workspace_id" = Uuid, Path), ("block_id" = String, Path)), request_body = BlockDoc,
+    responses((status = 200, body = BlockDoc), (status = 404, body = ErrorBody),
+        (status = 423, description = "locked by another user", body = ErrorBody),
+        (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn patch_block(
     State(state): State<AppState>,
     user: AuthUser,
@@ -153,6 +210,10 @@ pub async fn patch_block(
     Ok(Json(block_json(&block_id, block)))
 }
 
+#[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/blocks/{block_id}", tag = "canvas",
+    params(("workspace_id" = Uuid, Path), ("block_id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 423, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn delete_block(
     State(state): State<AppState>,
     user: AuthUser,
@@ -164,6 +225,11 @@ pub async fn delete_block(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/relations", tag = "canvas",
+    params(("workspace_id" = Uuid, Path), RelationFilter),
+    responses((status = 200, description = "`{\"relations\": [...]}` from the live document"),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn list_relations(
     State(state): State<AppState>,
     user: AuthUser,
@@ -185,6 +251,10 @@ pub async fn list_relations(
     Ok(Json(json!({ "relations": relations })))
 }
 
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/relations/{relation_id}", tag = "canvas",
+    params(("workspace_id" = Uuid, Path), ("relation_id" = String, Path)),
+    responses((status = 200, body = RelationDoc), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn get_relation(
     State(state): State<AppState>,
     user: AuthUser,
@@ -199,6 +269,11 @@ pub async fn get_relation(
     Ok(Json(relation_json(&relation_id, relation)))
 }
 
+#[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/relations", tag = "canvas",
+    params(("workspace_id" = Uuid, Path)), request_body = RelationDoc,
+    responses((status = 201, body = RelationDoc), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn create_relation(
     State(state): State<AppState>,
     user: AuthUser,
@@ -221,6 +296,11 @@ pub async fn create_relation(
     Ok((StatusCode::CREATED, Json(relation_json(&id, relation))))
 }
 
+#[utoipa::path(patch, path = "/api/v1/workspaces/{workspace_id}/relations/{relation_id}", tag = "canvas",
+    params(("workspace_id" = Uuid, Path), ("relation_id" = String, Path)), request_body = RelationDoc,
+    responses((status = 200, body = RelationDoc), (status = 404, body = ErrorBody),
+        (status = 423, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn patch_relation(
     State(state): State<AppState>,
     user: AuthUser,
@@ -242,6 +322,10 @@ pub async fn patch_relation(
     Ok(Json(relation_json(&relation_id, relation)))
 }
 
+#[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/relations/{relation_id}", tag = "canvas",
+    params(("workspace_id" = Uuid, Path), ("relation_id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 423, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn delete_relation(
     State(state): State<AppState>,
     user: AuthUser,

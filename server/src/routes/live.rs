@@ -14,6 +14,7 @@ use super::canvas::{authorize, room_unavailable};
 use crate::auth::{AuthUser, Permission};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
+use crate::openapi::ErrorBody;
 use crate::rooms::lock_view;
 use crate::rooms::HttpRequest;
 use crate::state::AppState;
@@ -21,6 +22,11 @@ use crate::state::AppState;
 /// `GET /workspaces/{id}/presence`: the users connected, from the server's own knowledge of each
 /// socket (never from client-asserted awareness). A workspace nobody has open is not loaded for
 /// this: its presence is empty.
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/presence", tag = "live",
+    params(("workspace_id" = Uuid, Path)),
+    responses((status = 200, description = "`{\"users\": [{user_id, full_name, avatar_url, connections, since}]}`"),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn presence(
     State(state): State<AppState>,
     user: AuthUser,
@@ -50,6 +56,11 @@ pub async fn presence(
 }
 
 /// `GET /workspaces/{id}/locks`: live locks (from the room when loaded, else from the rows).
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/locks", tag = "live",
+    params(("workspace_id" = Uuid, Path)),
+    responses((status = 200, description = "`{\"locks\": [{id, resource_type, resource_id, user_id, user_name, acquired_at, expires_at}]}`"),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn list_locks(
     State(state): State<AppState>,
     user: AuthUser,
@@ -76,6 +87,11 @@ pub async fn list_locks(
 
 /// `DELETE /workspaces/{id}/locks/{lock_id}`: breaks a lock (needs `locks:override`); every peer
 /// is told, as when a lock is broken over the WebSocket.
+#[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/locks/{lock_id}", tag = "live",
+    params(("workspace_id" = Uuid, Path), ("lock_id" = Uuid, Path)),
+    responses((status = 204), (status = 403, description = "needs locks:override", body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn break_lock(
     State(state): State<AppState>,
     user: AuthUser,
@@ -99,6 +115,11 @@ pub async fn break_lock(
 
 /// `GET /workspaces/{id}/projection`: the entities the last compaction could not project as they
 /// are, and why (DESIGN §4).
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/projection", tag = "live",
+    params(("workspace_id" = Uuid, Path)),
+    responses((status = 200, description = "`{projected_at, conflict_count, conflicts: [{entity, id, kind, detail}]}`"),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn projection_status(
     State(state): State<AppState>,
     user: AuthUser,
