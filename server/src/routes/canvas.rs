@@ -166,6 +166,9 @@ pub async fn create_block(
     fields
         .entry("name")
         .or_insert_with(|| Value::String(String::new()));
+    for nested in ["config", "visual"] {
+        fields.entry(nested).or_insert_with(|| json!({}));
+    }
     fields.insert(
         "created_by_id".into(),
         Value::String(user.user_id.to_string()),
@@ -281,8 +284,11 @@ pub async fn create_relation(
     Json(body): Json<JsonMap<String, Value>>,
 ) -> ApiResult<impl IntoResponse> {
     authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
-    let (id, fields) = split_id(body)?;
+    let (id, mut fields) = split_id(body)?;
     validate_relation(&fields, true)?;
+    for nested in ["rules", "visual"] {
+        fields.entry(nested).or_insert_with(|| json!({}));
+    }
     let edit = CanvasEdit::PutRelation {
         id: id.clone(),
         fields,
