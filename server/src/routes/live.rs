@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use nox_persistence::iam::audit::{self, NewAuditEntry};
 use nox_persistence::iam::users;
 use nox_persistence::locks;
 use nox_persistence::projection_store;
@@ -17,6 +18,7 @@ use crate::extract::{Json, Path};
 use crate::openapi::ErrorBody;
 use crate::rooms::lock_view;
 use crate::rooms::HttpRequest;
+use crate::routes::{require_permission, require_workspace_for, ClientInfo};
 use crate::state::AppState;
 
 /// `GET /workspaces/{id}/presence`: the users connected, from the server's own knowledge of each
@@ -95,9 +97,11 @@ pub async fn list_locks(
 pub async fn break_lock(
     State(state): State<AppState>,
     user: AuthUser,
+    client: ClientInfo,
     Path((workspace_id, lock_id)): Path<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
-    authorize(&state, &user, workspace_id, Permission::LocksOverride).await?;
+    let (access, permissions) = require_workspace_for(&state, user, workspace_id).await?;
+    require_permission(&permissions, Permission::LocksOverride)?;
     let by = user.user_id;
     let broken = state
         .rooms
@@ -110,6 +114,25 @@ pub async fn break_lock(
         .map_err(room_unavailable)?;
     let lock = broken.ok_or_else(|| ApiError::not_found("lock"))?;
     tracing::info!(%workspace_id, %lock_id, holder = %lock.user_id, by = %by, "lock broken over HTTP");
+    audit::record(
+        state.db.pool(),
+        NewAuditEntry {
+            org_id: access.org_id,
+            actor_id: by,
+            action: "lock.broken",
+            target_type: Some("edit_lock"),
+            target_id: Some(lock_id),
+            metadata: Some(json!({
+                "workspace_id": workspace_id,
+                "resource_type": lock.resource_type,
+                "resource_id": lock.resource_id,
+                "holder": lock.user_id,
+            })),
+            ip_address: client.ip.as_deref(),
+            user_agent: client.user_agent.as_deref(),
+        },
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

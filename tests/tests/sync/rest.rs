@@ -232,6 +232,15 @@ async fn http_writes_respect_locks_and_permissions() {
         .pump_until(|c| !c.events("lock.released").is_empty())
         .await;
     assert_eq!(holder.events("lock.released")[0]["reason"], "broken");
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_logs WHERE action = 'lock.broken' AND actor_id = $1 AND target_id = $2",
+    )
+    .bind(owner.user_id)
+    .bind(lock_id.parse::<Uuid>().expect("lock id"))
+    .fetch_one(app.pool())
+    .await
+    .expect("audit");
+    assert_eq!(audited, 1, "breaking a lock over HTTP is audited");
     assert_eq!(
         app.client
             .patch(
