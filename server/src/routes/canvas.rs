@@ -6,7 +6,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use nox_sync_protocol::canvas::{BlockEntry, CanvasState, RelationEntry};
+use nox_sync_protocol::canvas::CanvasState;
 use serde::Deserialize;
 use serde_json::{json, Map as JsonMap, Value};
 use uuid::Uuid;
@@ -125,7 +125,7 @@ pub async fn list_blocks(
                 .as_deref()
                 .is_none_or(|p| b.parent_block_id == p)
         })
-        .map(|(id, b)| block_json(id, b))
+        .map(|(id, b)| entity_json(id, b))
         .collect();
     Ok(Json(json!({ "blocks": blocks })))
 }
@@ -137,15 +137,9 @@ pub async fn list_blocks(
 pub async fn get_block(
     State(state): State<AppState>,
     user: AuthUser,
-    Path((workspace_id, block_id)): Path<(Uuid, String)>,
-) -> ApiResult<impl IntoResponse> {
-    authorize(&state, &user, workspace_id, Permission::WorkspaceRead).await?;
-    let canvas = read_canvas(&state, workspace_id).await?;
-    let block = canvas
-        .blocks
-        .get(&block_id)
-        .ok_or_else(|| ApiError::not_found("block"))?;
-    Ok(Json(block_json(&block_id, block)))
+    Path((workspace_id, id)): Path<(Uuid, String)>,
+) -> ApiResult<Json<Value>> {
+    get_entity(&state, &user, workspace_id, Entity::Block, &id).await
 }
 
 #[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/blocks", tag = "canvas",
@@ -159,31 +153,8 @@ pub async fn create_block(
     user: AuthUser,
     Path(workspace_id): Path<Uuid>,
     Json(body): Json<JsonMap<String, Value>>,
-) -> ApiResult<impl IntoResponse> {
-    authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
-    let (id, mut fields) = split_id(body)?;
-    validate_block(&fields, true)?;
-    fields
-        .entry("name")
-        .or_insert_with(|| Value::String(String::new()));
-    for nested in ["config", "visual"] {
-        fields.entry(nested).or_insert_with(|| json!({}));
-    }
-    fields.insert(
-        "created_by_id".into(),
-        Value::String(user.user_id.to_string()),
-    );
-    let edit = CanvasEdit::PutBlock {
-        id: id.clone(),
-        fields,
-        create: true,
-    };
-    let canvas = edit_canvas(&state, workspace_id, user.user_id, edit).await?;
-    let block = canvas
-        .blocks
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found("block"))?;
-    Ok((StatusCode::CREATED, Json(block_json(&id, block))))
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    create_entity(&state, &user, workspace_id, Entity::Block, body).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/workspaces/{workspace_id}/blocks/{block_id}", tag = "canvas",
@@ -195,22 +166,10 @@ pub async fn create_block(
 pub async fn patch_block(
     State(state): State<AppState>,
     user: AuthUser,
-    Path((workspace_id, block_id)): Path<(Uuid, String)>,
+    Path((workspace_id, id)): Path<(Uuid, String)>,
     Json(body): Json<JsonMap<String, Value>>,
-) -> ApiResult<impl IntoResponse> {
-    authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
-    validate_block(&body, false)?;
-    let edit = CanvasEdit::PutBlock {
-        id: block_id.clone(),
-        fields: body,
-        create: false,
-    };
-    let canvas = edit_canvas(&state, workspace_id, user.user_id, edit).await?;
-    let block = canvas
-        .blocks
-        .get(&block_id)
-        .ok_or_else(|| ApiError::not_found("block"))?;
-    Ok(Json(block_json(&block_id, block)))
+) -> ApiResult<Json<Value>> {
+    patch_entity(&state, &user, workspace_id, Entity::Block, id, body).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/blocks/{block_id}", tag = "canvas",
@@ -220,11 +179,10 @@ pub async fn patch_block(
 pub async fn delete_block(
     State(state): State<AppState>,
     user: AuthUser,
-    Path((workspace_id, block_id)): Path<(Uuid, String)>,
+    Path((workspace_id, id)): Path<(Uuid, String)>,
 ) -> ApiResult<StatusCode> {
     authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
-    let edit = CanvasEdit::RemoveBlock { id: block_id };
-    edit_canvas(&state, workspace_id, user.user_id, edit).await?;
+    edit_canvas(&state, workspace_id, user.user_id, Entity::Block.remove(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -249,7 +207,7 @@ pub async fn list_relations(
         .filter(|(_, r)| matches(&r.relation_type, &filter.relation_type))
         .filter(|(_, r)| matches(&r.source_block_id, &filter.source))
         .filter(|(_, r)| matches(&r.target_block_id, &filter.target))
-        .map(|(id, r)| relation_json(id, r))
+        .map(|(id, r)| entity_json(id, r))
         .collect();
     Ok(Json(json!({ "relations": relations })))
 }
@@ -261,15 +219,9 @@ pub async fn list_relations(
 pub async fn get_relation(
     State(state): State<AppState>,
     user: AuthUser,
-    Path((workspace_id, relation_id)): Path<(Uuid, String)>,
-) -> ApiResult<impl IntoResponse> {
-    authorize(&state, &user, workspace_id, Permission::WorkspaceRead).await?;
-    let canvas = read_canvas(&state, workspace_id).await?;
-    let relation = canvas
-        .relations
-        .get(&relation_id)
-        .ok_or_else(|| ApiError::not_found("relation"))?;
-    Ok(Json(relation_json(&relation_id, relation)))
+    Path((workspace_id, id)): Path<(Uuid, String)>,
+) -> ApiResult<Json<Value>> {
+    get_entity(&state, &user, workspace_id, Entity::Relation, &id).await
 }
 
 #[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/relations", tag = "canvas",
@@ -282,24 +234,8 @@ pub async fn create_relation(
     user: AuthUser,
     Path(workspace_id): Path<Uuid>,
     Json(body): Json<JsonMap<String, Value>>,
-) -> ApiResult<impl IntoResponse> {
-    authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
-    let (id, mut fields) = split_id(body)?;
-    validate_relation(&fields, true)?;
-    for nested in ["rules", "visual"] {
-        fields.entry(nested).or_insert_with(|| json!({}));
-    }
-    let edit = CanvasEdit::PutRelation {
-        id: id.clone(),
-        fields,
-        create: true,
-    };
-    let canvas = edit_canvas(&state, workspace_id, user.user_id, edit).await?;
-    let relation = canvas
-        .relations
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found("relation"))?;
-    Ok((StatusCode::CREATED, Json(relation_json(&id, relation))))
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    create_entity(&state, &user, workspace_id, Entity::Relation, body).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/workspaces/{workspace_id}/relations/{relation_id}", tag = "canvas",
@@ -310,22 +246,10 @@ pub async fn create_relation(
 pub async fn patch_relation(
     State(state): State<AppState>,
     user: AuthUser,
-    Path((workspace_id, relation_id)): Path<(Uuid, String)>,
+    Path((workspace_id, id)): Path<(Uuid, String)>,
     Json(body): Json<JsonMap<String, Value>>,
-) -> ApiResult<impl IntoResponse> {
-    authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
-    validate_relation(&body, false)?;
-    let edit = CanvasEdit::PutRelation {
-        id: relation_id.clone(),
-        fields: body,
-        create: false,
-    };
-    let canvas = edit_canvas(&state, workspace_id, user.user_id, edit).await?;
-    let relation = canvas
-        .relations
-        .get(&relation_id)
-        .ok_or_else(|| ApiError::not_found("relation"))?;
-    Ok(Json(relation_json(&relation_id, relation)))
+) -> ApiResult<Json<Value>> {
+    patch_entity(&state, &user, workspace_id, Entity::Relation, id, body).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/relations/{relation_id}", tag = "canvas",
@@ -335,12 +259,130 @@ pub async fn patch_relation(
 pub async fn delete_relation(
     State(state): State<AppState>,
     user: AuthUser,
-    Path((workspace_id, relation_id)): Path<(Uuid, String)>,
+    Path((workspace_id, id)): Path<(Uuid, String)>,
 ) -> ApiResult<StatusCode> {
     authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
-    let edit = CanvasEdit::RemoveRelation { id: relation_id };
-    edit_canvas(&state, workspace_id, user.user_id, edit).await?;
+    edit_canvas(
+        &state,
+        workspace_id,
+        user.user_id,
+        Entity::Relation.remove(id),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Blocks and relations are handled alike; this says where they differ.
+#[derive(Debug, Clone, Copy)]
+enum Entity {
+    Block,
+    Relation,
+}
+
+impl Entity {
+    fn name(self) -> &'static str {
+        match self {
+            Entity::Block => "block",
+            Entity::Relation => "relation",
+        }
+    }
+
+    /// The entity as the API shows it, read from the canvas.
+    fn find(self, canvas: &CanvasState, id: &str) -> Option<Value> {
+        match self {
+            Entity::Block => canvas.blocks.get(id).map(|b| entity_json(id, b)),
+            Entity::Relation => canvas.relations.get(id).map(|r| entity_json(id, r)),
+        }
+    }
+
+    fn validate(self, fields: &JsonMap<String, Value>, create: bool) -> ApiResult<()> {
+        match self {
+            Entity::Block => validate_block(fields, create),
+            Entity::Relation => validate_relation(fields, create),
+        }
+    }
+
+    /// Defaults of a new entity: empty nested maps, an empty name, and who created a block.
+    fn fill_defaults(self, fields: &mut JsonMap<String, Value>, creator: Uuid) {
+        let nested = match self {
+            Entity::Block => ["config", "visual"],
+            Entity::Relation => ["rules", "visual"],
+        };
+        for key in nested {
+            fields.entry(key).or_insert_with(|| json!({}));
+        }
+        if let Entity::Block = self {
+            fields
+                .entry("name")
+                .or_insert_with(|| Value::String(String::new()));
+            fields.insert("created_by_id".into(), Value::String(creator.to_string()));
+        }
+    }
+
+    fn put(self, id: String, fields: JsonMap<String, Value>, create: bool) -> CanvasEdit {
+        match self {
+            Entity::Block => CanvasEdit::PutBlock { id, fields, create },
+            Entity::Relation => CanvasEdit::PutRelation { id, fields, create },
+        }
+    }
+
+    fn remove(self, id: String) -> CanvasEdit {
+        match self {
+            Entity::Block => CanvasEdit::RemoveBlock { id },
+            Entity::Relation => CanvasEdit::RemoveRelation { id },
+        }
+    }
+}
+
+async fn get_entity(
+    state: &AppState,
+    user: &AuthUser,
+    workspace_id: Uuid,
+    entity: Entity,
+    id: &str,
+) -> ApiResult<Json<Value>> {
+    authorize(state, user, workspace_id, Permission::WorkspaceRead).await?;
+    let canvas = read_canvas(state, workspace_id).await?;
+    let found = entity.find(&canvas, id);
+    found
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(entity.name()))
+}
+
+async fn create_entity(
+    state: &AppState,
+    user: &AuthUser,
+    workspace_id: Uuid,
+    entity: Entity,
+    body: JsonMap<String, Value>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    authorize(state, user, workspace_id, Permission::WorkspaceWrite).await?;
+    let (id, mut fields) = split_id(body)?;
+    entity.validate(&fields, true)?;
+    entity.fill_defaults(&mut fields, user.user_id);
+    let edit = entity.put(id.clone(), fields, true);
+    let canvas = edit_canvas(state, workspace_id, user.user_id, edit).await?;
+    let created = entity.find(&canvas, &id);
+    let created = created.ok_or_else(|| ApiError::not_found(entity.name()))?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+async fn patch_entity(
+    state: &AppState,
+    user: &AuthUser,
+    workspace_id: Uuid,
+    entity: Entity,
+    id: String,
+    body: JsonMap<String, Value>,
+) -> ApiResult<Json<Value>> {
+    authorize(state, user, workspace_id, Permission::WorkspaceWrite).await?;
+    entity.validate(&body, false)?;
+    let edit = entity.put(id.clone(), body, false);
+    let canvas = edit_canvas(state, workspace_id, user.user_id, edit).await?;
+    let found = entity.find(&canvas, &id);
+    found
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(entity.name()))
 }
 
 async fn read_canvas(state: &AppState, workspace_id: Uuid) -> ApiResult<CanvasState> {
@@ -513,12 +555,4 @@ fn entity_json(id: &str, entity: &impl serde::Serialize) -> Value {
         map.insert("id".into(), Value::String(id.to_string()));
     }
     value
-}
-
-fn block_json(id: &str, block: &BlockEntry) -> Value {
-    entity_json(id, block)
-}
-
-fn relation_json(id: &str, relation: &RelationEntry) -> Value {
-    entity_json(id, relation)
 }
