@@ -22,6 +22,8 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v in
 fi
 need_deb node nodejs
 need_deb npm npm
+# Headless browser for tests/js/browser.test.mjs (the canvas page, driven by playwright-core).
+need_deb chromium chromium
 
 mkdir -p target
 echo "== cargo test"

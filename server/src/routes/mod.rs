@@ -152,6 +152,10 @@ pub fn router() -> Router<AppState> {
         .merge(crate::openapi::docs_page());
     Router::new()
         .route("/healthz", get(health::healthz))
+        .route("/", get(crate::web::index))
+        .route("/w/{workspace_id}", get(crate::web::workspace_page))
+        .route("/assets/app.js", get(crate::web::app_js))
+        .route("/assets/app.css", get(crate::web::app_css))
         .route("/metrics", get(health::metrics))
         .route("/hocuspocus", get(crate::hocuspocus::hocuspocus_socket))
         .route(
