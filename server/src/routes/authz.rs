@@ -72,9 +72,9 @@ pub fn require_grantable(caller: &[String], role: &[String]) -> Result<(), ApiEr
 }
 
 /// The workspace and `user_id`'s permissions in its organization; 404 when it does not exist or
-/// the user is not a member of its organization. Ignores API-key scopes: callers holding an
-/// [`AuthUser`] should use [`require_workspace_for`].
-pub async fn require_workspace(
+/// the user is not a member of its organization. Private on purpose: it ignores API-key scopes, so
+/// every caller goes through [`require_workspace_for`].
+async fn workspace_permissions(
     state: &AppState,
     user_id: Uuid,
     workspace_id: Uuid,
@@ -89,14 +89,15 @@ pub async fn require_workspace(
     Ok((access, permissions))
 }
 
-/// [`require_workspace`] for a request's caller: an API key of another organization gets 404 and
-/// a key's permissions are narrowed to its scopes.
+/// The workspace and the caller's permissions in its organization; 404 when the caller cannot
+/// see it. An API key of another organization gets 404 and a key's permissions are narrowed to its
+/// scopes.
 pub async fn require_workspace_for(
     state: &AppState,
     user: AuthUser,
     workspace_id: Uuid,
 ) -> Result<(WorkspaceAccess, Vec<String>), ApiError> {
-    let (access, held) = require_workspace(state, user.user_id, workspace_id).await?;
+    let (access, held) = workspace_permissions(state, user.user_id, workspace_id).await?;
     let permissions = user
         .restrict(access.org_id, held)
         .ok_or_else(|| ApiError::not_found("workspace"))?;
