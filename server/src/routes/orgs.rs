@@ -86,6 +86,8 @@ pub async fn create(
     client: ClientInfo,
     Json(body): Json<CreateOrgRequest>,
 ) -> ApiResult<(StatusCode, Json<OrgView>)> {
+    // An API key is confined to its organization: it cannot found new ones.
+    user.session()?;
     Validator::new()
         .text("name", &body.name, 255)
         .slug("slug", &body.slug)

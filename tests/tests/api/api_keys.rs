@@ -166,6 +166,18 @@ async fn a_key_works_only_in_its_org_and_within_its_scopes() {
         .await,
         StatusCode::FORBIDDEN
     );
+    // A key cannot found an organization (it would escape its own).
+    assert_eq!(
+        with_key(
+            &app,
+            Method::POST,
+            "/api/v1/orgs",
+            &manager,
+            Some(json!({"name": "Escape", "slug": "escape-hatch"}))
+        )
+        .await,
+        StatusCode::FORBIDDEN
+    );
     // Garbage keys are refused.
     assert_eq!(
         with_key(&app, Method::GET, &projects, "nox_deadbeef_nope", None).await,
