@@ -347,3 +347,14 @@ pub async fn connection_limit(
     .await?;
     Ok(row.unwrap_or((None, default_plan().id.to_string())))
 }
+
+/// The organization's `max_blocks_per_workspace` (`None`: unlimited or no subscription row).
+pub async fn block_limit(pool: &PgPool, org_id: Uuid) -> Result<Option<i64>, PersistenceError> {
+    let row: Option<(Option<i64>,)> = sqlx::query_as(
+        "SELECT (quotas->>'max_blocks_per_workspace')::BIGINT FROM subscriptions WHERE org_id = $1",
+    )
+    .bind(org_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.and_then(|r| r.0))
+}

@@ -18,6 +18,8 @@ use crate::openapi::ErrorBody;
 use crate::rooms::{CanvasEdit, EditError, HttpRequest, JoinError};
 use crate::routes::{require_permission, require_workspace_for};
 use crate::state::AppState;
+use nox_persistence::iam::billing;
+use nox_persistence::iam::workspaces::WorkspaceAccess;
 
 const BLOCK_FIELDS: [&str; 7] = [
     "type",
@@ -92,9 +94,10 @@ pub async fn authorize(
     user: &AuthUser,
     workspace_id: Uuid,
     needed: Permission,
-) -> ApiResult<()> {
-    let (_, permissions) = require_workspace_for(state, *user, workspace_id).await?;
-    require_permission(&permissions, needed)
+) -> ApiResult<WorkspaceAccess> {
+    let (access, permissions) = require_workspace_for(state, *user, workspace_id).await?;
+    require_permission(&permissions, needed)?;
+    Ok(access)
 }
 
 #[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/blocks", tag = "canvas",
@@ -356,9 +359,12 @@ async fn create_entity(
     entity: Entity,
     body: JsonMap<String, Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    authorize(state, user, workspace_id, Permission::WorkspaceWrite).await?;
+    let access = authorize(state, user, workspace_id, Permission::WorkspaceWrite).await?;
     let (id, mut fields) = split_id(body)?;
     entity.validate(&fields, true)?;
+    if let Entity::Block = entity {
+        check_block_quota(state, access.org_id, workspace_id).await?;
+    }
     entity.fill_defaults(&mut fields, user.user_id);
     let edit = entity.put(id.clone(), fields, true);
     let canvas = edit_canvas(state, workspace_id, user.user_id, edit).await?;
@@ -383,6 +389,23 @@ async fn patch_entity(
     found
         .map(Json)
         .ok_or_else(|| ApiError::not_found(entity.name()))
+}
+
+/// 402 when the workspace already has as many blocks as the plan allows. Enforced where blocks are
+/// created over HTTP; a CRDT update from an editor cannot be partly refused (see the issue note).
+async fn check_block_quota(state: &AppState, org_id: Uuid, workspace_id: Uuid) -> ApiResult<()> {
+    let Some(limit) = billing::block_limit(state.db.pool(), org_id).await? else {
+        return Ok(());
+    };
+    let blocks = read_canvas(state, workspace_id).await?.blocks.len() as i64;
+    if blocks >= limit {
+        return Err(ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "quota_exceeded",
+            format!("the plan allows at most {limit} blocks per workspace"),
+        ));
+    }
+    Ok(())
 }
 
 async fn read_canvas(state: &AppState, workspace_id: Uuid) -> ApiResult<CanvasState> {

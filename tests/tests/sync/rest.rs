@@ -346,3 +346,33 @@ async fn the_projection_endpoint_reports_conflicts() {
     .await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_plan_limits_blocks_created_over_http() {
+    let (app, owner, ws) = setup().await;
+    sqlx::query(
+        "UPDATE subscriptions SET quotas = jsonb_set(quotas, '{max_blocks_per_workspace}', '2')
+         WHERE org_id = (SELECT p.org_id FROM workspaces w JOIN projects p ON p.id = w.project_id WHERE w.id = $1)",
+    )
+    .bind(ws)
+    .execute(app.pool())
+    .await
+    .expect("lower the quota");
+    let path = format!("/api/v1/workspaces/{ws}/blocks");
+    for _ in 0..2 {
+        let ok = app
+            .client
+            .post(&path, &owner.token, json!({ "type": "NODE" }))
+            .await;
+        assert_eq!(ok.status, StatusCode::CREATED);
+    }
+    let refused = app
+        .client
+        .post(&path, &owner.token, json!({ "type": "NODE" }))
+        .await;
+    assert_eq!(refused.status, StatusCode::PAYMENT_REQUIRED);
+    assert_eq!(refused.code(), "quota_exceeded");
+    let listed = app.client.get(&path, &owner.token).await;
+    assert_eq!(listed.body["blocks"].as_array().map(|b| b.len()), Some(2));
+    app.stop().await;
+}
