@@ -32,10 +32,6 @@ impl Samples {
         self.nanos.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.nanos.is_empty()
-    }
-
     pub fn summary(&self) -> Summary {
         if self.nanos.is_empty() {
             return Summary::default();
