@@ -40,14 +40,16 @@ fn bench(c: &mut Criterion) {
         b.iter(|| projection::referenced_ids(&state))
     });
     group.bench_function("project", |b| b.iter(|| projection::project(&state, &ctx)));
+    group.bench_function("digest", |b| b.iter(|| before.digest()));
+    let digest = before.digest();
     group.bench_function("diff (1 block moved)", |b| {
-        b.iter(|| projection::diff(&before, &after_one_move))
+        b.iter(|| projection::diff(&digest, &after_one_move))
     });
     group.bench_function("diff (identical)", |b| {
-        b.iter(|| projection::diff(&before, &before))
+        b.iter(|| projection::diff(&digest, &before))
     });
     group.bench_function("diff (from nothing: first compaction)", |b| {
-        let empty = projection::Projection::default();
+        let empty = projection::ProjectionDigest::default();
         b.iter(|| projection::diff(&empty, &before))
     });
     group.finish();

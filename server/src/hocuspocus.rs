@@ -31,6 +31,7 @@ use crate::live_access::{self, LiveConn, Registration, Rights, PERIODIC_RECHECK}
 use crate::rooms::peer::{CloseReason, PeerControl, PeerInfo};
 use crate::rooms::{RoomCommand, RoomHandle};
 use crate::routes::require_workspace_for;
+use crate::socket_io;
 use crate::state::AppState;
 
 /// Messages a document may send before its auth is decided (the provider sends SyncStep1 and its
@@ -44,10 +45,7 @@ pub async fn hocuspocus_socket(
     State(state): State<AppState>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let limit = state.config.max_frame_bytes;
-    upgrade
-        .max_message_size(limit.saturating_add(1))
-        .max_frame_size(limit.saturating_add(1))
+    socket_io::configure(upgrade, state.config.max_frame_bytes)
         .on_upgrade(move |socket| async move { HpSession::new(state).run(socket).await })
 }
 
@@ -124,7 +122,7 @@ impl HpSession {
                 }
                 frame = outgoing.recv() => {
                     let Some(frame) = frame else { break CloseReason::INTERNAL };
-                    if sink.send(Message::Binary(frame)).await.is_err() {
+                    if socket_io::write_queued(&mut sink, frame, &mut outgoing).await.is_err() {
                         break CloseReason::new(1006, "connection lost");
                     }
                 }
@@ -355,13 +353,14 @@ impl HpSession {
             let Some(DocState::Joined(doc)) = self.docs.get_mut(&name) else {
                 continue;
             };
-            let checked = live_access::reauthorize(
+            // Boxed: SQL futures a long-lived session should not carry inline.
+            let checked = Box::pin(live_access::reauthorize(
                 &self.state,
                 doc.auth,
                 doc.workspace_id,
                 &mut doc.info,
                 &doc.room,
-            )
+            ))
             .await;
             match checked {
                 Ok(()) => {}

@@ -16,6 +16,7 @@ pub mod pagination;
 pub mod rate_limit;
 pub mod rooms;
 pub mod routes;
+pub mod socket_io;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

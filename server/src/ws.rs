@@ -31,6 +31,7 @@ use crate::extract::{Path, Query};
 use crate::rooms::peer::{CloseReason, PeerControl, PeerInfo};
 use crate::rooms::{JoinError, RoomCommand, RoomHandle};
 use crate::routes::require_workspace_for;
+use crate::socket_io;
 use crate::state::AppState;
 
 /// Browsers cannot set headers on a WebSocket: the token may come as a subprotocol
@@ -98,17 +99,14 @@ pub async fn workspace_socket(
     } else {
         upgrade
     };
-    // Allow a little over the limit so an oversized frame is read and refused with 1009 by us
-    // rather than failing inside the WebSocket codec with no close frame.
     let limit = state.config.max_frame_bytes;
-    Ok(upgrade
-        .max_message_size(limit.saturating_add(1))
-        .max_frame_size(limit.saturating_add(1))
-        .on_upgrade(move |socket| async move {
+    Ok(
+        socket_io::configure(upgrade, limit).on_upgrade(move |socket| async move {
             Session::new(state, workspace_id, access.org_id, user, info)
                 .run(socket)
                 .await
-        }))
+        }),
+    )
 }
 
 fn token_from_protocols(headers: &HeaderMap) -> Option<String> {
@@ -167,13 +165,14 @@ impl Session {
     }
 
     async fn reauthorize(&mut self, room: &RoomHandle) -> Result<(), CloseReason> {
-        live_access::reauthorize(
+        // Boxed: the checks are SQL futures a long-lived session should not carry inline.
+        Box::pin(live_access::reauthorize(
             &self.state,
             self.auth,
             self.workspace_id,
             &mut self.info,
             room,
-        )
+        ))
         .await
     }
 
@@ -241,7 +240,7 @@ impl Session {
                 }
                 frame = outbound.recv() => {
                     let Some(frame) = frame else { break CloseReason::INTERNAL };
-                    if sink.send(Message::Binary(frame)).await.is_err() {
+                    if socket_io::write_queued(&mut sink, frame, &mut outbound).await.is_err() {
                         break CloseReason::new(1006, "connection lost");
                     }
                 }

@@ -10,7 +10,7 @@ use nox_persistence::db::Database;
 use nox_persistence::error::PersistenceError;
 use nox_persistence::projection_store;
 use nox_sync_protocol::canvas::{self, CanvasState};
-use nox_sync_protocol::projection::{self, Projection, ProjectionDiff};
+use nox_sync_protocol::projection::{self, ProjectionDiff, ProjectionDigest};
 use uuid::Uuid;
 use yrs::updates::decoder::Decode;
 use yrs::{Transact, Update};
@@ -23,15 +23,15 @@ pub struct CompactionJob {
     pub state: Vec<u8>,
     pub state_vector: Vec<u8>,
     pub covers_seq: i64,
-    /// The projection written by the previous compaction; `None` → read it from the rows.
-    pub previous: Option<Arc<Projection>>,
+    /// The digest of what the previous compaction wrote; `None` → read the rows.
+    pub previous: Option<Arc<ProjectionDigest>>,
 }
 
 /// What comes back to the room.
 pub struct CompactionOutcome {
     pub covers_seq: i64,
     /// The projection now in the rows (the base of the next diff), or why nothing was written.
-    pub result: Result<Arc<Projection>, CompactionError>,
+    pub result: Result<Arc<ProjectionDigest>, CompactionError>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +62,7 @@ async fn compact(
     job: CompactionJob,
     db: &Database,
     metrics: &Metrics,
-) -> Result<Arc<Projection>, CompactionError> {
+) -> Result<Arc<ProjectionDigest>, CompactionError> {
     let state = Arc::new(job.state);
     let canvas = read_state(state.clone()).await?;
     let ids = projection::referenced_ids(&canvas);
@@ -70,7 +70,11 @@ async fn compact(
     let next = blocking(move || projection::project(&canvas, &context)).await?;
     let previous = match job.previous {
         Some(previous) => previous,
-        None => Arc::new(projection_store::load_projection(db.pool(), job.workspace_id).await?),
+        None => Arc::new(
+            projection_store::load_projection(db.pool(), job.workspace_id)
+                .await?
+                .digest(),
+        ),
     };
     let diff = projection::diff(&previous, &next);
     let written = compaction::compact(
@@ -104,6 +108,7 @@ async fn compact(
         .await?;
         return Err(CompactionError::Storage(err));
     }
+    let next = next.digest();
     record_conflicts(metrics, &previous, &next);
     Ok(Arc::new(next))
 }
@@ -131,9 +136,8 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Keeps the per-kind conflict gauge equal to the sum over loaded rooms.
-fn record_conflicts(metrics: &Metrics, previous: &Projection, next: &Projection) {
-    let before = projection::conflict_counts(&previous.conflicts);
-    let after = projection::conflict_counts(&next.conflicts);
+fn record_conflicts(metrics: &Metrics, previous: &ProjectionDigest, next: &ProjectionDigest) {
+    let (before, after) = (previous.conflict_counts(), next.conflict_counts());
     let kinds: std::collections::BTreeSet<_> = before.keys().chain(after.keys()).collect();
     for kind in kinds {
         let delta = *after.get(kind).unwrap_or(&0) as i64 - *before.get(kind).unwrap_or(&0) as i64;
@@ -147,11 +151,11 @@ fn record_conflicts(metrics: &Metrics, previous: &Projection, next: &Projection)
 }
 
 /// Removes a room's conflicts from the gauge when it unloads.
-pub fn forget_conflicts(metrics: &Metrics, projection: &Projection) {
-    for (kind, count) in projection::conflict_counts(&projection.conflicts) {
+pub fn forget_conflicts(metrics: &Metrics, projection: &ProjectionDigest) {
+    for (kind, count) in projection.conflict_counts() {
         metrics
             .projection_conflicts
             .with_label_values(&[kind.as_str()])
-            .sub(count as i64);
+            .sub(*count as i64);
     }
 }

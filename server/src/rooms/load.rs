@@ -6,6 +6,7 @@ use nox_persistence::compaction::{self, Compaction};
 use nox_persistence::db::Database;
 use nox_persistence::error::PersistenceError;
 use nox_persistence::locks::{self, EditLock};
+use nox_persistence::update_log::StoredDocument;
 use nox_persistence::{projection_store, update_log};
 use nox_sync_protocol::canvas;
 use nox_sync_protocol::projection::ProjectionDiff;
@@ -39,22 +40,53 @@ pub enum LoadError {
     Task(String),
 }
 
-pub async fn load_document(db: &Database, workspace_id: Uuid) -> Result<LoadedDocument, LoadError> {
-    locks::sweep_expired(db.pool(), workspace_id).await?;
-    let live_locks = locks::live_for_workspace(db.pool(), workspace_id).await?;
-    let mut loaded = load_content(db, workspace_id).await?;
-    loaded.locks = live_locks;
-    Ok(loaded)
+/// What storage holds for a workspace, read but not yet turned into a document.
+pub enum Fetched {
+    /// Nothing was stored or the document was built from rows: ready to serve.
+    Ready(LoadedDocument),
+    /// A snapshot and/or log to decode and apply ([`build`]), which is CPU work.
+    Stored {
+        stored: StoredDocument,
+        locks: Vec<EditLock>,
+    },
 }
 
-async fn load_content(db: &Database, workspace_id: Uuid) -> Result<LoadedDocument, LoadError> {
+impl Fetched {
+    /// When storage holds exactly one snapshot and no log after it, those bytes *are* the
+    /// document: they can answer a joiner's SyncStep1 before the document has been built.
+    pub fn complete_state(&self) -> Option<&[u8]> {
+        match self {
+            Fetched::Stored { stored, .. } if stored.log.is_empty() => stored.snapshot.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// Reads everything the workspace's room starts from (the I/O part of loading).
+pub async fn fetch(db: &Database, workspace_id: Uuid) -> Result<Fetched, LoadError> {
+    locks::sweep_expired(db.pool(), workspace_id).await?;
+    let live_locks = locks::live_for_workspace(db.pool(), workspace_id).await?;
     let stored = update_log::load(db.pool(), workspace_id).await?;
     if stored.is_empty() {
-        return load_from_rows(db, workspace_id).await;
+        let mut loaded = load_from_rows(db, workspace_id).await?;
+        loaded.locks = live_locks;
+        return Ok(Fetched::Ready(loaded));
     }
+    Ok(Fetched::Stored {
+        stored,
+        locks: live_locks,
+    })
+}
+
+/// Turns what [`fetch`] read into a document, on a blocking thread (decode + apply of a large
+/// document takes tens of milliseconds and must not stall the async workers).
+pub async fn build(workspace_id: Uuid, fetched: Fetched) -> Result<LoadedDocument, LoadError> {
+    let (stored, locks) = match fetched {
+        Fetched::Ready(loaded) => return Ok(loaded),
+        Fetched::Stored { stored, locks } => (stored, locks),
+    };
     let next_seq = stored.next_seq();
     let compacted_seq = stored.covers_seq;
-    // Applying a large document is CPU work: keep it off the async workers.
     let doc = tokio::task::spawn_blocking(move || {
         let doc = canvas::new_canvas_doc();
         {
@@ -73,7 +105,7 @@ async fn load_content(db: &Database, workspace_id: Uuid) -> Result<LoadedDocumen
         doc,
         next_seq,
         compacted_seq,
-        locks: Vec::new(),
+        locks,
     })
 }
 

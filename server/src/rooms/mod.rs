@@ -7,6 +7,7 @@
 
 mod compactor;
 mod load;
+mod loading_room;
 mod lock_table;
 pub mod peer;
 mod room;
@@ -19,7 +20,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
+use futures_util::future::BoxFuture;
 use nox_persistence::db::Database;
+use nox_sync_protocol::wire;
 use tokio::sync::{mpsc, oneshot, OnceCell};
 use uuid::Uuid;
 
@@ -154,7 +157,20 @@ impl RoomRegistry {
     }
 
     /// The running room of a workspace, loading it when there is none.
-    async fn room(&self, workspace_id: Uuid) -> Result<(Arc<RoomSlot>, RoomHandle), JoinError> {
+    ///
+    /// Boxed: loading (SQL, decoding) is a large future that every socket session would otherwise
+    /// carry inline in its own state for as long as it lives.
+    fn room(
+        &self,
+        workspace_id: Uuid,
+    ) -> BoxFuture<'_, Result<(Arc<RoomSlot>, RoomHandle), JoinError>> {
+        Box::pin(self.load_room(workspace_id))
+    }
+
+    async fn load_room(
+        &self,
+        workspace_id: Uuid,
+    ) -> Result<(Arc<RoomSlot>, RoomHandle), JoinError> {
         if self.shutting_down.load(Ordering::Acquire) {
             return Err(JoinError::ShuttingDown);
         }
@@ -181,20 +197,41 @@ impl RoomRegistry {
         workspace_id: Uuid,
         slot: Arc<RoomSlot>,
     ) -> Result<RoomHandle, JoinError> {
-        let loaded = load::load_document(&self.ctx.db, workspace_id)
+        let failed = |err: LoadError| {
+            tracing::error!(%workspace_id, error = %err, "workspace failed to load");
+            JoinError::Load(Arc::new(err))
+        };
+        let fetched = load::fetch(&self.ctx.db, workspace_id)
             .await
-            .map_err(|err| {
-                tracing::error!(%workspace_id, error = %err, "workspace failed to load");
-                JoinError::Load(Arc::new(err))
-            })?;
+            .map_err(failed)?;
         let (tx, rx) = mpsc::channel(ROOM_QUEUE);
-        let room = room::WorkspaceRoom::new(workspace_id, self.ctx.clone(), loaded);
         let rooms = self.rooms.clone();
-        self.ctx.metrics.rooms_loaded.inc();
-        tracing::debug!(%workspace_id, "room loaded");
-        tokio::spawn(room.run(rx, move || {
+        let on_exit = move || {
             rooms.remove_if(&workspace_id, |_, current| Arc::ptr_eq(current, &slot));
-        }));
+        };
+        let ctx = self.ctx.clone();
+        match fetched.complete_state().map(wire::encode_sync_step2) {
+            Some(full_state) => {
+                // Joiners get the stored state at once while the document is built.
+                ctx.metrics.rooms_loaded.inc();
+                let full_state = Bytes::from(full_state);
+                tokio::spawn(loading_room::run(
+                    workspace_id,
+                    ctx,
+                    fetched,
+                    full_state,
+                    rx,
+                    on_exit,
+                ));
+            }
+            None => {
+                let loaded = load::build(workspace_id, fetched).await.map_err(failed)?;
+                ctx.metrics.rooms_loaded.inc();
+                let room = room::WorkspaceRoom::new(workspace_id, ctx, loaded);
+                tokio::spawn(room.run(Vec::new(), rx, on_exit));
+            }
+        }
+        tracing::debug!(%workspace_id, "room loaded");
         Ok(RoomHandle { commands: tx })
     }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use nox_persistence::error::PersistenceError;
 use nox_persistence::update_log::{self, NewLogEntry};
-use nox_sync_protocol::projection::Projection;
+use nox_sync_protocol::projection::ProjectionDigest;
 use nox_sync_protocol::wire::{self, ClientMessage};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -117,7 +117,8 @@ pub struct WorkspaceRoom {
     compacted_seq: i64,
     compaction: Option<JoinHandle<CompactionOutcome>>,
     last_compaction: Instant,
-    projection: Option<Arc<Projection>>,
+    /// Fingerprints of the rows the last compaction wrote (the base of the next diff).
+    projection: Option<Arc<ProjectionDigest>>,
     idle_since: Option<Instant>,
     stopping: bool,
     pub(super) locks: LockTable,
@@ -174,13 +175,35 @@ impl WorkspaceRoom {
         }
     }
 
-    /// Runs until unloaded or shut down. `on_exit` removes the room from the registry.
-    pub async fn run(mut self, mut commands: mpsc::Receiver<RoomCommand>, on_exit: impl FnOnce()) {
+    /// The SyncStep2 frame of the document as loaded, when the loader already had it (the stored
+    /// snapshot with no log after it): the first full-state joiners share it instead of an encode.
+    pub fn seed_full_state(&mut self, frame: Bytes) {
+        self.full_state = Some(CachedFullState {
+            version: self.version,
+            frame,
+        });
+    }
+
+    /// Runs until unloaded or shut down, starting with `early` (commands that arrived while the
+    /// document was being built). `on_exit` removes the room from the registry.
+    pub async fn run(
+        mut self,
+        early: Vec<RoomCommand>,
+        mut commands: mpsc::Receiver<RoomCommand>,
+        on_exit: impl FnOnce(),
+    ) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut batch = Vec::with_capacity(MAX_BATCH);
+        // Grows to the largest batch seen: an idle room should not hold 256 empty slots.
+        let mut batch = Vec::new();
         let mut shutdown_reply = None;
-        while !self.stopping {
+        for command in early {
+            if let Some(reply) = self.handle(command) {
+                shutdown_reply = Some(reply);
+            }
+        }
+        self.flush().await;
+        while !self.stopping && shutdown_reply.is_none() {
             tokio::select! {
                 received = commands.recv_many(&mut batch, MAX_BATCH) => {
                     if received == 0 {
@@ -204,22 +227,7 @@ impl WorkspaceRoom {
             self.shutdown().await;
         }
         on_exit();
-        // Nobody can reach the room any more; refuse whatever raced in before the removal.
-        commands.close();
-        while let Some(command) = commands.recv().await {
-            match command {
-                RoomCommand::Join { reply, .. } => {
-                    let _ = reply.send(Err(RoomClosed));
-                }
-                RoomCommand::Shutdown { reply } => {
-                    let _ = reply.send(());
-                }
-                RoomCommand::Http(request) => request.refuse(),
-                RoomCommand::Leave { .. }
-                | RoomCommand::Messages { .. }
-                | RoomCommand::SetAccess { .. } => {}
-            }
-        }
+        refuse_remaining(commands).await;
         if let Some(reply) = shutdown_reply {
             let _ = reply.send(());
         }
@@ -707,6 +715,26 @@ impl WorkspaceRoom {
             .sub(self.next_seq - 1 - self.compacted_seq);
         if let Some(projection) = &self.projection {
             compactor::forget_conflicts(&self.ctx.metrics, projection);
+        }
+    }
+}
+
+/// Refuses whatever raced into a room's queue before it was removed from the registry: nobody can
+/// reach the room any more, so senders learn it is gone and get a fresh one.
+pub(super) async fn refuse_remaining(mut commands: mpsc::Receiver<RoomCommand>) {
+    commands.close();
+    while let Some(command) = commands.recv().await {
+        match command {
+            RoomCommand::Join { reply, .. } => {
+                let _ = reply.send(Err(RoomClosed));
+            }
+            RoomCommand::Shutdown { reply } => {
+                let _ = reply.send(());
+            }
+            RoomCommand::Http(request) => request.refuse(),
+            RoomCommand::Leave { .. }
+            | RoomCommand::Messages { .. }
+            | RoomCommand::SetAccess { .. } => {}
         }
     }
 }

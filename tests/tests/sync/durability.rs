@@ -237,3 +237,63 @@ async fn graceful_shutdown_compacts_and_closes_with_1012() {
     .expect("rows");
     assert_eq!(rows, 3, "and projected it");
 }
+
+/// After a graceful restart storage holds one snapshot and no log: a cold room answers joiners with
+/// those bytes while it builds the document. Edits, HTTP reads and greetings that arrive meanwhile
+/// wait for the built room and are neither lost nor reordered.
+#[tokio::test]
+async fn a_cold_room_serves_its_snapshot_and_takes_what_arrives_while_it_loads() {
+    let (app, owner, ws) = setup().await;
+    let mut a = client(&app, &owner, ws).await;
+    for i in 0..300 {
+        a.put_block(&id(), block(&format!("block {i}"))).await;
+    }
+    a.settle().await;
+    let before = a.canvas_json();
+    a.disconnect().await;
+
+    let app = app.restart().await;
+    let pending = update_log::pending_entries(app.pool(), ws)
+        .await
+        .expect("pending");
+    assert_eq!(pending, 0, "a graceful restart leaves only the snapshot");
+    let stored = update_log::load(app.pool(), ws).await.expect("load");
+    assert!(stored.snapshot.is_some() && stored.log.is_empty());
+
+    // Joiners and an HTTP read race the load; one joiner brings an edit made offline.
+    let late = id();
+    let mut offline = nox_tests::WsClient::new(app.addr, ws, &owner.token);
+    offline.put_block(&late, block("made offline")).await;
+    let mut fresh = nox_tests::WsClient::new(app.addr, ws, &owner.token);
+    let blocks_path = format!("/api/v1/workspaces/{ws}/blocks");
+    let (_, _, listed) = tokio::join!(
+        fresh.connect(),
+        offline.connect_with("&acks=1"),
+        app.client.get(&blocks_path, &owner.token)
+    );
+    assert_eq!(listed.status, reqwest::StatusCode::OK, "{}", listed.body);
+    let listed_count = listed.body["blocks"]
+        .as_array()
+        .map(Vec::len)
+        .expect("a list of blocks");
+    assert!(
+        listed_count >= 300,
+        "the HTTP read saw the loaded document, got {listed_count} blocks"
+    );
+    assert_eq!(
+        fresh.canvas_json()["blocks"].as_object().map(|b| b.len()),
+        before["blocks"].as_object().map(|b| b.len()),
+        "the fresh joiner holds the complete stored document"
+    );
+
+    // The offline edit goes up in answer to the built room's SyncStep1, and comes back acked.
+    tokio::join!(
+        fresh.pump_until(|c| c.canvas_json()["blocks"].get(&late).is_some()),
+        offline.pump_until(|c| c.acks >= 1)
+    );
+    offline.disconnect().await;
+    fresh.disconnect().await;
+    let stored = stored_canvas(app.pool(), ws).await;
+    assert_eq!(stored["blocks"][&late]["name"], "made offline");
+    app.stop().await;
+}
