@@ -15,6 +15,15 @@ pub enum PersistenceError {
     Invariant(String),
 }
 
+impl PersistenceError {
+    /// The database answered and refused the statement (a constraint, a bad value), as opposed to
+    /// being unreachable or timing out: retrying the same data elsewhere cannot help it, but other
+    /// data in the same statement may be fine.
+    pub fn is_rejected_by_database(&self) -> bool {
+        matches!(self, PersistenceError::Database(sqlx::Error::Database(_)))
+    }
+}
+
 /// Failures of the embedded PostgreSQL launcher. The messages are written for the person running
 /// `nox-sync serve`: they say what is missing and how to fix it.
 #[derive(Debug, thiserror::Error)]

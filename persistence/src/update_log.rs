@@ -44,24 +44,43 @@ impl StoredDocument {
     }
 }
 
-/// Appends all `entries` in one statement (group commit): one round trip and one WAL flush for a
-/// whole batch of updates.
+/// Appends all `entries` of one workspace in one statement.
 pub async fn append(
     pool: &PgPool,
     workspace_id: Uuid,
     entries: &[NewLogEntry],
 ) -> Result<(), PersistenceError> {
-    if entries.is_empty() {
+    append_many(pool, &[(workspace_id, entries)]).await
+}
+
+/// Appends the entries of many workspaces in one statement (group commit): one round trip and one
+/// WAL flush for the batches of every room that flushed at about the same time. All or nothing.
+pub async fn append_many(
+    pool: &PgPool,
+    batches: &[(Uuid, &[NewLogEntry])],
+) -> Result<(), PersistenceError> {
+    let total: usize = batches.iter().map(|(_, entries)| entries.len()).sum();
+    if total == 0 {
         return Ok(());
     }
-    let seqs: Vec<i64> = entries.iter().map(|e| e.seq).collect();
-    let updates: Vec<&[u8]> = entries.iter().map(|e| e.update.as_slice()).collect();
-    let users: Vec<Option<Uuid>> = entries.iter().map(|e| e.user_id).collect();
+    let mut workspaces = Vec::with_capacity(total);
+    let mut seqs = Vec::with_capacity(total);
+    let mut updates: Vec<&[u8]> = Vec::with_capacity(total);
+    let mut users = Vec::with_capacity(total);
+    for (workspace_id, entries) in batches {
+        for entry in entries.iter() {
+            workspaces.push(*workspace_id);
+            seqs.push(entry.seq);
+            updates.push(entry.update.as_slice());
+            users.push(entry.user_id);
+        }
+    }
     sqlx::query(
         "INSERT INTO workspace_update_log (workspace_id, seq, update_bytes, user_id)
-         SELECT $1, s, u, who FROM UNNEST($2::BIGINT[], $3::BYTEA[], $4::UUID[]) AS t(s, u, who)",
+         SELECT w, s, u, who
+         FROM UNNEST($1::UUID[], $2::BIGINT[], $3::BYTEA[], $4::UUID[]) AS t(w, s, u, who)",
     )
-    .bind(workspace_id)
+    .bind(&workspaces)
     .bind(&seqs)
     .bind(&updates)
     .bind(&users)

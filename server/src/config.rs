@@ -73,6 +73,12 @@ pub struct Config {
     #[arg(long, env = "NOX_COMPACT_INTERVAL_MS", default_value_t = 3000)]
     pub compact_interval_ms: u64,
 
+    /// Compactions (snapshot + projection) running at once across all rooms; a room whose turn
+    /// comes while all are busy compacts later. Keeps compaction from starving live appends of
+    /// CPU and database connections.
+    #[arg(long, env = "NOX_COMPACTION_CONCURRENCY", default_value_t = 2)]
+    pub compaction_concurrency: usize,
+
     /// Seconds a room with no connections stays loaded before it is compacted and unloaded.
     #[arg(long, env = "NOX_ROOM_IDLE_SECS", default_value_t = 30)]
     pub room_idle_secs: u64,
@@ -156,6 +162,7 @@ impl fmt::Debug for Config {
             .field("max_frame_bytes", &self.max_frame_bytes)
             .field("peer_queue", &self.peer_queue)
             .field("compact_interval_ms", &self.compact_interval_ms)
+            .field("compaction_concurrency", &self.compaction_concurrency)
             .field("room_idle_secs", &self.room_idle_secs)
             .finish_non_exhaustive()
     }

@@ -16,6 +16,8 @@ pub struct Metrics {
     pub updates_broadcast: IntCounter,
     pub log_append_seconds: Histogram,
     pub log_append_failures: IntCounter,
+    /// Workspaces whose batches went into one log commit (group commit across rooms).
+    pub log_commit_workspaces: Histogram,
     pub compaction_seconds: Histogram,
     /// Log entries not yet folded into a snapshot, summed over loaded rooms.
     pub compaction_lag_entries: IntGauge,
@@ -59,6 +61,14 @@ impl Metrics {
             log_append_failures: IntCounter::new(
                 "log_append_failures_total",
                 "Update log appends that failed (their updates were not broadcast)",
+            )
+            .expect("valid metric"),
+            log_commit_workspaces: Histogram::with_opts(
+                HistogramOpts::new(
+                    "log_commit_workspaces",
+                    "Workspaces whose update batches were written by one log commit",
+                )
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
             )
             .expect("valid metric"),
             compaction_seconds: Histogram::with_opts(
@@ -114,6 +124,7 @@ impl Metrics {
             Box::new(self.updates_broadcast.clone()),
             Box::new(self.log_append_seconds.clone()),
             Box::new(self.log_append_failures.clone()),
+            Box::new(self.log_commit_workspaces.clone()),
             Box::new(self.compaction_seconds.clone()),
             Box::new(self.compaction_lag_entries.clone()),
             Box::new(self.slow_consumers_closed.clone()),

@@ -13,11 +13,12 @@ use nox_persistence::db::Database;
 use nox_persistence::embedded::EmbeddedPostgres;
 use nox_persistence::error::PersistenceError;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::auth::tokens::{self, TokenKeys};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::rooms::{RoomContext, RoomRegistry, RoomSettings};
+use crate::rooms::{LogWriter, RoomContext, RoomRegistry, RoomSettings};
 use crate::state::AppState;
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +62,8 @@ impl Application {
         let rooms = Arc::new(RoomRegistry::new(RoomContext {
             db: db.clone(),
             metrics: metrics.clone(),
+            log: LogWriter::spawn(db.clone(), metrics.clone()),
+            compaction_slots: Arc::new(Semaphore::new(config.compaction_concurrency.max(1))),
             settings: RoomSettings {
                 compact_interval: config.compact_interval(),
                 idle_unload: config.room_idle(),

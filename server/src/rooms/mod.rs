@@ -9,6 +9,7 @@ mod compactor;
 mod load;
 mod loading_room;
 mod lock_table;
+mod log_writer;
 pub mod peer;
 mod room;
 mod room_http;
@@ -23,11 +24,12 @@ use dashmap::DashMap;
 use futures_util::future::BoxFuture;
 use nox_persistence::db::Database;
 use nox_sync_protocol::wire;
-use tokio::sync::{mpsc, oneshot, OnceCell};
+use tokio::sync::{mpsc, oneshot, OnceCell, Semaphore};
 use uuid::Uuid;
 
 use crate::metrics::Metrics;
 pub use load::LoadError;
+pub use log_writer::LogWriter;
 use peer::{PeerControl, PeerInfo};
 pub use room::{RoomClosed, RoomCommand};
 pub use room_http::{CanvasEdit, EditError, HttpRequest, PresenceEntry};
@@ -43,6 +45,10 @@ pub struct RoomContext {
     pub db: Database,
     pub metrics: Metrics,
     pub settings: RoomSettings,
+    /// Shared by every room: batches of many rooms go into one log commit.
+    pub log: LogWriter,
+    /// Compactions running at once, across rooms: a permit per running compaction.
+    pub compaction_slots: Arc<Semaphore>,
 }
 
 #[derive(Clone, Debug)]

@@ -10,11 +10,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use nox_persistence::error::PersistenceError;
-use nox_persistence::update_log::{self, NewLogEntry};
+use nox_persistence::update_log::NewLogEntry;
 use nox_sync_protocol::projection::ProjectionDigest;
 use nox_sync_protocol::wire::{self, ClientMessage};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 use yrs::block::ClientID;
@@ -27,6 +26,7 @@ use yrs::{ReadTxn, StateVector, Transact, Update};
 use super::compactor::{self, CompactionJob, CompactionOutcome};
 use super::load::LoadedDocument;
 use super::lock_table::LockTable;
+use super::log_writer::AppendError;
 use super::peer::{CloseReason, ConnId, Peer, PeerControl, PeerInfo};
 use super::room_http::{HttpRequest, PendingHttpReply};
 use super::room_locks::LockRelease;
@@ -503,8 +503,9 @@ impl WorkspaceRoom {
     async fn flush(&mut self) {
         if !self.pending_log.is_empty() {
             let entries = std::mem::take(&mut self.pending_log);
+            let appended_entries = entries.len() as i64;
             let started = Instant::now();
-            let appended = self.append(&entries).await;
+            let appended = self.append(entries).await;
             self.ctx
                 .metrics
                 .log_append_seconds
@@ -519,19 +520,21 @@ impl WorkspaceRoom {
             self.ctx
                 .metrics
                 .compaction_lag_entries
-                .add(entries.len() as i64);
+                .add(appended_entries);
         }
         self.answer_http(true);
         self.process_locks().await;
         self.deliver();
     }
 
-    async fn append(&self, entries: &[NewLogEntry]) -> Result<(), PersistenceError> {
+    /// Hands the batch to the shared log writer (group commit with other rooms) and waits for
+    /// its commit.
+    async fn append(&self, entries: Vec<NewLogEntry>) -> Result<(), AppendError> {
         if cfg!(feature = "bench-noop-store") {
             // Benchmarks only (`durability-cost`): shows what the durable append costs.
             return Ok(());
         }
-        update_log::append(self.ctx.db.pool(), self.workspace_id, entries).await
+        self.ctx.log.append(self.workspace_id, entries).await
     }
 
     fn deliver(&mut self) {
@@ -608,8 +611,11 @@ impl WorkspaceRoom {
         self.expire_locks().await;
         if self.compaction.is_none() && self.has_uncompacted() {
             let due = self.last_compaction.elapsed() >= self.ctx.settings.compact_interval;
-            if due || self.idle_since.is_some() {
-                self.start_compaction();
+            // All compaction slots busy: try again next tick rather than queue a copy of the
+            // document behind them (a busy server compacts each room less often instead).
+            let slot = self.ctx.compaction_slots.clone().try_acquire_owned();
+            if let (true, Ok(slot)) = (due || self.idle_since.is_some(), slot) {
+                self.start_compaction(slot);
             }
         }
         // Tick work happens outside a batch: deliver at once (nothing to make durable).
@@ -647,7 +653,7 @@ impl WorkspaceRoom {
         self.remove_awareness(&stale);
     }
 
-    fn start_compaction(&mut self) {
+    fn start_compaction(&mut self, slot: OwnedSemaphorePermit) {
         let (state, state_vector) = {
             let txn = self.awareness.doc().transact();
             (
@@ -664,7 +670,11 @@ impl WorkspaceRoom {
         };
         self.last_compaction = Instant::now();
         let (db, metrics) = (self.ctx.db.clone(), self.ctx.metrics.clone());
-        self.compaction = Some(tokio::spawn(compactor::run(job, db, metrics)));
+        self.compaction = Some(tokio::spawn(async move {
+            let outcome = compactor::run(job, db, metrics).await;
+            drop(slot);
+            outcome
+        }));
     }
 
     fn on_compaction_done(&mut self, outcome: Option<CompactionOutcome>) {
@@ -694,8 +704,9 @@ impl WorkspaceRoom {
             let outcome = running.await.ok();
             self.on_compaction_done(outcome);
         }
-        if self.has_uncompacted() {
-            self.start_compaction();
+        let slot = self.ctx.compaction_slots.clone().acquire_owned().await;
+        if let (true, Ok(slot)) = (self.has_uncompacted(), slot) {
+            self.start_compaction(slot);
             if let Some(running) = self.compaction.take() {
                 let outcome = running.await.ok();
                 self.on_compaction_done(outcome);

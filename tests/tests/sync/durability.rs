@@ -297,3 +297,77 @@ async fn a_cold_room_serves_its_snapshot_and_takes_what_arrives_while_it_loads()
     assert_eq!(stored["blocks"][&late]["name"], "made offline");
     app.stop().await;
 }
+
+/// `count` more workspaces in the project of `ws`, created directly as rows.
+async fn sibling_workspaces(pool: &sqlx::PgPool, ws: Uuid, count: i32) -> Vec<Uuid> {
+    sqlx::query_scalar(
+        "INSERT INTO workspaces (project_id, name, type, created_by)
+         SELECT project_id, 'sibling ' || g, type, created_by
+         FROM workspaces, generate_series(1, $2) AS g WHERE id = $1
+         RETURNING id",
+    )
+    .bind(ws)
+    .bind(count)
+    .fetch_all(pool)
+    .await
+    .expect("workspaces")
+}
+
+fn log_entry(seq: i64, tag: u8) -> update_log::NewLogEntry {
+    update_log::NewLogEntry {
+        seq,
+        update: vec![tag],
+        user_id: None,
+    }
+}
+
+#[tokio::test]
+async fn batches_of_many_rooms_that_arrive_together_share_one_commit() {
+    let (app, _owner, ws) = setup().await;
+    let workspaces = sibling_workspaces(app.pool(), ws, 20).await;
+    let metrics = nox_server::metrics::Metrics::new();
+    let db = nox_persistence::db::Database::from_pool(app.pool().clone());
+    let writer = nox_server::rooms::LogWriter::spawn(db, metrics.clone());
+
+    // All 20 hand-overs happen in one poll of this (single-threaded) test, before the writer runs.
+    let appends = workspaces.iter().enumerate().map(|(i, ws)| {
+        let entries = vec![log_entry(1, i as u8), log_entry(2, i as u8)];
+        writer.append(*ws, entries)
+    });
+    let results = futures_util::future::join_all(appends).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+
+    assert_eq!(metrics.log_commit_workspaces.get_sample_count(), 1);
+    assert_eq!(metrics.log_commit_workspaces.get_sample_sum(), 20.0);
+    for (i, ws) in workspaces.iter().enumerate() {
+        let stored = update_log::load(app.pool(), *ws).await.expect("load");
+        assert_eq!(stored.log, vec![(1, vec![i as u8]), (2, vec![i as u8])]);
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_room_whose_batch_is_refused_does_not_fail_the_others_in_its_commit() {
+    let (app, _owner, ws) = setup().await;
+    let workspaces = sibling_workspaces(app.pool(), ws, 3).await;
+    let db = nox_persistence::db::Database::from_pool(app.pool().clone());
+    let writer = nox_server::rooms::LogWriter::spawn(db, nox_server::metrics::Metrics::new());
+    // The middle workspace already holds seq 1: its batch breaks the shared statement.
+    update_log::append(app.pool(), workspaces[1], &[log_entry(1, 9)])
+        .await
+        .expect("first entry");
+
+    let appends = workspaces
+        .iter()
+        .map(|ws| writer.append(*ws, vec![log_entry(1, 7)]));
+    let results = futures_util::future::join_all(appends).await;
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    assert!(results[1].is_err(), "the conflicting batch must fail");
+    for (ws, expected) in [(0, 7u8), (1, 9), (2, 7)] {
+        let stored = update_log::load(app.pool(), workspaces[ws])
+            .await
+            .expect("load");
+        assert_eq!(stored.log, vec![(1, vec![expected])]);
+    }
+    app.stop().await;
+}
