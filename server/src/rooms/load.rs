@@ -1,6 +1,9 @@
 //! Loading a workspace document from storage (DESIGN §3): the snapshot, then the log after it. A
 //! workspace with projected rows but no document (imported data) is built once from its rows, and
 //! that document is stored at once so every later load starts from it.
+//!
+//! Loading is split in two: [`fetch`] (the I/O) and [`build`] (decode + apply, CPU). In between,
+//! the loading room can already answer joiners from the stored bytes ([`Fetched::complete_state`]).
 
 use nox_persistence::compaction::{self, Compaction};
 use nox_persistence::db::Database;
