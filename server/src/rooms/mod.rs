@@ -14,6 +14,7 @@ pub mod peer;
 mod room;
 mod room_http;
 mod room_locks;
+mod room_waiting;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

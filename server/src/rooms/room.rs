@@ -30,6 +30,7 @@ use super::log_writer::AppendError;
 use super::peer::{CloseReason, ConnId, Peer, PeerControl, PeerInfo};
 use super::room_http::{HttpRequest, PendingHttpReply};
 use super::room_locks::LockRelease;
+use super::room_waiting;
 use super::RoomContext;
 use nox_sync_protocol::locks::LockCommand;
 
@@ -104,19 +105,19 @@ pub struct WorkspaceRoom {
     /// Filled by the doc's update observer, drained after every applied message.
     emitted: Arc<Mutex<Vec<Emitted>>>,
     /// Updates applied in this batch, to append before anything is delivered.
-    pending_log: Vec<NewLogEntry>,
+    pub(super) pending_log: Vec<NewLogEntry>,
     /// Frames to deliver once the batch is durable, in order.
     outbox: Vec<(Target, Bytes)>,
     /// Update messages per connection in this batch: acknowledged after the commit.
     acks: HashMap<ConnId, u64>,
-    next_seq: i64,
+    pub(super) next_seq: i64,
     /// Bumped whenever the document changes; keys the cached full state.
-    version: u64,
+    pub(super) version: u64,
     full_state: Option<CachedFullState>,
     /// Highest seq in the stored snapshot.
     compacted_seq: i64,
     compaction: Option<JoinHandle<CompactionOutcome>>,
-    last_compaction: Instant,
+    pub(super) last_compaction: Instant,
     /// Fingerprints of the rows the last compaction wrote (the base of the next diff).
     projection: Option<Arc<ProjectionDigest>>,
     idle_since: Option<Instant>,
@@ -130,6 +131,8 @@ pub struct WorkspaceRoom {
     pub(super) http_replies: Vec<PendingHttpReply>,
     /// Who made the server-originated edit being applied (recorded in the log).
     pub(super) acting_user: Option<Uuid>,
+    /// What of the document waits for changes the server never received (`room_waiting.rs`).
+    pub(super) waiting: room_waiting::Waiting,
 }
 
 impl WorkspaceRoom {
@@ -149,6 +152,7 @@ impl WorkspaceRoom {
         if let Err(err) = observed {
             tracing::error!(%workspace_id, error = %err, "could not observe document updates");
         }
+        let waiting = room_waiting::Waiting::of_loaded(&loaded.doc);
         Self {
             workspace_id,
             ctx,
@@ -172,6 +176,7 @@ impl WorkspaceRoom {
             lock_releases: Vec::new(),
             http_replies: Vec::new(),
             acting_user: None,
+            waiting,
         }
     }
 
@@ -360,17 +365,31 @@ impl WorkspaceRoom {
             }
             return;
         }
+        let first = update.state_vector_lower();
         let applied = {
             let mut txn = self.awareness.doc().transact_mut_with(origin_of_conn(conn));
-            txn.apply_update(update)
+            let known = txn.state_vector();
+            txn.apply_update(update).map(|()| {
+                let out_of_order =
+                    room_waiting::skips_ahead(&first, &known) || txn.has_missing_updates();
+                (out_of_order, known)
+            })
         };
-        if let Err(err) = applied {
-            self.close_peer(conn, CloseReason::new(1007, "update could not be applied"));
-            tracing::warn!(workspace_id = %self.workspace_id, conn, error = %err, "update rejected");
+        let (out_of_order, known) = match applied {
+            Ok(applied) => applied,
+            Err(err) => {
+                self.close_peer(conn, CloseReason::new(1007, "update could not be applied"));
+                tracing::warn!(workspace_id = %self.workspace_id, conn, error = %err, "update rejected");
+                return;
+            }
+        };
+        self.collect_emitted();
+        if !out_of_order {
+            self.settle_waiting();
+        } else if !self.keep_waiting(conn, bytes, &first, &known) {
             return;
         }
         *self.acks.entry(conn).or_default() += 1;
-        self.collect_emitted();
     }
 
     /// Moves what the observer saw into the log batch and the outbox, in order.
@@ -383,13 +402,7 @@ impl WorkspaceRoom {
                 .map(|p| p.info.user_id)
                 .or(self.acting_user);
             self.queue(Target::AllExcept(origin), wire::encode_update(&update));
-            self.pending_log.push(NewLogEntry {
-                seq: self.next_seq,
-                update,
-                user_id,
-            });
-            self.next_seq += 1;
-            self.version += 1;
+            self.log_entry(update, user_id);
         }
     }
 
@@ -493,7 +506,7 @@ impl WorkspaceRoom {
         self.queue_bytes(target, Bytes::from(frame));
     }
 
-    fn queue_bytes(&mut self, target: Target, frame: Bytes) {
+    pub(super) fn queue_bytes(&mut self, target: Target, frame: Bytes) {
         self.outbox.push((target, frame));
     }
 
@@ -589,7 +602,7 @@ impl WorkspaceRoom {
         }
     }
 
-    fn close_peer(&mut self, conn: ConnId, reason: CloseReason) {
+    pub(super) fn close_peer(&mut self, conn: ConnId, reason: CloseReason) {
         if let Some(peer) = self.peers.get(&conn) {
             peer.control.close(reason);
         }

@@ -7,6 +7,7 @@ mod durability;
 mod hocuspocus;
 mod limits;
 mod locks;
+mod missing_dependencies;
 mod projection;
 mod rest;
 mod revocation;
