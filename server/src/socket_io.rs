@@ -14,7 +14,7 @@ use futures_util::SinkExt;
 use tokio::sync::mpsc;
 
 /// Bytes read from the socket per read call.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+const READ_BUFFER_BYTES: usize = 2 * 1024;
 /// Frames written before one flush, at most (bounds how long one connection holds its task).
 const MAX_FRAMES_PER_FLUSH: usize = 64;
 

@@ -15,6 +15,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use nox_persistence::iam::users;
 use tokio::sync::Notify;
@@ -38,6 +39,9 @@ use crate::state::AppState;
 /// (`Sec-WebSocket-Protocol: bearer, <token>`), and the server then answers with `bearer`.
 const BEARER_PROTOCOL: &str = "bearer";
 const PING_EVERY: Duration = Duration::from_secs(30);
+
+type WsSink = SplitSink<WebSocket, Message>;
+type WsStream = SplitStream<WebSocket>;
 
 #[derive(Debug, Deserialize)]
 pub struct WsParams {
@@ -100,11 +104,13 @@ pub async fn workspace_socket(
         upgrade
     };
     let limit = state.config.max_frame_bytes;
+    // No `async` block around the session: its captures would stay in the connection's task
+    // beside the session's own copy of them for as long as the socket lives.
     Ok(
-        socket_io::configure(upgrade, limit).on_upgrade(move |socket| async move {
-            Session::new(state, workspace_id, access.org_id, user, info)
-                .run(socket)
-                .await
+        socket_io::configure(upgrade, limit).on_upgrade(move |socket| {
+            let session = Session::new(state, workspace_id, access.org_id, user, info);
+            let (sink, stream) = socket.split();
+            session.run(sink, stream)
         }),
     )
 }
@@ -139,8 +145,8 @@ impl Session {
         org_id: Uuid,
         auth: AuthUser,
         info: PeerInfo,
-    ) -> Self {
-        Self {
+    ) -> Box<Self> {
+        Box::new(Self {
             state,
             workspace_id,
             org_id,
@@ -148,7 +154,7 @@ impl Session {
             info,
             control: Arc::new(PeerControl::default()),
             recheck: Arc::new(Notify::new()),
-        }
+        })
     }
 
     fn register(&self) -> Registration {
@@ -176,10 +182,12 @@ impl Session {
         .await
     }
 
-    async fn run(mut self, socket: WebSocket) {
+    /// Boxed and handed the socket's halves rather than the socket: an `async fn`'s arguments
+    /// keep their slots in its future after they have been moved on, and this future lives as
+    /// long as the connection (one per connection, so its size is per-connection memory).
+    async fn run(mut self: Box<Self>, sink: WsSink, stream: WsStream) {
         let _registration = self.register();
-        let metrics = self.state.metrics.clone();
-        metrics.connections.inc();
+        self.state.metrics.connections.inc();
         let (outbound_tx, outbound_rx) = mpsc::channel(self.state.config.peer_queue);
         let joined = self
             .state
@@ -192,17 +200,18 @@ impl Session {
             )
             .await;
         let reason = match joined {
-            Ok(room) => self.pump(socket, room, outbound_rx).await,
+            Ok(room) => self.pump(sink, stream, room, outbound_rx).await,
             Err(err) => {
                 tracing::warn!(workspace_id = %self.workspace_id, error = %err, "join failed");
                 let reason = match err {
                     JoinError::ShuttingDown => CloseReason::SERVER_RESTART,
                     JoinError::Load(_) | JoinError::Unavailable => CloseReason::STORAGE_UNAVAILABLE,
                 };
-                close(socket, &reason).await;
+                close(sink, &reason).await;
                 reason
             }
         };
+        let metrics = &self.state.metrics;
         metrics.connections.dec();
         metrics
             .ws_closed
@@ -220,11 +229,11 @@ impl Session {
     /// Moves frames both ways until either side ends; returns why the connection closed.
     async fn pump(
         &mut self,
-        socket: WebSocket,
+        mut sink: WsSink,
+        mut stream: WsStream,
         room: RoomHandle,
         mut outbound: mpsc::Receiver<Bytes>,
     ) -> CloseReason {
-        let (mut sink, mut stream) = socket.split();
         let mut ping =
             tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         let mut periodic = tokio::time::interval_at(
@@ -337,9 +346,9 @@ fn close_message(reason: &CloseReason) -> Message {
     }))
 }
 
-async fn close(mut socket: WebSocket, reason: &CloseReason) {
-    let _ = socket.send(close_message(reason)).await;
-    let _ = socket.close().await;
+async fn close(mut sink: WsSink, reason: &CloseReason) {
+    let _ = sink.send(close_message(reason)).await;
+    let _ = sink.close().await;
 }
 
 #[cfg(test)]

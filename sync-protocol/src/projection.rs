@@ -311,12 +311,22 @@ fn fingerprint(row: &impl Serialize) -> u128 {
 /// changed rows are upserted (a relation that turns deleted is an upsert with `deleted: true`);
 /// live rows that disappeared are soft-deleted; usages that disappeared are deleted.
 pub fn diff(previous: &ProjectionDigest, next: &Projection) -> ProjectionDiff {
+    diff_digested(previous, next, &next.digest())
+}
+
+/// [`diff`] when the digest of `next` is at hand already (a compaction keeps it as the base of the
+/// next diff, so it is computed once).
+pub fn diff_digested(
+    previous: &ProjectionDigest,
+    next: &Projection,
+    next_digest: &ProjectionDigest,
+) -> ProjectionDiff {
     ProjectionDiff {
-        upsert_blocks: changed(&previous.blocks, &next.blocks),
+        upsert_blocks: changed(&previous.blocks, &next.blocks, &next_digest.blocks),
         soft_delete_blocks: removed(&previous.blocks, &next.blocks),
-        upsert_relations: changed(&previous.relations, &next.relations),
+        upsert_relations: changed(&previous.relations, &next.relations, &next_digest.relations),
         soft_delete_relations: removed(&previous.relations, &next.relations),
-        upsert_usages: changed(&previous.usages, &next.usages),
+        upsert_usages: changed(&previous.usages, &next.usages, &next_digest.usages),
         delete_usages: removed(&previous.usages, &next.usages),
     }
 }
@@ -330,15 +340,15 @@ pub fn conflict_counts(conflicts: &[ProjectionConflict]) -> BTreeMap<ConflictKin
     counts
 }
 
-fn changed<K: Ord, V: Serialize + Clone>(
+fn changed<K: Ord, V: Clone>(
     previous: &BTreeMap<K, RowDigest>,
     next: &BTreeMap<K, V>,
+    next_digest: &BTreeMap<K, RowDigest>,
 ) -> Vec<V> {
     next.iter()
-        .filter(|(key, row)| {
-            previous
-                .get(key)
-                .is_none_or(|p| p.fingerprint != fingerprint(row))
+        .filter(|(key, _)| {
+            let before = previous.get(key).map(|d| d.fingerprint);
+            before.is_none() || before != next_digest.get(key).map(|d| d.fingerprint)
         })
         .map(|(_, row)| row.clone())
         .collect()

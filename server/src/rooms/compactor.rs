@@ -67,7 +67,12 @@ async fn compact(
     let canvas = read_state(state.clone()).await?;
     let ids = projection::referenced_ids(&canvas);
     let context = projection_store::load_context(db.pool(), job.workspace_id, &ids).await?;
-    let next = blocking(move || projection::project(&canvas, &context)).await?;
+    let (next, next_digest) = blocking(move || {
+        let next = projection::project(&canvas, &context);
+        let digest = next.digest();
+        (next, digest)
+    })
+    .await?;
     let previous = match job.previous {
         Some(previous) => previous,
         None => Arc::new(
@@ -76,7 +81,7 @@ async fn compact(
                 .digest(),
         ),
     };
-    let diff = projection::diff(&previous, &next);
+    let diff = projection::diff_digested(&previous, &next, &next_digest);
     let written = compaction::compact(
         db.pool(),
         Compaction {
@@ -108,9 +113,8 @@ async fn compact(
         .await?;
         return Err(CompactionError::Storage(err));
     }
-    let next = next.digest();
-    record_conflicts(metrics, &previous, &next);
-    Ok(Arc::new(next))
+    record_conflicts(metrics, &previous, &next_digest);
+    Ok(Arc::new(next_digest))
 }
 
 /// Decodes the state into a scratch document and reads the canvas from it, off the async workers.
