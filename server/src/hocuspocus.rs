@@ -16,6 +16,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
 use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use nox_persistence::iam::users;
 use nox_sync_protocol::wire::hocuspocus::{
@@ -41,12 +42,20 @@ const MAX_QUEUED_BEFORE_AUTH: usize = 64;
 const MAX_DOCUMENTS: usize = 64;
 const PING_EVERY: Duration = Duration::from_secs(30);
 
+type WsSink = SplitSink<WebSocket, Message>;
+type WsStream = SplitStream<WebSocket>;
+
 pub async fn hocuspocus_socket(
     State(state): State<AppState>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     socket_io::configure(upgrade, state.config.max_frame_bytes)
-        .on_upgrade(move |socket| async move { HpSession::new(state).run(socket).await })
+        // As in `ws.rs`: no wrapping `async` block, a boxed session and the socket's halves keep
+        // the connection's long-lived future small.
+        .on_upgrade(move |socket| {
+            let (sink, stream) = socket.split();
+            HpSession::new(state).run(sink, stream)
+        })
 }
 
 /// A document of the socket that passed auth and joined its room.
@@ -77,21 +86,21 @@ struct HpSession {
 }
 
 impl HpSession {
-    fn new(state: AppState) -> Self {
+    fn new(state: AppState) -> Box<Self> {
         let (writer, writer_rx) = mpsc::channel(state.config.peer_queue);
-        Self {
+        Box::new(Self {
             state,
             docs: HashMap::new(),
             writer,
             writer_rx: Some(writer_rx),
             control: Arc::new(PeerControl::default()),
             recheck: Arc::new(Notify::new()),
-        }
+        })
     }
 
-    async fn run(mut self, socket: WebSocket) {
+    async fn run(mut self: Box<Self>, sink: WsSink, stream: WsStream) {
         self.state.metrics.connections.inc();
-        let reason = self.pump(socket).await;
+        let reason = self.pump(sink, stream).await;
         for (_, doc) in self.docs.drain() {
             if let DocState::Joined(doc) = doc {
                 leave(&doc).await;
@@ -105,8 +114,7 @@ impl HpSession {
             .inc();
     }
 
-    async fn pump(&mut self, socket: WebSocket) -> CloseReason {
-        let (mut sink, mut stream) = socket.split();
+    async fn pump(&mut self, mut sink: WsSink, mut stream: WsStream) -> CloseReason {
         let Some(mut outgoing) = self.writer_rx.take() else {
             return CloseReason::INTERNAL;
         };
