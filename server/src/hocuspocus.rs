@@ -12,11 +12,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
 use bytes::Bytes;
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use nox_persistence::iam::users;
 use nox_sync_protocol::wire::hocuspocus::{
@@ -32,7 +31,7 @@ use crate::live_access::{self, LiveConn, Registration, Rights, PERIODIC_RECHECK}
 use crate::rooms::peer::{CloseReason, PeerControl, PeerInfo};
 use crate::rooms::{RoomCommand, RoomHandle};
 use crate::routes::require_workspace_for;
-use crate::socket_io;
+use crate::socket_io::{self, WsSink, WsStream};
 use crate::state::AppState;
 
 /// Messages a document may send before its auth is decided (the provider sends SyncStep1 and its
@@ -41,9 +40,6 @@ const MAX_QUEUED_BEFORE_AUTH: usize = 64;
 /// Documents one socket may have open.
 const MAX_DOCUMENTS: usize = 64;
 const PING_EVERY: Duration = Duration::from_secs(30);
-
-type WsSink = SplitSink<WebSocket, Message>;
-type WsStream = SplitStream<WebSocket>;
 
 pub async fn hocuspocus_socket(
     State(state): State<AppState>,

@@ -9,9 +9,13 @@
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use bytes::Bytes;
-use futures_util::stream::SplitSink;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::SinkExt;
 use tokio::sync::mpsc;
+
+/// The halves of an upgraded socket: sessions take these rather than the socket (see `ws.rs`).
+pub type WsSink = SplitSink<WebSocket, Message>;
+pub type WsStream = SplitStream<WebSocket>;
 
 /// Bytes read from the socket per read call.
 const READ_BUFFER_BYTES: usize = 2 * 1024;
@@ -31,7 +35,7 @@ pub fn configure(upgrade: WebSocketUpgrade, max_frame_bytes: usize) -> WebSocket
 
 /// Writes `first` and every frame already waiting in `queue` (up to a bound), then flushes once.
 pub async fn write_queued(
-    sink: &mut SplitSink<WebSocket, Message>,
+    sink: &mut WsSink,
     first: Bytes,
     queue: &mut mpsc::Receiver<Bytes>,
 ) -> Result<(), axum::Error> {

@@ -10,12 +10,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use nox_persistence::iam::users;
 use tokio::sync::Notify;
@@ -32,16 +31,13 @@ use crate::extract::{Path, Query};
 use crate::rooms::peer::{CloseReason, PeerControl, PeerInfo};
 use crate::rooms::{JoinError, RoomCommand, RoomHandle};
 use crate::routes::require_workspace_for;
-use crate::socket_io;
+use crate::socket_io::{self, WsSink, WsStream};
 use crate::state::AppState;
 
 /// Browsers cannot set headers on a WebSocket: the token may come as a subprotocol
 /// (`Sec-WebSocket-Protocol: bearer, <token>`), and the server then answers with `bearer`.
 const BEARER_PROTOCOL: &str = "bearer";
 const PING_EVERY: Duration = Duration::from_secs(30);
-
-type WsSink = SplitSink<WebSocket, Message>;
-type WsStream = SplitStream<WebSocket>;
 
 #[derive(Debug, Deserialize)]
 pub struct WsParams {

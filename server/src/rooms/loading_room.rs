@@ -68,9 +68,7 @@ pub(super) async fn run(
             }
             ctx.metrics.rooms_loaded.dec();
             on_exit();
-            for command in held_back {
-                refuse(command);
-            }
+            held_back.into_iter().for_each(room::refuse);
             room::refuse_remaining(commands).await;
         }
     }
@@ -130,20 +128,6 @@ fn answer_early(
             Some(RoomCommand::Leave { conn })
         }
         other => Some(other),
-    }
-}
-
-/// Answers a held-back command of a room that never came to be.
-fn refuse(command: RoomCommand) {
-    match command {
-        RoomCommand::Shutdown { reply } => {
-            let _ = reply.send(());
-        }
-        RoomCommand::Http(request) => request.refuse(),
-        RoomCommand::Join { .. }
-        | RoomCommand::Leave { .. }
-        | RoomCommand::Messages { .. }
-        | RoomCommand::SetAccess { .. } => {}
     }
 }
 

@@ -105,12 +105,12 @@ pub struct WorkspaceRoom {
     /// Filled by the doc's update observer, drained after every applied message.
     emitted: Arc<Mutex<Vec<Emitted>>>,
     /// Updates applied in this batch, to append before anything is delivered.
-    pub(super) pending_log: Vec<NewLogEntry>,
+    pending_log: Vec<NewLogEntry>,
     /// Frames to deliver once the batch is durable, in order.
     outbox: Vec<(Target, Bytes)>,
     /// Update messages per connection in this batch: acknowledged after the commit.
     acks: HashMap<ConnId, u64>,
-    pub(super) next_seq: i64,
+    next_seq: i64,
     /// Bumped whenever the document changes; keys the cached full state.
     pub(super) version: u64,
     full_state: Option<CachedFullState>,
@@ -200,29 +200,15 @@ impl WorkspaceRoom {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Grows to the largest batch seen: an idle room should not hold 256 empty slots.
-        let mut batch = Vec::new();
-        let mut shutdown_reply = None;
-        for command in early {
-            if let Some(reply) = self.handle(command) {
-                shutdown_reply = Some(reply);
-            }
-        }
-        self.flush().await;
+        let mut batch = early;
+        let mut shutdown_reply = self.handle_batch(&mut batch).await;
         while !self.stopping && shutdown_reply.is_none() {
             tokio::select! {
                 received = commands.recv_many(&mut batch, MAX_BATCH) => {
                     if received == 0 {
                         break;
                     }
-                    for command in batch.drain(..) {
-                        if let Some(reply) = self.handle(command) {
-                            shutdown_reply = Some(reply);
-                        }
-                    }
-                    self.flush().await;
-                    if shutdown_reply.is_some() {
-                        break;
-                    }
+                    shutdown_reply = self.handle_batch(&mut batch).await;
                 }
                 outcome = wait_compaction(&mut self.compaction) => self.on_compaction_done(outcome),
                 _ = tick.tick() => self.on_tick().await,
@@ -238,6 +224,19 @@ impl WorkspaceRoom {
         }
         self.release_metrics();
         tracing::debug!(workspace_id = %self.workspace_id, "room stopped");
+    }
+
+    /// Applies every command of `batch` (leaving it empty), then makes the batch durable and
+    /// delivers it. Returns the reply channel of a shutdown request among them.
+    async fn handle_batch(&mut self, batch: &mut Vec<RoomCommand>) -> Option<oneshot::Sender<()>> {
+        let mut shutdown_reply = None;
+        for command in batch.drain(..) {
+            if let Some(reply) = self.handle(command) {
+                shutdown_reply = Some(reply);
+            }
+        }
+        self.flush().await;
+        shutdown_reply
     }
 
     /// Applies one command. Returns the reply channel of a shutdown request.
@@ -404,6 +403,17 @@ impl WorkspaceRoom {
             self.queue(Target::AllExcept(origin), wire::encode_update(&update));
             self.log_entry(update, user_id);
         }
+    }
+
+    /// Appends `update` to this batch's log entries with the next seq.
+    pub(super) fn log_entry(&mut self, update: Vec<u8>, user_id: Option<Uuid>) {
+        self.pending_log.push(NewLogEntry {
+            seq: self.next_seq,
+            update,
+            user_id,
+        });
+        self.next_seq += 1;
+        self.version += 1;
     }
 
     fn on_awareness(&mut self, conn: ConnId, update: AwarenessUpdate) {
@@ -748,18 +758,23 @@ impl WorkspaceRoom {
 pub(super) async fn refuse_remaining(mut commands: mpsc::Receiver<RoomCommand>) {
     commands.close();
     while let Some(command) = commands.recv().await {
-        match command {
-            RoomCommand::Join { reply, .. } => {
-                let _ = reply.send(Err(RoomClosed));
-            }
-            RoomCommand::Shutdown { reply } => {
-                let _ = reply.send(());
-            }
-            RoomCommand::Http(request) => request.refuse(),
-            RoomCommand::Leave { .. }
-            | RoomCommand::Messages { .. }
-            | RoomCommand::SetAccess { .. } => {}
+        refuse(command);
+    }
+}
+
+/// Answers a command of a room that has stopped (or never came to be) so no caller waits forever.
+pub(super) fn refuse(command: RoomCommand) {
+    match command {
+        RoomCommand::Join { reply, .. } => {
+            let _ = reply.send(Err(RoomClosed));
         }
+        RoomCommand::Shutdown { reply } => {
+            let _ = reply.send(());
+        }
+        RoomCommand::Http(request) => request.refuse(),
+        RoomCommand::Leave { .. }
+        | RoomCommand::Messages { .. }
+        | RoomCommand::SetAccess { .. } => {}
     }
 }
 

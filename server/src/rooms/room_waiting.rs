@@ -21,7 +21,6 @@ use nox_sync_protocol::wire;
 use yrs::block::ClientID;
 use yrs::StateVector;
 
-use nox_persistence::update_log::NewLogEntry;
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, ReadTxn, Transact, WriteTxn};
 
@@ -133,17 +132,6 @@ impl WorkspaceRoom {
         if let Some(due) = Instant::now().checked_sub(self.ctx.settings.compact_interval) {
             self.last_compaction = due;
         }
-    }
-
-    /// Appends `update` to this batch's log entries with the next seq.
-    pub(super) fn log_entry(&mut self, update: Vec<u8>, user_id: Option<uuid::Uuid>) {
-        self.pending_log.push(NewLogEntry {
-            seq: self.next_seq,
-            update,
-            user_id,
-        });
-        self.next_seq += 1;
-        self.version += 1;
     }
 }
 
