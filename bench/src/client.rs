@@ -341,8 +341,8 @@ impl Client {
 
     async fn on_frame(&mut self, frame: &[u8]) -> Result<()> {
         let received = Instant::now();
-        if frame.first() == Some(&wire::MSG_ACK) {
-            self.acks += read_var_uint(&frame[1..]);
+        if let Some(count) = wire::decode_ack(frame) {
+            self.acks += count;
             return Ok(());
         }
         // Raw mode: time the SyncStep2's arrival without decoding its (large) payload.
@@ -404,6 +404,14 @@ impl Client {
     pub fn canvas_json(&self) -> String {
         let txn = self.doc.transact();
         serde_json::to_string(&canvas::read_canvas(&txn)).unwrap_or_default()
+    }
+
+    /// Bytes of our document's full state (Yjs v1 update).
+    pub fn state_len(&self) -> usize {
+        self.doc
+            .transact()
+            .encode_state_as_update_v1(&yrs::StateVector::default())
+            .len()
     }
 
     /// (blocks, relations) in our document.
@@ -468,17 +476,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn as_object(value: &Value) -> Result<&JsonMap<String, Value>> {
     value.as_object().context("fields must be a JSON object")
-}
-
-fn read_var_uint(bytes: &[u8]) -> u64 {
-    let mut value = 0u64;
-    for (i, byte) in bytes.iter().enumerate().take(10) {
-        value |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            break;
-        }
-    }
-    value
 }
 
 fn redact(url: &str) -> String {

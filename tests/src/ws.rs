@@ -281,8 +281,8 @@ impl WsClient {
     }
 
     async fn on_frame(&mut self, frame: &[u8]) {
-        if frame.first() == Some(&wire::MSG_ACK) {
-            self.acks += read_var_uint(&frame[1..]);
+        if let Some(count) = wire::decode_ack(frame) {
+            self.acks += count;
             return;
         }
         let messages = wire::decode_frame(frame).expect("server frames decode");
@@ -339,17 +339,6 @@ fn close_of(frame: Option<CloseFrame>) -> Closed {
             reason: String::new(),
         },
     }
-}
-
-fn read_var_uint(bytes: &[u8]) -> u64 {
-    let mut value = 0u64;
-    for (i, byte) in bytes.iter().enumerate().take(10) {
-        value |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            break;
-        }
-    }
-    value
 }
 
 /// The HTTP status a WebSocket upgrade attempt was refused with (None when it succeeded).

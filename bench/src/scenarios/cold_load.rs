@@ -39,14 +39,7 @@ pub async fn run(options: &ServerOptions, config: &ColdLoadConfig) -> Result<Vec
     let ids = write_content(&mut writer, config).await?;
     let write_secs = write_started.elapsed().as_secs_f64();
     let expected = writer.canvas_json();
-    let doc_bytes = {
-        use yrs::{ReadTxn, Transact};
-        writer
-            .doc
-            .transact()
-            .encode_state_as_update_v1(&yrs::StateVector::default())
-            .len()
-    };
+    let doc_bytes = writer.state_len();
     writer.close().await;
     drop(ids);
     let rss_loaded = env.server.probe().rss_kib;

@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::{converged, delivered_moves, join_runs, lost_moves, reader_plan, spawn_runs, Env};
+use super::{
+    close_with_notes, converged, delivered_moves, join_runs, lost_moves, reader_plan, spawn_runs,
+    Env,
+};
 use crate::client::Plan;
 use crate::report::Row;
 use crate::server::{self_cpu_seconds, ServerOptions};
@@ -70,7 +73,6 @@ pub async fn measure(
     let sent = clients.iter().map(|c| c.moves_sent).sum::<u64>();
     let delivered = delivered_moves(&clients);
     let lost = lost_moves(&clients);
-    let closed = clients.iter().filter(|c| !c.is_open()).count();
     let server_cpu = after.cpu_secs - before.cpu_secs;
     let secs = config.duration.as_secs_f64();
 
@@ -94,20 +96,6 @@ pub async fn measure(
         )
         .num("bench_cpu_s", bench_cpu)
         .mib("peak_rss_mib", monitor.peak_rss_kib());
-    if lost > 0 {
-        row.note(format!("{lost} moves lost"));
-    }
-    if closed > 0 {
-        row.note(format!(
-            "{closed} connections closed, e.g. {:?}",
-            clients.iter().find_map(|c| c.closed.clone())
-        ));
-    }
-    for error in errors.iter().take(3) {
-        row.note(error.clone());
-    }
-    for mut client in clients {
-        client.close().await;
-    }
+    close_with_notes(&mut row, lost, clients, &errors).await;
     Ok(row)
 }

@@ -88,14 +88,7 @@ async fn build_document(env: &Env, mib: f64) -> Result<(String, Client, usize, u
         writer.pump_for(Duration::from_millis(1)).await;
     }
     writer.wait_acked(Duration::from_secs(300)).await?;
-    let doc_bytes = {
-        use yrs::{ReadTxn, Transact};
-        writer
-            .doc
-            .transact()
-            .encode_state_as_update_v1(&yrs::StateVector::default())
-            .len()
-    };
+    let doc_bytes = writer.state_len();
     Ok((ws, writer, blocks, doc_bytes))
 }
 

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use rand::Rng;
 
-use super::{converged, delivered_moves, join_runs, lost_moves, spawn_runs, Env};
+use super::{close_with_notes, converged, delivered_moves, join_runs, lost_moves, spawn_runs, Env};
 use crate::client::{Client, Plan};
 use crate::report::Row;
 use crate::server::{self_cpu_seconds, ServerOptions};
@@ -127,20 +127,6 @@ async fn measure(env: &Env, docs: usize, config: &ManyDocsConfig) -> Result<Row>
         .mib("pg_rss_sum_mib", after.pg_rss_kib)
         .num("bench_cpu_pct", bench_cpu / secs * 100.0)
         .num("setup_s", setup_secs);
-    if lost > 0 {
-        row.note(format!("{lost} moves lost"));
-    }
-    if closed > 0 {
-        row.note(format!(
-            "{closed} connections closed, e.g. {:?}",
-            clients.iter().find_map(|c| c.closed.clone())
-        ));
-    }
-    for error in errors.iter().take(3) {
-        row.note(error.clone());
-    }
-    for mut client in clients {
-        client.close().await;
-    }
+    close_with_notes(&mut row, lost, clients, &errors).await;
     Ok(row)
 }

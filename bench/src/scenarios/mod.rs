@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use crate::api::Tenant;
 use crate::client::{self, Client};
+use crate::report::Row;
 use crate::server::{Server, ServerOptions};
 
 /// A running server plus the bench's tenant on it.
@@ -136,6 +137,27 @@ pub async fn join_runs(
         }
     }
     (clients, errors)
+}
+
+/// Notes on `row` what went wrong in a run (lost moves, closed connections, the first errors),
+/// then closes every client.
+pub async fn close_with_notes(row: &mut Row, lost: u64, clients: Vec<Client>, errors: &[String]) {
+    if lost > 0 {
+        row.note(format!("{lost} moves lost"));
+    }
+    let closed = clients.iter().filter(|c| !c.is_open()).count();
+    if closed > 0 {
+        row.note(format!(
+            "{closed} connections closed, e.g. {:?}",
+            clients.iter().find_map(|c| c.closed.clone())
+        ));
+    }
+    for error in errors.iter().take(3) {
+        row.note(error.clone());
+    }
+    for mut client in clients {
+        client.close().await;
+    }
 }
 
 /// Lost moves: for every client, the moves of every *other* writer it did not see.

@@ -5,24 +5,33 @@ use nox_sync_protocol::canvas;
 use serde_json::json;
 use uuid::Uuid;
 use yrs::updates::decoder::Decode;
-use yrs::{Transact, Update};
+use yrs::{Doc, Transact, Update};
 
 use crate::{block, client, eventually, id, setup, setup_with};
 
 /// The document exactly as storage holds it (snapshot + log), read without the server.
-async fn stored_canvas(pool: &sqlx::PgPool, workspace_id: Uuid) -> serde_json::Value {
+pub(crate) async fn stored_doc(pool: &sqlx::PgPool, workspace_id: Uuid) -> Doc {
     let stored = update_log::load(pool, workspace_id).await.expect("load");
     let doc = canvas::new_canvas_doc();
-    let mut txn = doc.transact_mut();
-    for bytes in stored
-        .snapshot
-        .iter()
-        .chain(stored.log.iter().map(|(_, b)| b))
     {
-        txn.apply_update(Update::decode_v1(bytes).expect("stored update decodes"))
-            .expect("apply");
+        let mut txn = doc.transact_mut();
+        let entries = stored
+            .snapshot
+            .iter()
+            .chain(stored.log.iter().map(|(_, b)| b));
+        for bytes in entries {
+            txn.apply_update(Update::decode_v1(bytes).expect("stored update decodes"))
+                .expect("apply");
+        }
     }
-    serde_json::to_value(canvas::read_canvas(&txn)).expect("json")
+    doc
+}
+
+/// [`stored_doc`]'s canvas as JSON.
+pub(crate) async fn stored_canvas(pool: &sqlx::PgPool, workspace_id: Uuid) -> serde_json::Value {
+    let doc = stored_doc(pool, workspace_id).await;
+    let canvas = canvas::read_canvas(&doc.transact());
+    serde_json::to_value(canvas).expect("json")
 }
 
 #[tokio::test]

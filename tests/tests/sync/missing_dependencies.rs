@@ -2,12 +2,11 @@
 //! (whether yrs holds them pending or integrates them behind a skip), completed when the missing
 //! change arrives, and bounded when they pile up.
 
-use nox_persistence::update_log;
 use nox_sync_protocol::{canvas, wire};
 use serde_json::{json, Value};
-use yrs::updates::decoder::Decode;
-use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
+use yrs::{Doc, ReadTxn, StateVector, Transact};
 
+use crate::durability::{stored_canvas, stored_doc};
 use crate::{block, client, id, setup_with};
 
 /// Two updates of one editor, the second made after the first: (first, second).
@@ -25,28 +24,6 @@ fn two_updates(first: (&str, Value), second: (&str, Value)) -> (Vec<u8>, Vec<u8>
     put(second);
     let u2 = doc.transact().encode_state_as_update_v1(&before);
     (u1, u2)
-}
-
-/// Replays what storage holds into a scratch document.
-async fn stored_doc(pool: &sqlx::PgPool, ws: uuid::Uuid) -> Doc {
-    let stored = update_log::load(pool, ws).await.expect("load");
-    let doc = canvas::new_canvas_doc();
-    {
-        let mut txn = doc.transact_mut();
-        let entries = stored
-            .snapshot
-            .iter()
-            .chain(stored.log.iter().map(|(_, b)| b));
-        for bytes in entries {
-            txn.apply_update(Update::decode_v1(bytes).expect("decodes"))
-                .expect("applies");
-        }
-    }
-    doc
-}
-
-fn canvas_of(doc: &Doc) -> Value {
-    serde_json::to_value(canvas::read_canvas(&doc.transact())).expect("json")
 }
 
 #[tokio::test]
@@ -100,7 +77,7 @@ async fn an_update_that_skips_ahead_is_stored_and_every_peer_holds_what_the_room
     let mut fresh = client(&app, &owner, ws).await;
     let served = fresh.canvas_json();
     watcher.pump_until(|c| c.canvas_json() == served).await;
-    assert_eq!(canvas_of(&stored_doc(app.pool(), ws).await), served);
+    assert_eq!(stored_canvas(app.pool(), ws).await, served);
     fresh.pump_for(std::time::Duration::from_millis(100)).await;
     app.stop().await;
 }
