@@ -74,11 +74,14 @@ async fn an_update_that_skips_ahead_is_stored_and_every_peer_holds_what_the_room
     sender.send_raw(wire::encode_update(&u2)).await;
     sender.updates_sent += 1;
     sender.settle().await;
-    let mut fresh = client(&app, &owner, ws).await;
+    let fresh = client(&app, &owner, ws).await;
     let served = fresh.canvas_json();
+    assert_eq!(
+        served["blocks"][&y]["name"], "second",
+        "the room keeps the change"
+    );
     watcher.pump_until(|c| c.canvas_json() == served).await;
     assert_eq!(stored_canvas(app.pool(), ws).await, served);
-    fresh.pump_for(std::time::Duration::from_millis(100)).await;
     app.stop().await;
 }
 
