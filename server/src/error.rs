@@ -8,8 +8,13 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use nox_persistence::error::PersistenceError;
+use nox_persistence::iam::orgs::IamError;
 use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::access::AccessError;
+use crate::auth::password::PasswordError;
 
 /// One field that failed validation.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -39,6 +44,28 @@ pub struct ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The shape of every error response, for the OpenAPI document (the body [`ApiError`] renders).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code: `not_found`, `forbidden`, `validation_failed`,
+    /// `quota_exceeded`, `last_owner`, `rate_limited`, ...
+    pub code: String,
+    pub message: String,
+    /// For `validation_failed`: one entry per invalid field.
+    pub fields: Option<Vec<FieldErrorDoc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldErrorDoc {
+    pub field: String,
+    pub message: String,
+}
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
@@ -141,6 +168,92 @@ impl IntoResponse for ApiError {
 
 impl From<PersistenceError> for ApiError {
     fn from(err: PersistenceError) -> Self {
+        ApiError::internal(err)
+    }
+}
+
+/// 402 `quota_exceeded`: the plan, not the request, is the problem; upgrading fixes it.
+pub fn quota_exceeded(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::PAYMENT_REQUIRED, "quota_exceeded", message)
+}
+
+impl From<IamError> for ApiError {
+    fn from(err: IamError) -> Self {
+        match err {
+            IamError::Db(e) => e.into(),
+            IamError::NotFound(what) => ApiError::not_found(what),
+            IamError::Quota(q) => quota_exceeded(q.to_string()),
+            IamError::LastAdmin => ApiError::conflict(
+                "last_owner",
+                "the organization must keep at least one member holding org:admin",
+            ),
+            IamError::RoleInUse(n) => ApiError::conflict(
+                "role_in_use",
+                format!("the role is assigned to {n} member(s) or pending invitation(s)"),
+            ),
+            IamError::InvitationClosed(status) => match status.as_str() {
+                "ACCEPTED" => {
+                    ApiError::conflict("invitation_accepted", "the invitation was already accepted")
+                }
+                "REVOKED" => ApiError::new(
+                    StatusCode::GONE,
+                    "invitation_revoked",
+                    "the invitation was revoked",
+                ),
+                _ => ApiError::new(
+                    StatusCode::GONE,
+                    "invitation_expired",
+                    "the invitation has expired",
+                ),
+            },
+            IamError::EmailMismatch => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "email_mismatch",
+                "the invitation was sent to a different email address",
+            ),
+            IamError::AlreadyMember => ApiError::conflict(
+                "already_member",
+                "the user is already a member of this organization",
+            ),
+            IamError::UsageExceedsPlan(detail) => ApiError::conflict(
+                "usage_exceeds_plan",
+                format!("current usage exceeds the plan's quotas: {detail}"),
+            ),
+        }
+    }
+}
+
+/// Maps a unique violation to 409 `code`, anything else through the usual conversion.
+pub fn conflict_on_unique(err: IamError, code: &'static str, message: &str) -> ApiError {
+    match err.unique_violation() {
+        Some(_) => ApiError::conflict(code, message),
+        None => err.into(),
+    }
+}
+
+impl From<AccessError> for ApiError {
+    fn from(err: AccessError) -> Self {
+        let message = err.to_string();
+        match err {
+            AccessError::Unauthenticated(_) => ApiError::unauthorized(message),
+            AccessError::NotFound(what) => ApiError::not_found(what),
+            AccessError::MissingPermission(_) | AccessError::NotGrantable(_) => {
+                ApiError::forbidden(message)
+            }
+            AccessError::SessionRequired => {
+                ApiError::new(StatusCode::FORBIDDEN, "session_required", message)
+            }
+            AccessError::FeatureDisabled(_) => {
+                ApiError::new(StatusCode::FORBIDDEN, "feature_disabled", message)
+            }
+            AccessError::QuotaExceeded(_) => quota_exceeded(message),
+            AccessError::Storage(cause) => cause.into(),
+        }
+    }
+}
+
+impl From<PasswordError> for ApiError {
+    fn from(err: PasswordError) -> Self {
         ApiError::internal(err)
     }
 }

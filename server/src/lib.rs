@@ -2,13 +2,14 @@
 //!
 //! Start at [`startup::Application`]; `ARCHITECTURE.md` at the repository root has the map.
 
+pub mod access;
 pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
-pub mod hocuspocus;
-pub mod live_access;
+pub mod http_caller;
+pub mod live;
 pub mod mailer;
 pub mod metrics;
 pub mod openapi;
@@ -16,10 +17,8 @@ pub mod pagination;
 pub mod rate_limit;
 pub mod rooms;
 pub mod routes;
-pub mod socket_io;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod validate;
 pub mod web;
-pub mod ws;

@@ -9,39 +9,17 @@
 use std::sync::LazyLock;
 
 use axum::Router;
-use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 use utoipa_scalar::{Scalar, Servable};
 
+use crate::error::{ErrorBody, ErrorDetail, FieldErrorDoc};
 use crate::extract::Json;
 use crate::routes::{account, api_keys, auth, canvas, live, me, sessions};
 use crate::routes::{
     audit, billing, features, invitations, members, orgs, projects, roles, workspaces,
 };
 use crate::state::AppState;
-
-/// The shape of every error response (see [`crate::error::ApiError`]).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// Stable machine-readable code: `not_found`, `forbidden`, `validation_failed`,
-    /// `quota_exceeded`, `last_owner`, `rate_limited`, ...
-    pub code: String,
-    pub message: String,
-    /// For `validation_failed`: one entry per invalid field.
-    pub fields: Option<Vec<FieldErrorDoc>>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FieldErrorDoc {
-    pub field: String,
-    pub message: String,
-}
 
 /// Declares the `bearer` scheme: an access token (JWT) or an API key (`nox_…`).
 struct BearerAuth;

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use nox_persistence::db::Database;
 
+use crate::access::LiveAccess;
 use crate::auth::tokens::TokenKeys;
 use crate::config::Config;
-use crate::live_access::LiveAccess;
 use crate::mailer::Mailer;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimits;

@@ -4,6 +4,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::error::PersistenceError;
 use crate::iam::audit::{self, Actor};
 use crate::iam::orgs::{self, IamError};
 
@@ -118,4 +119,24 @@ pub async fn clear_override(
     audit::record(&mut *tx, entry).await?;
     tx.commit().await?;
     Ok(feature)
+}
+
+/// The effective value of flag `key` for one organization (its override, else the default); `None`
+/// for a flag no migration created.
+pub async fn value(
+    pool: &PgPool,
+    org_id: Uuid,
+    key: &str,
+) -> Result<Option<serde_json::Value>, PersistenceError> {
+    let row: Option<(serde_json::Value,)> = sqlx::query_as(
+        "SELECT COALESCE(o.value, f.default_value)
+         FROM feature_flags f
+         LEFT JOIN org_feature_overrides o ON o.feature_flag_id = f.id AND o.org_id = $1
+         WHERE f.key = $2",
+    )
+    .bind(org_id)
+    .bind(key)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(value,)| value))
 }

@@ -6,22 +6,29 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 
-use crate::error::ApiError;
+/// Hashing could not run (the blocking task panicked or the hasher refused its input).
+#[derive(Debug, thiserror::Error)]
+#[error("password hashing failed: {0}")]
+pub struct PasswordError(String);
 
-pub async fn hash(password: String) -> Result<String, ApiError> {
+fn failed(err: impl std::fmt::Display) -> PasswordError {
+    PasswordError(err.to_string())
+}
+
+pub async fn hash(password: String) -> Result<String, PasswordError> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
             .map(|h| h.to_string())
-            .map_err(ApiError::internal)
+            .map_err(failed)
     })
     .await
-    .map_err(ApiError::internal)?
+    .map_err(failed)?
 }
 
 /// False for a wrong password and for a malformed stored hash alike.
-pub async fn verify(password: String, stored_hash: String) -> Result<bool, ApiError> {
+pub async fn verify(password: String, stored_hash: String) -> Result<bool, PasswordError> {
     tokio::task::spawn_blocking(move || {
         let Ok(parsed) = PasswordHash::new(&stored_hash) else {
             return false;
@@ -31,12 +38,12 @@ pub async fn verify(password: String, stored_hash: String) -> Result<bool, ApiEr
             .is_ok()
     })
     .await
-    .map_err(ApiError::internal)
+    .map_err(failed)
 }
 
 /// A hash of a random password, verified against when the email is unknown so that a login's
 /// timing does not reveal whether an account exists.
-pub async fn dummy_hash() -> Result<String, ApiError> {
+pub async fn dummy_hash() -> Result<String, PasswordError> {
     hash("nox-sync-dummy-password".into()).await
 }
 

@@ -38,6 +38,14 @@ impl CloseReason {
     pub const SERVER_RESTART: CloseReason = CloseReason::new(1012, "server restart");
     pub const INTERNAL: CloseReason = CloseReason::new(1011, "internal error");
     pub const TOO_BIG: CloseReason = CloseReason::new(1009, "message too big");
+    /// The peer vanished without a close handshake; nothing can be sent to it.
+    pub const CONNECTION_LOST: CloseReason = CloseReason::new(1006, "connection lost");
+    /// The session or API key the connection was admitted with is no longer usable.
+    pub const CREDENTIAL_REVOKED: CloseReason =
+        CloseReason::new(4401, "credential revoked or expired");
+    /// The caller may no longer read the workspace (removed, role lowered, workspace deleted).
+    pub const ACCESS_REVOKED: CloseReason =
+        CloseReason::new(4403, "access to this workspace was revoked");
 }
 
 /// Shared between a room and a session: lets either side close the connection with a reason.

@@ -11,16 +11,16 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::events::{self, action, SecurityEvent};
-use crate::auth::{password, tokens, totp, AuthUser};
+use crate::access::{AuthUser, Scope};
+use crate::auth::{password, tokens, totp};
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::Json;
-use crate::live_access::Scope;
+use crate::http_caller::ClientInfo;
 use crate::mailer::Mail;
-use crate::openapi::ErrorBody;
 use crate::routes::auth::{check_second_factor, ip_key};
 use crate::routes::me::UserView;
-use crate::routes::ClientInfo;
+use crate::routes::security_events::{self as events, action, SecurityEvent};
 use crate::state::AppState;
 use crate::validate::Validator;
 

@@ -11,13 +11,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::events::action;
-use crate::auth::{api_key, AuthUser, Permission, PermissionSet};
+use crate::access::{self, AuthUser, Scope};
+use crate::auth::{api_key, Permission, PermissionSet};
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{Json, Path};
-use crate::live_access::Scope;
-use crate::openapi::ErrorBody;
-use crate::routes::{require_permission, ClientInfo};
+use crate::http_caller::ClientInfo;
+use crate::routes::security_events::action;
 use crate::state::AppState;
 use crate::validate::Validator;
 
@@ -88,7 +88,7 @@ async fn manager_permissions(
         .restrict(org_id, membership.permissions)
         .ok_or_else(|| ApiError::not_found("organization"))?;
     user.session()?;
-    require_permission(&permissions, Permission::ApiKeysManage)?;
+    access::require(&permissions, Permission::ApiKeysManage)?;
     Ok(permissions)
 }
 

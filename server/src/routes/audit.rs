@@ -7,12 +7,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::auth::{AuthUser, Permission};
+use crate::access::{self, AuthUser};
+use crate::auth::Permission;
 use crate::error::ApiResult;
+use crate::error::ErrorBody;
 use crate::extract::{Json, Path, Query};
-use crate::openapi::ErrorBody;
 use crate::pagination::{page_request, Page};
-use crate::routes::authz::require_org_permission;
 use crate::state::AppState;
 use crate::validate::Validator;
 
@@ -78,7 +78,7 @@ pub async fn list(
     Path(org_id): Path<Uuid>,
     Query(query): Query<AuditQuery>,
 ) -> ApiResult<Json<Page<AuditLogView>>> {
-    require_org_permission(&state, user, org_id, Permission::AuditRead).await?;
+    access::org_permission(&state.db, user, org_id, Permission::AuditRead).await?;
     let page = page_request(query.limit, query.cursor.as_deref())?;
     if let (Some(since), Some(until)) = (query.since, query.until) {
         Validator::new()

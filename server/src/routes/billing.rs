@@ -9,13 +9,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{AuthUser, Permission};
+use crate::access::{self, AuthUser};
+use crate::auth::Permission;
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::error::{ApiResult, FieldError};
 use crate::extract::{Json, Path};
-use crate::openapi::ErrorBody;
-use crate::routes::authz::{actor, require_org_permission};
-use crate::routes::ClientInfo;
+use crate::http_caller::ClientInfo;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -105,7 +105,7 @@ pub async fn get_subscription(
     user: AuthUser,
     Path(org_id): Path<Uuid>,
 ) -> ApiResult<Json<SubscriptionView>> {
-    require_org_permission(&state, user, org_id, Permission::OrgAdmin).await?;
+    access::org_permission(&state.db, user, org_id, Permission::OrgAdmin).await?;
     Ok(Json(
         billing::get_subscription(state.db.pool(), org_id)
             .await?
@@ -128,7 +128,7 @@ pub async fn change_plan(
     Path(org_id): Path<Uuid>,
     Json(body): Json<ChangePlanRequest>,
 ) -> ApiResult<Json<SubscriptionView>> {
-    require_org_permission(&state, user, org_id, Permission::OrgAdmin).await?;
+    access::org_permission(&state.db, user, org_id, Permission::OrgAdmin).await?;
     let plan = billing::find_plan(body.plan_id.trim()).ok_or_else(|| {
         let ids: Vec<&str> = billing::PLANS.iter().map(|p| p.id).collect();
         ApiError::validation(vec![FieldError::new(
@@ -136,7 +136,7 @@ pub async fn change_plan(
             format!("must be one of {}", ids.join(", ")),
         )])
     })?;
-    let sub = billing::change_plan(state.db.pool(), org_id, plan, &actor(&user, &client)).await?;
+    let sub = billing::change_plan(state.db.pool(), org_id, plan, &client.actor(&user)).await?;
     Ok(Json(sub.into()))
 }
 
@@ -151,7 +151,7 @@ pub async fn usage(
     user: AuthUser,
     Path(org_id): Path<Uuid>,
 ) -> ApiResult<Json<UsageView>> {
-    require_org_permission(&state, user, org_id, Permission::OrgAdmin).await?;
+    access::org_permission(&state.db, user, org_id, Permission::OrgAdmin).await?;
     let sub = billing::get_subscription(state.db.pool(), org_id).await?;
     let metrics = billing::usage(state.db.pool(), org_id).await?;
     let items = Resource::ALL

@@ -11,12 +11,12 @@ use serde::Deserialize;
 use serde_json::{json, Map as JsonMap, Value};
 use uuid::Uuid;
 
-use crate::auth::{AuthUser, Permission};
+use crate::access::{self, AuthUser};
+use crate::auth::Permission;
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{Json, Path, Query};
-use crate::openapi::ErrorBody;
 use crate::rooms::{CanvasEdit, EditError, HttpRequest, JoinError};
-use crate::routes::{require_permission, require_workspace_for};
 use crate::state::AppState;
 use nox_persistence::iam::billing;
 use nox_persistence::iam::workspaces::WorkspaceAccess;
@@ -95,9 +95,8 @@ pub async fn authorize(
     workspace_id: Uuid,
     needed: Permission,
 ) -> ApiResult<WorkspaceAccess> {
-    let (access, permissions) = require_workspace_for(state, *user, workspace_id).await?;
-    require_permission(&permissions, needed)?;
-    Ok(access)
+    let grant = access::workspace_permission(&state.db, *user, workspace_id, needed).await?;
+    Ok(grant.access)
 }
 
 #[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/blocks", tag = "canvas",

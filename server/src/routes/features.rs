@@ -7,13 +7,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{AuthUser, Permission};
-use crate::error::ApiResult;
+use crate::access::features::Flag;
+use crate::access::{self, AuthUser};
+use crate::auth::Permission;
+use crate::error::ErrorBody;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
-use crate::openapi::ErrorBody;
+use crate::http_caller::ClientInfo;
 use crate::pagination::Page;
-use crate::routes::authz::{actor, require_org_member, require_org_permission};
-use crate::routes::ClientInfo;
 use crate::state::AppState;
 use crate::validate::Validator;
 
@@ -43,7 +44,8 @@ impl From<Feature> for FeatureView {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SetFeatureRequest {
-    /// Any JSON value (usually a boolean).
+    /// The flag's type: a boolean for `canvas.relations` and `hocuspocus`, a number from 1 to 64
+    /// for `canvas.max_zoom`.
     #[schema(value_type = Object)]
     pub value: serde_json::Value,
 }
@@ -58,7 +60,7 @@ pub async fn list(
     user: AuthUser,
     Path(org_id): Path<Uuid>,
 ) -> ApiResult<Json<Page<FeatureView>>> {
-    require_org_member(&state, user, org_id).await?;
+    access::org_member(&state.db, user, org_id).await?;
     let rows = features::list(state.db.pool(), org_id).await?;
     Ok(Json(Page::whole(
         rows.into_iter().map(FeatureView::from).collect(),
@@ -78,25 +80,26 @@ pub async fn set(
     Path((org_id, key)): Path<(Uuid, String)>,
     Json(body): Json<SetFeatureRequest>,
 ) -> ApiResult<Json<FeatureView>> {
-    require_org_permission(&state, user, org_id, Permission::OrgAdmin).await?;
-    Validator::new()
-        .check(
-            !body.value.is_null(),
-            "value",
-            "must not be null (DELETE the override instead)",
-        )
-        .check(
-            body.value.to_string().len() <= 4096,
-            "value",
-            "must be at most 4096 bytes of JSON",
-        )
-        .finish()?;
+    access::org_permission(&state.db, user, org_id, Permission::OrgAdmin).await?;
+    let flag = Flag::from_key(&key).ok_or_else(|| ApiError::not_found("feature flag"))?;
+    let mut v = Validator::new();
+    v.check(
+        !body.value.is_null(),
+        "value",
+        "must not be null (DELETE the override instead)",
+    );
+    if !body.value.is_null() {
+        if let Err(expected) = flag.check_value(&body.value) {
+            v.check(false, "value", expected);
+        }
+    }
+    v.finish()?;
     let feature = features::set_override(
         state.db.pool(),
         org_id,
         &key,
         &body.value,
-        &actor(&user, &client),
+        &client.actor(&user),
     )
     .await?;
     Ok(Json(feature.into()))
@@ -114,8 +117,8 @@ pub async fn clear(
     client: ClientInfo,
     Path((org_id, key)): Path<(Uuid, String)>,
 ) -> ApiResult<Json<FeatureView>> {
-    require_org_permission(&state, user, org_id, Permission::OrgAdmin).await?;
+    access::org_permission(&state.db, user, org_id, Permission::OrgAdmin).await?;
     let feature =
-        features::clear_override(state.db.pool(), org_id, &key, &actor(&user, &client)).await?;
+        features::clear_override(state.db.pool(), org_id, &key, &client.actor(&user)).await?;
     Ok(Json(feature.into()))
 }

@@ -15,15 +15,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::access::{self, AuthUser};
 use crate::auth::tokens::{hash_token, random_token};
-use crate::auth::{AuthUser, Permission};
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::auth::Permission;
+use crate::error::ErrorBody;
+use crate::error::{conflict_on_unique, ApiError, ApiResult, FieldError};
 use crate::extract::{Json, Path, Query};
+use crate::http_caller::ClientInfo;
 use crate::mailer::Mail;
-use crate::openapi::ErrorBody;
 use crate::pagination::{page_request, Page};
-use crate::routes::authz::{actor, conflict_on_unique, require_grantable, require_org_permission};
-use crate::routes::ClientInfo;
 use crate::state::AppState;
 use crate::validate::Validator;
 
@@ -106,7 +106,7 @@ async fn grantable_role(
                 "no such role in this organization",
             )])
         })?;
-    require_grantable(caller, &role.permissions)?;
+    access::require_grantable(caller, &role.permissions)?;
     Ok(role)
 }
 
@@ -165,7 +165,7 @@ pub async fn create(
     Path(org_id): Path<Uuid>,
     Json(body): Json<CreateInvitationRequest>,
 ) -> ApiResult<(StatusCode, Json<InvitationView>)> {
-    let caller = require_org_permission(&state, user, org_id, Permission::MembersManage).await?;
+    let caller = access::org_permission(&state.db, user, org_id, Permission::MembersManage).await?;
     Validator::new().email("email", &body.email).finish()?;
     let role = grantable_role(&state, org_id, body.role_id, &caller.permissions).await?;
     state
@@ -180,7 +180,7 @@ pub async fn create(
         token_hash: &hash,
         expires_at,
     };
-    let invitation = invitations::create(state.db.pool(), new, &actor(&user, &client))
+    let invitation = invitations::create(state.db.pool(), new, &client.actor(&user))
         .await
         .map_err(|e| {
             conflict_on_unique(
@@ -205,7 +205,7 @@ pub async fn list(
     Path(org_id): Path<Uuid>,
     Query(params): Query<ListInvitationsParams>,
 ) -> ApiResult<Json<Page<InvitationView>>> {
-    require_org_permission(&state, user, org_id, Permission::MembersManage).await?;
+    access::org_permission(&state.db, user, org_id, Permission::MembersManage).await?;
     let status = params.status.as_deref().map(str::to_ascii_uppercase);
     if let Some(s) = &status {
         Validator::new()
@@ -248,7 +248,7 @@ pub async fn resend(
     client: ClientInfo,
     Path((org_id, invitation_id)): Path<(Uuid, Uuid)>,
 ) -> ApiResult<Json<InvitationView>> {
-    require_org_permission(&state, user, org_id, Permission::MembersManage).await?;
+    access::org_permission(&state.db, user, org_id, Permission::MembersManage).await?;
     state
         .rate_limits
         .invitations
@@ -260,7 +260,7 @@ pub async fn resend(
         invitation_id,
         &hash,
         expires_at,
-        &actor(&user, &client),
+        &client.actor(&user),
     )
     .await?;
     send_mail(&state, org_id, user, &invitation, &token).await?;
@@ -281,14 +281,8 @@ pub async fn revoke(
     client: ClientInfo,
     Path((org_id, invitation_id)): Path<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
-    require_org_permission(&state, user, org_id, Permission::MembersManage).await?;
-    invitations::revoke(
-        state.db.pool(),
-        org_id,
-        invitation_id,
-        &actor(&user, &client),
-    )
-    .await?;
+    access::org_permission(&state.db, user, org_id, Permission::MembersManage).await?;
+    invitations::revoke(state.db.pool(), org_id, invitation_id, &client.actor(&user)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -315,7 +309,7 @@ pub async fn accept(
     let invitation = invitations::accept(
         state.db.pool(),
         &hash_token(body.token.trim()),
-        &actor(&user, &client),
+        &client.actor(&user),
     )
     .await?;
     tracing::info!(org_id = %invitation.org_id, user_id = %user.user_id, "invitation accepted");

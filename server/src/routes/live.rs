@@ -12,13 +12,14 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::canvas::{authorize, room_unavailable};
-use crate::auth::{AuthUser, Permission};
+use crate::access::{self, AuthUser};
+use crate::auth::Permission;
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
-use crate::openapi::ErrorBody;
+use crate::http_caller::ClientInfo;
 use crate::rooms::lock_view;
 use crate::rooms::HttpRequest;
-use crate::routes::{require_permission, require_workspace_for, ClientInfo};
 use crate::state::AppState;
 
 /// `GET /workspaces/{id}/presence`: the users connected, from the server's own knowledge of each
@@ -100,8 +101,9 @@ pub async fn break_lock(
     client: ClientInfo,
     Path((workspace_id, lock_id)): Path<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
-    let (access, permissions) = require_workspace_for(&state, user, workspace_id).await?;
-    require_permission(&permissions, Permission::LocksOverride)?;
+    let grant =
+        access::workspace_permission(&state.db, user, workspace_id, Permission::LocksOverride)
+            .await?;
     let by = user.user_id;
     let broken = state
         .rooms
@@ -117,7 +119,7 @@ pub async fn break_lock(
     audit::record(
         state.db.pool(),
         NewAuditEntry {
-            org_id: access.org_id,
+            org_id: grant.org_id(),
             actor_id: by,
             action: "lock.broken",
             target_type: Some("edit_lock"),

@@ -9,13 +9,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::events::{self, action, SecurityEvent};
-use crate::auth::{password, AuthUser};
+use crate::access::{AuthUser, Scope};
+use crate::auth::password;
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::Json;
-use crate::live_access::Scope;
-use crate::openapi::ErrorBody;
-use crate::routes::ClientInfo;
+use crate::http_caller::ClientInfo;
+use crate::routes::security_events::{self as events, action, SecurityEvent};
 use crate::state::AppState;
 use crate::validate::Validator;
 

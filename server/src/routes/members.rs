@@ -13,16 +13,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{AuthUser, Permission};
+use crate::access::{self, AuthUser, Scope};
+use crate::auth::Permission;
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{Json, Path, Query};
-use crate::live_access::Scope;
-use crate::openapi::ErrorBody;
+use crate::http_caller::ClientInfo;
 use crate::pagination::{Page, PageParams};
-use crate::routes::authz::{
-    actor, require_grantable, require_org_member, require_org_permission, require_permission,
-};
-use crate::routes::ClientInfo;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -74,7 +71,7 @@ pub async fn list(
     Path(org_id): Path<Uuid>,
     Query(params): Query<PageParams>,
 ) -> ApiResult<Json<Page<MemberView>>> {
-    require_org_member(&state, user, org_id).await?;
+    access::org_member(&state.db, user, org_id).await?;
     let page = params.resolve()?;
     let rows = members::list(state.db.pool(), org_id, page.after, page.fetch()).await?;
     Ok(Json(page.page(
@@ -99,7 +96,7 @@ pub async fn change_role(
     Path((org_id, user_id)): Path<(Uuid, Uuid)>,
     Json(body): Json<ChangeRoleRequest>,
 ) -> ApiResult<Json<MemberView>> {
-    let caller = require_org_permission(&state, user, org_id, Permission::MembersManage).await?;
+    let caller = access::org_permission(&state.db, user, org_id, Permission::MembersManage).await?;
     let target = existing(&state, org_id, user_id).await?;
     let role = roles::find(state.db.pool(), org_id, body.role_id)
         .await?
@@ -109,14 +106,14 @@ pub async fn change_role(
                 "no such role in this organization",
             )])
         })?;
-    require_grantable(&caller.permissions, &target.permissions)?;
-    require_grantable(&caller.permissions, &role.permissions)?;
+    access::require_grantable(&caller.permissions, &target.permissions)?;
+    access::require_grantable(&caller.permissions, &role.permissions)?;
     let member = members::change_role(
         state.db.pool(),
         org_id,
         user_id,
         role.id,
-        &actor(&user, &client),
+        &client.actor(&user),
     )
     .await?;
     // The new role may have lost write or read: open sockets re-check at once.
@@ -136,13 +133,13 @@ pub async fn remove(
     client: ClientInfo,
     Path((org_id, user_id)): Path<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
-    let caller = require_org_member(&state, user, org_id).await?;
+    let caller = access::org_member(&state.db, user, org_id).await?;
     if user_id != user.user_id {
-        require_permission(&caller.permissions, Permission::MembersManage)?;
+        access::require(&caller.permissions, Permission::MembersManage)?;
         let target = existing(&state, org_id, user_id).await?;
-        require_grantable(&caller.permissions, &target.permissions)?;
+        access::require_grantable(&caller.permissions, &target.permissions)?;
     }
-    members::remove(state.db.pool(), org_id, user_id, &actor(&user, &client)).await?;
+    members::remove(state.db.pool(), org_id, user_id, &client.actor(&user)).await?;
     state.live.recheck(Scope::Org(org_id));
     Ok(StatusCode::NO_CONTENT)
 }

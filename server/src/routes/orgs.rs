@@ -8,15 +8,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::access::{self, AuthUser, Scope};
 use crate::auth::permissions::{default_roles, OWNER_ROLE};
-use crate::auth::{AuthUser, Permission};
-use crate::error::{ApiError, ApiResult};
+use crate::auth::Permission;
+use crate::error::ErrorBody;
+use crate::error::{conflict_on_unique, ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
-use crate::live_access::Scope;
-use crate::openapi::ErrorBody;
+use crate::http_caller::ClientInfo;
 use crate::pagination::{Page, PageParams};
-use crate::routes::authz::{actor, conflict_on_unique, require_org_member, require_org_permission};
-use crate::routes::ClientInfo;
 use crate::state::AppState;
 use crate::validate::Validator;
 
@@ -96,7 +95,7 @@ pub async fn create(
         state.db.pool(),
         body.name.trim(),
         &body.slug,
-        &actor(&user, &client),
+        &client.actor(&user),
         &default_roles(),
         OWNER_ROLE,
     )
@@ -130,7 +129,7 @@ pub async fn list(
 }
 
 async fn view(state: &AppState, user: AuthUser, org_id: Uuid) -> ApiResult<OrgView> {
-    let member = require_org_member(state, user, org_id).await?;
+    let member = access::org_member(&state.db, user, org_id).await?;
     let mut org = orgs::find_for_member(state.db.pool(), org_id, user.user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("organization"))?;
@@ -165,7 +164,7 @@ pub async fn update(
     Path(org_id): Path<Uuid>,
     Json(body): Json<UpdateOrgRequest>,
 ) -> ApiResult<Json<OrgView>> {
-    require_org_permission(&state, user, org_id, Permission::OrgAdmin).await?;
+    access::org_permission(&state.db, user, org_id, Permission::OrgAdmin).await?;
     let mut v = Validator::new();
     v.check(
         body.name.is_some() || body.slug.is_some() || body.settings.is_some(),
@@ -187,7 +186,7 @@ pub async fn update(
         slug: body.slug.as_deref(),
         settings: body.settings,
     };
-    orgs::update(state.db.pool(), org_id, patch, &actor(&user, &client))
+    orgs::update(state.db.pool(), org_id, patch, &client.actor(&user))
         .await
         .map_err(slug_taken)?;
     Ok(Json(view(&state, user, org_id).await?))
@@ -205,8 +204,8 @@ pub async fn delete(
     client: ClientInfo,
     Path(org_id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    require_org_permission(&state, user, org_id, Permission::OrgAdmin).await?;
-    let workspaces = orgs::soft_delete(state.db.pool(), org_id, &actor(&user, &client)).await?;
+    access::org_permission(&state.db, user, org_id, Permission::OrgAdmin).await?;
+    let workspaces = orgs::soft_delete(state.db.pool(), org_id, &client.actor(&user)).await?;
     state.live.recheck(Scope::Org(org_id));
     tracing::info!(%org_id, workspaces = workspaces.len(), "organization deleted");
     Ok(StatusCode::NO_CONTENT)

@@ -9,16 +9,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{AuthUser, Permission};
-use crate::error::{ApiError, ApiResult};
+use crate::access::{self, AuthUser, Scope};
+use crate::auth::Permission;
+use crate::error::ErrorBody;
+use crate::error::{conflict_on_unique, ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
-use crate::live_access::Scope;
-use crate::openapi::ErrorBody;
+use crate::http_caller::ClientInfo;
 use crate::pagination::{Page, PageParams};
-use crate::routes::authz::{
-    actor, conflict_on_unique, require_org_member, require_permission, require_project,
-};
-use crate::routes::ClientInfo;
 use crate::state::AppState;
 use crate::validate::Validator;
 
@@ -95,8 +92,8 @@ pub async fn create(
     Path(org_id): Path<Uuid>,
     Json(body): Json<CreateProjectRequest>,
 ) -> ApiResult<(StatusCode, Json<ProjectView>)> {
-    let member = require_org_member(&state, user, org_id).await?;
-    require_permission(&member.permissions, Permission::ProjectManage)?;
+    let member = access::org_member(&state.db, user, org_id).await?;
+    access::require(&member.permissions, Permission::ProjectManage)?;
     let mut v = Validator::new();
     v.text("name", &body.name, 255).slug("slug", &body.slug);
     if let Some(d) = &body.description {
@@ -113,7 +110,7 @@ pub async fn create(
         slug: &body.slug,
         description: body.description.as_deref(),
     };
-    let project = projects::create(state.db.pool(), new, &actor(&user, &client))
+    let project = projects::create(state.db.pool(), new, &client.actor(&user))
         .await
         .map_err(slug_taken)?;
     tracing::info!(project_id = %project.id, %org_id, "project created");
@@ -131,7 +128,7 @@ pub async fn list(
     Path(org_id): Path<Uuid>,
     Query(params): Query<PageParams>,
 ) -> ApiResult<Json<Page<ProjectView>>> {
-    require_org_member(&state, user, org_id).await?;
+    access::org_member(&state.db, user, org_id).await?;
     let page = params.resolve()?;
     let rows = projects::list_for_org(state.db.pool(), org_id, page.after, page.fetch()).await?;
     Ok(Json(page.page(
@@ -151,7 +148,7 @@ pub async fn get(
     user: AuthUser,
     Path(project_id): Path<Uuid>,
 ) -> ApiResult<Json<ProjectView>> {
-    let (project, _) = require_project(&state, user, project_id).await?;
+    let (project, _) = access::project(&state.db, user, project_id).await?;
     Ok(Json(project.into()))
 }
 
@@ -201,8 +198,8 @@ pub async fn update(
     Path(project_id): Path<Uuid>,
     Json(body): Json<UpdateProjectRequest>,
 ) -> ApiResult<Json<ProjectView>> {
-    let (project, permissions) = require_project(&state, user, project_id).await?;
-    require_permission(&permissions, Permission::ProjectManage)?;
+    let (project, permissions) = access::project(&state.db, user, project_id).await?;
+    access::require(&permissions, Permission::ProjectManage)?;
     validate_patch(&body)?;
     let patch = ProjectPatch {
         name: body.name.as_deref().map(str::trim),
@@ -216,7 +213,7 @@ pub async fn update(
         project.org_id,
         project.id,
         patch,
-        &actor(&user, &client),
+        &client.actor(&user),
     )
     .await
     .map_err(slug_taken)?;
@@ -234,13 +231,13 @@ pub async fn delete(
     client: ClientInfo,
     Path(project_id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    let (project, permissions) = require_project(&state, user, project_id).await?;
-    require_permission(&permissions, Permission::ProjectManage)?;
+    let (project, permissions) = access::project(&state.db, user, project_id).await?;
+    access::require(&permissions, Permission::ProjectManage)?;
     let workspaces = projects::soft_delete(
         state.db.pool(),
         project.org_id,
         project.id,
-        &actor(&user, &client),
+        &client.actor(&user),
     )
     .await?;
     state.live.recheck(Scope::Workspaces(workspaces.clone()));

@@ -12,17 +12,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::access::{self, AuthUser, Scope};
 use crate::auth::permissions::OWNER_ROLE;
-use crate::auth::{AuthUser, Permission};
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::auth::Permission;
+use crate::error::ErrorBody;
+use crate::error::{conflict_on_unique, ApiError, ApiResult, FieldError};
 use crate::extract::{Json, Path};
-use crate::live_access::Scope;
-use crate::openapi::ErrorBody;
+use crate::http_caller::ClientInfo;
 use crate::pagination::Page;
-use crate::routes::authz::{
-    actor, conflict_on_unique, require_grantable, require_org_member, require_org_permission,
-};
-use crate::routes::ClientInfo;
 use crate::state::AppState;
 use crate::validate::Validator;
 
@@ -108,7 +105,7 @@ pub async fn list(
     user: AuthUser,
     Path(org_id): Path<Uuid>,
 ) -> ApiResult<Json<Page<RoleView>>> {
-    require_org_member(&state, user, org_id).await?;
+    access::org_member(&state.db, user, org_id).await?;
     let rows = roles::list(state.db.pool(), org_id).await?;
     Ok(Json(Page::whole(
         rows.into_iter().map(RoleView::from).collect(),
@@ -129,7 +126,7 @@ pub async fn create(
     Path(org_id): Path<Uuid>,
     Json(body): Json<CreateRoleRequest>,
 ) -> ApiResult<(StatusCode, Json<RoleView>)> {
-    let member = require_org_permission(&state, user, org_id, Permission::RolesManage).await?;
+    let member = access::org_permission(&state.db, user, org_id, Permission::RolesManage).await?;
     let mut v = Validator::new();
     v.text("name", &body.name, 100);
     let permissions = parse_permissions(&body.permissions);
@@ -138,13 +135,13 @@ pub async fn create(
     }
     v.finish()?;
     let permissions = permissions.map_err(|e| ApiError::validation(vec![e]))?;
-    require_grantable(&member.permissions, &permissions)?;
+    access::require_grantable(&member.permissions, &permissions)?;
     let role = roles::create(
         state.db.pool(),
         org_id,
         body.name.trim(),
         &permissions,
-        &actor(&user, &client),
+        &client.actor(&user),
     )
     .await
     .map_err(name_taken)?;
@@ -166,7 +163,7 @@ pub async fn update(
     Path((org_id, role_id)): Path<(Uuid, Uuid)>,
     Json(body): Json<UpdateRoleRequest>,
 ) -> ApiResult<Json<RoleView>> {
-    let member = require_org_permission(&state, user, org_id, Permission::RolesManage).await?;
+    let member = access::org_permission(&state.db, user, org_id, Permission::RolesManage).await?;
     let mut v = Validator::new();
     v.check(
         body.name.is_some() || body.permissions.is_some(),
@@ -187,9 +184,9 @@ pub async fn update(
     v.finish()?;
     let permissions = permissions.map_err(|e| ApiError::validation(vec![e]))?;
     let role = existing(&state, org_id, role_id).await?;
-    require_grantable(&member.permissions, &role.permissions)?;
+    access::require_grantable(&member.permissions, &role.permissions)?;
     if let Some(new) = &permissions {
-        require_grantable(&member.permissions, new)?;
+        access::require_grantable(&member.permissions, new)?;
     }
     if role.name == OWNER_ROLE {
         if body.name.as_deref().is_some_and(|n| n.trim() != OWNER_ROLE) {
@@ -211,7 +208,7 @@ pub async fn update(
         org_id,
         role_id,
         patch,
-        &actor(&user, &client),
+        &client.actor(&user),
     )
     .await
     .map_err(name_taken)?;
@@ -232,13 +229,13 @@ pub async fn delete(
     client: ClientInfo,
     Path((org_id, role_id)): Path<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
-    let member = require_org_permission(&state, user, org_id, Permission::RolesManage).await?;
+    let member = access::org_permission(&state.db, user, org_id, Permission::RolesManage).await?;
     let role = existing(&state, org_id, role_id).await?;
-    require_grantable(&member.permissions, &role.permissions)?;
+    access::require_grantable(&member.permissions, &role.permissions)?;
     if role.name == OWNER_ROLE {
         return Err(owner_protected("the Owner role cannot be deleted"));
     }
-    roles::delete(state.db.pool(), org_id, role_id, &actor(&user, &client)).await?;
+    roles::delete(state.db.pool(), org_id, role_id, &client.actor(&user)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

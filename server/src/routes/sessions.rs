@@ -8,13 +8,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::events::{self, action, SecurityEvent};
-use crate::auth::AuthUser;
+use crate::access::{AuthUser, Scope};
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
-use crate::live_access::Scope;
-use crate::openapi::ErrorBody;
-use crate::routes::ClientInfo;
+use crate::http_caller::ClientInfo;
+use crate::routes::security_events::{self as events, action, SecurityEvent};
 use crate::state::AppState;
 
 /// A session in the list, flagged when it is the one making the request.

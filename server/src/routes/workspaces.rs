@@ -9,14 +9,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{AuthUser, Permission};
+use crate::access::{self, AuthUser, Scope};
+use crate::auth::Permission;
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
-use crate::live_access::Scope;
-use crate::openapi::ErrorBody;
+use crate::http_caller::ClientInfo;
 use crate::pagination::{Page, PageParams};
-use crate::routes::authz::{actor, require_permission, require_project, require_workspace_for};
-use crate::routes::ClientInfo;
 use crate::state::AppState;
 use crate::validate::Validator;
 
@@ -79,8 +78,8 @@ pub async fn create(
     Path(project_id): Path<Uuid>,
     Json(body): Json<CreateWorkspaceRequest>,
 ) -> ApiResult<(StatusCode, Json<WorkspaceView>)> {
-    let (project, permissions) = require_project(&state, user, project_id).await?;
-    require_permission(&permissions, Permission::ProjectManage)?;
+    let (project, permissions) = access::project(&state.db, user, project_id).await?;
+    access::require(&permissions, Permission::ProjectManage)?;
     Validator::new()
         .text("name", &body.name, 255)
         .text("type", &body.workspace_type, 50)
@@ -91,7 +90,7 @@ pub async fn create(
         project.id,
         body.name.trim(),
         body.workspace_type.trim(),
-        &actor(&user, &client),
+        &client.actor(&user),
     )
     .await?;
     tracing::info!(workspace_id = %workspace.id, %project_id, "workspace created");
@@ -110,8 +109,8 @@ pub async fn list(
     Path(project_id): Path<Uuid>,
     Query(params): Query<PageParams>,
 ) -> ApiResult<Json<Page<WorkspaceView>>> {
-    let (project, permissions) = require_project(&state, user, project_id).await?;
-    require_permission(&permissions, Permission::WorkspaceRead)?;
+    let (project, permissions) = access::project(&state.db, user, project_id).await?;
+    access::require(&permissions, Permission::WorkspaceRead)?;
     let page = params.resolve()?;
     let rows =
         workspaces::list_for_project(state.db.pool(), project.id, page.after, page.fetch()).await?;
@@ -133,8 +132,7 @@ pub async fn get(
     user: AuthUser,
     Path(workspace_id): Path<Uuid>,
 ) -> ApiResult<Json<WorkspaceView>> {
-    let (_, permissions) = require_workspace_for(&state, user, workspace_id).await?;
-    require_permission(&permissions, Permission::WorkspaceRead)?;
+    access::workspace_permission(&state.db, user, workspace_id, Permission::WorkspaceRead).await?;
     workspaces::find_live(state.db.pool(), workspace_id)
         .await?
         .map(|w| Json(w.into()))
@@ -154,8 +152,9 @@ pub async fn update(
     Path(workspace_id): Path<Uuid>,
     Json(body): Json<UpdateWorkspaceRequest>,
 ) -> ApiResult<Json<WorkspaceView>> {
-    let (access, permissions) = require_workspace_for(&state, user, workspace_id).await?;
-    require_permission(&permissions, Permission::ProjectManage)?;
+    let grant =
+        access::workspace_permission(&state.db, user, workspace_id, Permission::ProjectManage)
+            .await?;
     let mut v = Validator::new();
     v.check(
         body.name.is_some() || body.workspace_type.is_some(),
@@ -175,10 +174,10 @@ pub async fn update(
     };
     let workspace = workspaces::update(
         state.db.pool(),
-        access.org_id,
+        grant.org_id(),
         workspace_id,
         patch,
-        &actor(&user, &client),
+        &client.actor(&user),
     )
     .await?;
     Ok(Json(workspace.into()))
@@ -195,13 +194,14 @@ pub async fn delete(
     client: ClientInfo,
     Path(workspace_id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    let (access, permissions) = require_workspace_for(&state, user, workspace_id).await?;
-    require_permission(&permissions, Permission::ProjectManage)?;
+    let grant =
+        access::workspace_permission(&state.db, user, workspace_id, Permission::ProjectManage)
+            .await?;
     workspaces::soft_delete(
         state.db.pool(),
-        access.org_id,
+        grant.org_id(),
         workspace_id,
-        &actor(&user, &client),
+        &client.actor(&user),
     )
     .await?;
     state.live.recheck(Scope::Workspaces(vec![workspace_id]));

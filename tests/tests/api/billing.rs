@@ -151,7 +151,7 @@ async fn feature_flags_with_overrides() {
     let all = c.get(&base, &viewer.token).await;
     assert_eq!(all.status, StatusCode::OK);
     assert_eq!(flag(&all.body, "canvas.relations")["value"], true);
-    assert_eq!(flag(&all.body, "hocuspocus")["value"], false);
+    assert_eq!(flag(&all.body, "hocuspocus")["value"], true);
 
     let denied = c
         .put(
@@ -165,14 +165,40 @@ async fn feature_flags_with_overrides() {
         .put(
             &format!("{base}/hocuspocus"),
             &owner.token,
-            json!({"value": true}),
+            json!({"value": false}),
         )
         .await;
     assert_eq!(set.status, StatusCode::OK, "{}", set.body);
     assert_eq!(set.body["overridden"], true);
     let seen = c.get(&base, &viewer.token).await;
-    assert_eq!(flag(&seen.body, "hocuspocus")["value"], true);
-    assert_eq!(flag(&seen.body, "hocuspocus")["default_value"], false);
+    assert_eq!(flag(&seen.body, "hocuspocus")["value"], false);
+    assert_eq!(flag(&seen.body, "hocuspocus")["default_value"], true);
+
+    // Values are typed: each flag takes only its own type.
+    for (key, bad) in [
+        ("hocuspocus", json!("yes")),
+        ("canvas.relations", json!(1)),
+        ("canvas.max_zoom", json!("lots")),
+        ("canvas.max_zoom", json!(0)),
+    ] {
+        let refused = c
+            .put(
+                &format!("{base}/{key}"),
+                &owner.token,
+                json!({"value": bad}),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{key}");
+        assert_eq!(refused.body["error"]["fields"][0]["field"], "value");
+    }
+    let zoom = c
+        .put(
+            &format!("{base}/canvas.max_zoom"),
+            &owner.token,
+            json!({"value": 8}),
+        )
+        .await;
+    assert_eq!(zoom.status, StatusCode::OK, "{}", zoom.body);
 
     let null = c
         .put(
@@ -190,5 +216,5 @@ async fn feature_flags_with_overrides() {
     let cleared = c.delete(&format!("{base}/hocuspocus"), &owner.token).await;
     assert_eq!(cleared.status, StatusCode::OK);
     assert_eq!(cleared.body["overridden"], false);
-    assert_eq!(cleared.body["value"], false);
+    assert_eq!(cleared.body["value"], true);
 }

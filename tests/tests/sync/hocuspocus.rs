@@ -66,6 +66,37 @@ async fn one_socket_many_documents_and_y_websocket_peers_see_each_other() {
 }
 
 #[tokio::test]
+async fn the_hocuspocus_flag_gates_the_dialect_for_its_organization() {
+    let app = nox_tests::TestApp::spawn().await;
+    let (owner, org, _, ws) = app.client.owner_with_workspace("flag-owner").await;
+    let name = ws.to_string();
+    let flag = format!("/api/v1/orgs/{org}/features/hocuspocus");
+    let off = app
+        .client
+        .put(&flag, &owner.token, json!({"value": false}))
+        .await;
+    assert_eq!(off.status, reqwest::StatusCode::OK, "{}", off.body);
+
+    let mut refused = HpClient::connect(app.addr).await;
+    refused.open(&name, &owner.token).await;
+    refused.pump_until(|c| c.doc(&name).denied.is_some()).await;
+    let reason = refused.doc(&name).denied.clone().unwrap_or_default();
+    assert!(reason.contains("hocuspocus"), "{reason}");
+    assert!(refused.doc(&name).scope.is_none());
+    // The y-websocket dialect is not behind this flag.
+    let yws = client(&app, &owner, ws).await;
+    assert_eq!(yws.block_count(), 0);
+
+    let on = app.client.delete(&flag, &owner.token).await;
+    assert_eq!(on.body["value"], true, "the default is on");
+    let mut admitted = HpClient::connect(app.addr).await;
+    admitted.open(&name, &owner.token).await;
+    admitted.pump_until(|c| c.doc(&name).synced).await;
+    assert_eq!(admitted.doc(&name).scope.as_deref(), Some("read-write"));
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn refused_and_readonly_documents_change_nothing() {
     let (app, owner, ws) = setup().await;
     let viewer = member_with_role(&app, ws, "Viewer").await;

@@ -4,7 +4,7 @@
 use nox_persistence::iam::audit::{self, NewAuditEntry};
 use uuid::Uuid;
 
-use crate::routes::ClientInfo;
+use crate::http_caller::ClientInfo;
 use crate::state::AppState;
 
 /// Audit action names of the identity layer.

@@ -1,0 +1,54 @@
+//! Admission of a live connection to a workspace, the same for both dialects.
+//!
+//! The order is fixed, so both dialects refuse the same caller for the same reason: the credential
+//! ([`AccessError::Unauthenticated`]), the workspace ([`AccessError::NotFound`] for a missing or
+//! foreign one), `workspace:read` ([`AccessError::MissingPermission`]), then the plan's
+//! concurrent-connection quota ([`AccessError::QuotaExceeded`]) — the quota is only consulted for
+//! callers who could otherwise open the workspace, so it reveals nothing to strangers.
+
+use nox_persistence::iam::users;
+use uuid::Uuid;
+
+use crate::access::features::{self, Flag};
+use crate::access::{self, quota, AccessError, AuthUser, Rights};
+use crate::auth::Permission;
+use crate::state::AppState;
+
+/// A caller admitted to a workspace.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    pub workspace_id: Uuid,
+    pub org_id: Uuid,
+    /// The credential it was admitted with: re-checked whenever rights may have changed.
+    pub caller: AuthUser,
+    pub rights: Rights,
+    /// Stamped onto the connection's awareness states and lock badges.
+    pub user_name: Option<String>,
+}
+
+/// Decides whether the holder of `credential` may open `workspace_id` live, through a dialect the
+/// organization may have turned off (`dialect_flag`).
+pub async fn admit(
+    state: &AppState,
+    credential: &str,
+    workspace_id: Uuid,
+    dialect_flag: Option<Flag>,
+) -> Result<Admission, AccessError> {
+    let caller = access::authenticate(&state.db, &state.tokens, credential).await?;
+    let grant = access::workspace(&state.db, caller, workspace_id).await?;
+    grant.require(Permission::WorkspaceRead)?;
+    if let Some(flag) = dialect_flag {
+        features::require_enabled(&state.db, grant.org_id(), flag).await?;
+    }
+    quota::connection_quota(&state.db, &state.live, grant.org_id()).await?;
+    let user_name = users::find_live(state.db.pool(), caller.user_id)
+        .await?
+        .and_then(|u| u.full_name.or(Some(u.email)));
+    Ok(Admission {
+        workspace_id,
+        org_id: grant.org_id(),
+        caller,
+        rights: grant.rights(),
+        user_name,
+    })
+}
