@@ -9,6 +9,7 @@ mod billing;
 mod health;
 mod identity;
 mod invitations;
+mod malformed;
 mod matrix;
 mod members;
 mod orgs;
