@@ -106,6 +106,16 @@ impl ApiError {
         )
     }
 
+    /// 400 for text PostgreSQL cannot store (a U+0000), naming where it was.
+    pub fn invalid_text(field: &str) -> Self {
+        let mut err = Self::bad_request(
+            "invalid_text",
+            format!("`{field}` contains a NUL (U+0000) character, which text cannot hold"),
+        );
+        err.fields = vec![FieldError::new(field, "must not contain U+0000")];
+        err
+    }
+
     /// Logs `cause` and hides it from the client.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
@@ -173,8 +183,28 @@ impl From<JsonRejection> for ApiError {
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
-        // A malformed id can never name an existing resource.
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", rejection.body_text())
+        use axum::extract::path::ErrorKind;
+        match rejection {
+            // A malformed id is the client's mistake, told apart from a missing resource (404).
+            PathRejection::FailedToDeserializePathParams(e) => match e.into_kind() {
+                ErrorKind::ParseErrorAtKey { key, .. }
+                | ErrorKind::DeserializeError { key, .. }
+                | ErrorKind::InvalidUtf8InPathParam { key } => {
+                    let mut err = ApiError::bad_request(
+                        "invalid_id",
+                        format!("`{key}` in the path is not a valid id"),
+                    );
+                    err.fields = vec![FieldError::new(key, "must be a UUID")];
+                    err
+                }
+                // The route and the handler disagree on the parameters: a bug of ours.
+                kind @ (ErrorKind::WrongNumberOfParameters { .. }
+                | ErrorKind::UnsupportedType { .. }) => ApiError::internal(kind),
+                kind => ApiError::bad_request("invalid_id", format!("invalid path: {kind}")),
+            },
+            // The route and the handler disagree on the parameters: a bug of ours.
+            other => ApiError::internal(other.body_text()),
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 mod api_keys;
 mod audit;
 mod billing;
+mod edge;
 mod health;
 mod identity;
 mod invitations;
