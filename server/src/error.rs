@@ -36,6 +36,8 @@ pub struct ApiError {
     pub fields: Vec<FieldError>,
     /// Seconds, for 429 responses.
     pub retry_after: Option<u64>,
+    /// Structured context some errors carry (e.g. `last_owner` lists the organizations).
+    pub details: Option<serde_json::Value>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -48,6 +50,7 @@ impl ApiError {
             message: message.into(),
             fields: Vec::new(),
             retry_after: None,
+            details: None,
         }
     }
 
@@ -86,6 +89,12 @@ impl ApiError {
 
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// The same error with structured `details`.
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
     }
 
     pub fn too_many_requests(retry_after_secs: u64) -> Self {
@@ -138,6 +147,9 @@ impl IntoResponse for ApiError {
         let mut body = json!({ "code": self.code, "message": self.message });
         if !self.fields.is_empty() {
             body["fields"] = json!(self.fields);
+        }
+        if let Some(details) = self.details {
+            body["details"] = details;
         }
         let mut response = (self.status, axum::Json(json!({ "error": body }))).into_response();
         if let Some(secs) = self.retry_after {

@@ -3,7 +3,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use nox_persistence::iam::users::{self, User};
+use nox_persistence::iam::members::SoleAdminOrg;
+use nox_persistence::iam::users::{self, AccountDeletion, User};
 use nox_persistence::iam::{security, sessions};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -117,11 +118,15 @@ pub async fn change_password(
 }
 
 /// `DELETE /me`: soft-deletes the account (the email becomes free again) and ends its sessions;
-/// its API keys stop working because their creator is gone.
+/// its API keys stop working because their creator is gone. Refused with 409 `last_owner` while
+/// the account is the only admin of an organization (the error's `details.organizations` names
+/// them), since nobody could administer those again.
 #[utoipa::path(delete, path = "/api/v1/me", tag = "account",
     request_body = DeleteMeRequest,
     responses((status = 204, description = "deleted"), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
+        (status = 403, body = ErrorBody),
+        (status = 409, description = "last_owner: sole admin of an organization", body = ErrorBody),
+        (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn delete_me(
     State(state): State<AppState>,
@@ -134,14 +139,20 @@ pub async fn delete_me(
         .check(!body.password.is_empty(), "password", "must not be empty")
         .finish()?;
     verify_password(&state, &user, "password", body.password).await?;
-    // Audit first: the rows name the user while its memberships still exist.
+    match users::delete_account(state.db.pool(), user.user_id).await? {
+        AccountDeletion::Deleted => {}
+        AccountDeletion::AlreadyGone => {
+            return Err(ApiError::unauthorized("account no longer exists"))
+        }
+        AccountDeletion::SoleAdmin(orgs) => return Err(sole_owner_error(&orgs)),
+    }
+    // The membership rows stay (marked by the user's deleted_at), so every org still gets the row.
     events::record(
         &state,
         &client,
         SecurityEvent::new(user.user_id, action::USER_DELETED).target("user", user.user_id),
     )
     .await;
-    users::soft_delete(state.db.pool(), user.user_id).await?;
     sessions::revoke_all(
         state.db.pool(),
         user.user_id,
@@ -152,6 +163,24 @@ pub async fn delete_me(
     state.live.recheck(Scope::User(user.user_id));
     tracing::info!(user_id = %user.user_id, "account deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// 409 `last_owner`: the account alone administers these organizations; deleting it would leave
+/// them without an admin. The caller must hand `org:admin` to another member or delete them first.
+fn sole_owner_error(orgs: &[SoleAdminOrg]) -> ApiError {
+    let names: Vec<String> = orgs
+        .iter()
+        .map(|o| format!("{} ({})", o.name, o.slug))
+        .collect();
+    ApiError::conflict(
+        "last_owner",
+        format!(
+            "you are the only owner of {}; give another member an owner role or delete the \
+             organization first",
+            names.join(", ")
+        ),
+    )
+    .with_details(serde_json::json!({ "organizations": orgs }))
 }
 
 /// 422 on `field` unless `given` is the caller's password.

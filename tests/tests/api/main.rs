@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod account;
 mod api_keys;
 mod audit;
 mod billing;
