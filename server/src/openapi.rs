@@ -74,7 +74,7 @@ impl Modify for BearerAuth {
         auth::register, auth::login, auth::login_mfa, auth::refresh, auth::logout,
         account::verify_email, account::request_verification, account::reset_password,
         account::request_password_reset,
-        me::get_me, me::delete_me, me::change_password,
+        me::get_me, me::update_me, me::delete_me, me::change_password,
         sessions::list, sessions::revoke,
         account::mfa_enroll, account::mfa_confirm, account::mfa_disable,
         api_keys::create, api_keys::list, api_keys::revoke,

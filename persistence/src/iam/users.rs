@@ -111,6 +111,36 @@ pub async fn mark_email_verified(pool: &PgPool, id: Uuid) -> Result<(), Persiste
     Ok(())
 }
 
+/// Profile fields to change: `None` keeps the value, `Some(None)` clears it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProfilePatch<'a> {
+    pub full_name: Option<Option<&'a str>>,
+    pub avatar_url: Option<Option<&'a str>>,
+}
+
+/// Changes the live user's profile; `None` when the user is gone.
+pub async fn update_profile(
+    pool: &PgPool,
+    id: Uuid,
+    patch: ProfilePatch<'_>,
+) -> Result<Option<User>, PersistenceError> {
+    Ok(sqlx::query_as(&format!(
+        "UPDATE users SET
+            full_name = CASE WHEN $2 THEN $3 ELSE full_name END,
+            avatar_url = CASE WHEN $4 THEN $5 ELSE avatar_url END,
+            updated_at = NOW()
+         WHERE id = $1 AND deleted_at IS NULL
+         RETURNING {USER_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(patch.full_name.is_some())
+    .bind(patch.full_name.flatten())
+    .bind(patch.avatar_url.is_some())
+    .bind(patch.avatar_url.flatten())
+    .fetch_optional(pool)
+    .await?)
+}
+
 /// What [`delete_account`] did.
 #[derive(Debug, Clone)]
 pub enum AccountDeletion {

@@ -55,6 +55,32 @@ pub struct ChangePasswordRequest {
     pub new_password: String,
 }
 
+/// Profile fields to change. A field left out keeps its value; `null` clears it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeRequest {
+    /// 1-255 characters (trimmed), or `null`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub full_name: Option<Option<String>>,
+    /// An absolute `http` or `https` URL of at most 2048 characters, or `null`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub avatar_url: Option<Option<String>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`, by `default`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Longest accepted `avatar_url`.
+pub const MAX_AVATAR_URL: usize = 2048;
+
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct DeleteMeRequest {
     pub password: String,
@@ -70,6 +96,61 @@ pub async fn get_me(State(state): State<AppState>, user: AuthUser) -> ApiResult<
         .map(|u| Json(u.into()))
         // The account was deleted after the token was issued.
         .ok_or_else(|| ApiError::unauthorized("account no longer exists"))
+}
+
+/// `PATCH /me`: changes the caller's `full_name` and/or `avatar_url`.
+#[utoipa::path(patch, path = "/api/v1/me", tag = "account",
+    request_body = UpdateMeRequest,
+    responses((status = 200, body = UserView), (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update_me(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(body): Json<UpdateMeRequest>,
+) -> ApiResult<Json<UserView>> {
+    let mut v = Validator::new();
+    if let Some(Some(name)) = &body.full_name {
+        v.text("full_name", name, 255);
+    }
+    if let Some(Some(url)) = &body.avatar_url {
+        v.check(
+            is_avatar_url(url),
+            "avatar_url",
+            "must be an http or https URL of at most 2048 characters",
+        );
+    }
+    v.finish()?;
+    let patch = users::ProfilePatch {
+        full_name: body.full_name.as_ref().map(|n| n.as_deref().map(str::trim)),
+        avatar_url: body
+            .avatar_url
+            .as_ref()
+            .map(|u| u.as_deref().map(str::trim)),
+    };
+    users::update_profile(state.db.pool(), user.user_id, patch)
+        .await?
+        .map(|u| Json(u.into()))
+        .ok_or_else(|| ApiError::unauthorized("account no longer exists"))
+}
+
+/// An absolute `http(s)://host…` URL without whitespace or control characters: anything else
+/// (`javascript:`, `data:`, relative paths) must never end up in an `<img src>` of another client.
+fn is_avatar_url(url: &str) -> bool {
+    let url = url.trim();
+    let lower = url.to_ascii_lowercase();
+    let Some(rest) = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    url.chars().count() <= MAX_AVATAR_URL
+        && !host.is_empty()
+        && !host.starts_with(':')
+        && !host.contains('@')
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// `POST /me/password`: needs the current password; signs out every other session, since
@@ -201,5 +282,32 @@ async fn verify_password(
             field,
             "is incorrect",
         )]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_avatar_url;
+
+    #[test]
+    fn avatar_urls_must_be_absolute_http_or_https() {
+        assert!(is_avatar_url("https://cdn.example.com/a.png"));
+        assert!(is_avatar_url("HTTP://example.com:8080/a?b=c"));
+        for bad in [
+            "javascript:alert(1)",
+            "data:image/png;base64,AAAA",
+            "/relative.png",
+            "ftp://example.com/a.png",
+            "https://",
+            "https:///path",
+            "https://user@evil.example/a.png",
+            "https://example.com/a b.png",
+        ] {
+            assert!(!is_avatar_url(bad), "{bad}");
+        }
+        assert!(!is_avatar_url(&format!(
+            "https://e.com/{}",
+            "a".repeat(2048)
+        )));
     }
 }

@@ -46,7 +46,10 @@ pub fn router() -> Router<AppState> {
             "/auth/password-reset/request",
             post(account::request_password_reset),
         )
-        .route("/me", get(me::get_me).delete(me::delete_me))
+        .route(
+            "/me",
+            get(me::get_me).patch(me::update_me).delete(me::delete_me),
+        )
         .route("/me/password", post(me::change_password))
         .route("/me/sessions", get(sessions::list))
         .route("/me/sessions/{session_id}", delete(sessions::revoke))
