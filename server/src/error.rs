@@ -41,6 +41,8 @@ pub struct ApiError {
     pub fields: Vec<FieldError>,
     /// Seconds, for 429 responses.
     pub retry_after: Option<u64>,
+    /// Structured context some errors carry (e.g. `last_owner` lists the organizations).
+    pub details: Option<serde_json::Value>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -54,11 +56,16 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable machine-readable code: `not_found`, `forbidden`, `validation_failed`,
-    /// `quota_exceeded`, `last_owner`, `rate_limited`, ...
+    /// `quota_exceeded`, `last_owner`, `rate_limited`, `invalid_text`, `invalid_id`,
+    /// `body_too_large`, `method_not_allowed`, `project_archived`, `feature_disabled`, ...
     pub code: String,
     pub message: String,
-    /// For `validation_failed`: one entry per invalid field.
+    /// For `validation_failed` (and `invalid_text`, `invalid_id`): one entry per invalid field.
     pub fields: Option<Vec<FieldErrorDoc>>,
+    /// Structured context of some errors, e.g. `last_owner` from `DELETE /me` lists
+    /// `{"organizations": [{"id", "name", "slug"}]}`.
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -75,6 +82,7 @@ impl ApiError {
             message: message.into(),
             fields: Vec::new(),
             retry_after: None,
+            details: None,
         }
     }
 
@@ -115,6 +123,12 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, code, message)
     }
 
+    /// The same error with structured `details`.
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
     pub fn too_many_requests(retry_after_secs: u64) -> Self {
         let mut err = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -131,6 +145,16 @@ impl ApiError {
             "service_unavailable",
             message,
         )
+    }
+
+    /// 400 for text PostgreSQL cannot store (a U+0000), naming where it was.
+    pub fn invalid_text(field: &str) -> Self {
+        let mut err = Self::bad_request(
+            "invalid_text",
+            format!("`{field}` contains a NUL (U+0000) character, which text cannot hold"),
+        );
+        err.fields = vec![FieldError::new(field, "must not contain U+0000")];
+        err
     }
 
     /// Logs `cause` and hides it from the client.
@@ -155,6 +179,9 @@ impl IntoResponse for ApiError {
         let mut body = json!({ "code": self.code, "message": self.message });
         if !self.fields.is_empty() {
             body["fields"] = json!(self.fields);
+        }
+        if let Some(details) = self.details {
+            body["details"] = details;
         }
         let mut response = (self.status, axum::Json(json!({ "error": body }))).into_response();
         if let Some(secs) = self.retry_after {
@@ -286,8 +313,28 @@ impl From<JsonRejection> for ApiError {
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
-        // A malformed id can never name an existing resource.
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", rejection.body_text())
+        use axum::extract::path::ErrorKind;
+        match rejection {
+            // A malformed id is the client's mistake, told apart from a missing resource (404).
+            PathRejection::FailedToDeserializePathParams(e) => match e.into_kind() {
+                ErrorKind::ParseErrorAtKey { key, .. }
+                | ErrorKind::DeserializeError { key, .. }
+                | ErrorKind::InvalidUtf8InPathParam { key } => {
+                    let mut err = ApiError::bad_request(
+                        "invalid_id",
+                        format!("`{key}` in the path is not a valid id"),
+                    );
+                    err.fields = vec![FieldError::new(key, "must be a UUID")];
+                    err
+                }
+                // The route and the handler disagree on the parameters: a bug of ours.
+                kind @ (ErrorKind::WrongNumberOfParameters { .. }
+                | ErrorKind::UnsupportedType { .. }) => ApiError::internal(kind),
+                kind => ApiError::bad_request("invalid_id", format!("invalid path: {kind}")),
+            },
+            // The route and the handler disagree on the parameters: a bug of ours.
+            other => ApiError::internal(other.body_text()),
+        }
     }
 }
 

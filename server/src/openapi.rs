@@ -8,10 +8,12 @@
 
 use std::sync::LazyLock;
 
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
 use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-use utoipa_scalar::{Scalar, Servable};
 
 use crate::error::{ErrorBody, ErrorDetail, FieldErrorDoc};
 use crate::extract::Json;
@@ -20,6 +22,7 @@ use crate::routes::{
     audit, billing, features, invitations, members, orgs, projects, roles, workspaces,
 };
 use crate::state::AppState;
+use crate::web::{DOCS_HTML, DOCS_INIT_JS, DOCS_UI_CSS, DOCS_UI_JS};
 
 /// Declares the `bearer` scheme: an access token (JWT) or an API key (`nox_…`).
 struct BearerAuth;
@@ -45,14 +48,14 @@ impl Modify for BearerAuth {
         title = "Nox Sync API",
         description = "Identity, tenancy and workspace administration of Nox Sync. \
             Lists are paginated with `?limit=&cursor=` and answer `{items, next_cursor}`. \
-            Errors are `{\"error\": {\"code\", \"message\", \"fields\"?}}`."
+            Errors are `{\"error\": {\"code\", \"message\", \"fields\"?, \"details\"?}}`."
     ),
     modifiers(&BearerAuth),
     paths(
         auth::register, auth::login, auth::login_mfa, auth::refresh, auth::logout,
         account::verify_email, account::request_verification, account::reset_password,
         account::request_password_reset,
-        me::get_me, me::delete_me, me::change_password,
+        me::get_me, me::update_me, me::delete_me, me::change_password,
         sessions::list, sessions::revoke,
         account::mfa_enroll, account::mfa_confirm, account::mfa_disable,
         api_keys::create, api_keys::list, api_keys::revoke,
@@ -98,8 +101,44 @@ pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(DOCUMENT.clone())
 }
 
-/// `GET /api/v1/docs`: a Scalar API reference page for the document (its script comes from a CDN,
-/// so nothing is downloaded at build time).
+/// `GET /api/v1/docs`: a Swagger UI page for the document. Its script and stylesheet are
+/// embedded in the binary (`server/assets/docs/`), so the page works without network access.
 pub fn docs_page() -> Router<AppState> {
-    Router::new().merge(Scalar::with_url("/docs", DOCUMENT.clone()))
+    Router::new()
+        .route("/docs", get(|h: HeaderMap| serve(&DOCS_HTML, h)))
+        .route("/docs/init.js", get(|h: HeaderMap| serve(&DOCS_INIT_JS, h)))
+        .route(
+            "/docs/swagger-ui-bundle.js",
+            get(|h: HeaderMap| serve(&DOCS_UI_JS, h)),
+        )
+        .route(
+            "/docs/swagger-ui.css",
+            get(|h: HeaderMap| serve(&DOCS_UI_CSS, h)),
+        )
+}
+
+async fn serve(asset: &'static crate::web::Asset, headers: HeaderMap) -> Response {
+    asset.respond(&headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::web::{DOCS_HTML, DOCS_INIT_JS};
+
+    #[test]
+    fn the_docs_page_loads_only_local_assets() {
+        let html = std::str::from_utf8(DOCS_HTML.body).expect("utf-8");
+        for local in [
+            "/api/v1/docs/swagger-ui-bundle.js",
+            "/api/v1/docs/swagger-ui.css",
+            "/api/v1/docs/init.js",
+        ] {
+            assert!(html.contains(local), "{local}");
+        }
+        let init = std::str::from_utf8(DOCS_INIT_JS.body).expect("utf-8");
+        assert!(init.contains("/api/v1/openapi.json"));
+        for page in [html, init] {
+            assert!(!page.contains("https://"), "an external URL in {page}");
+        }
+    }
 }

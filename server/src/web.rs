@@ -40,7 +40,41 @@ pub const APP_CSS: Asset = Asset {
     body: include_bytes!("../assets/app.css"),
 };
 
-const ASSETS: [&Asset; 3] = [&INDEX_HTML, &APP_JS, &APP_CSS];
+/// `GET /api/v1/docs`: the API reference page (Swagger UI, vendored in `assets/docs/`; see its
+/// README for version and license).
+pub const DOCS_HTML: Asset = Asset {
+    name: "docs/index.html",
+    content_type: "text/html; charset=utf-8",
+    body: include_bytes!("../assets/docs/index.html"),
+};
+
+pub const DOCS_INIT_JS: Asset = Asset {
+    name: "docs/init.js",
+    content_type: "text/javascript; charset=utf-8",
+    body: include_bytes!("../assets/docs/init.js"),
+};
+
+pub const DOCS_UI_JS: Asset = Asset {
+    name: "docs/swagger-ui-bundle.js",
+    content_type: "text/javascript; charset=utf-8",
+    body: include_bytes!("../assets/docs/swagger-ui-bundle.js"),
+};
+
+pub const DOCS_UI_CSS: Asset = Asset {
+    name: "docs/swagger-ui.css",
+    content_type: "text/css; charset=utf-8",
+    body: include_bytes!("../assets/docs/swagger-ui.css"),
+};
+
+const ASSETS: [&Asset; 7] = [
+    &INDEX_HTML,
+    &APP_JS,
+    &APP_CSS,
+    &DOCS_HTML,
+    &DOCS_INIT_JS,
+    &DOCS_UI_JS,
+    &DOCS_UI_CSS,
+];
 
 impl Asset {
     /// `"<first 16 bytes of the SHA-256, hex>"`, computed once per asset.

@@ -126,7 +126,12 @@ impl Resource {
                 "SELECT COUNT(*) FROM workspaces w JOIN projects p ON p.id = w.project_id
                  WHERE p.org_id = $1 AND p.deleted_at IS NULL AND w.deleted_at IS NULL"
             }
-            Resource::Members => "SELECT COUNT(*) FROM org_members WHERE org_id = $1",
+            // Deleted accounts keep their membership rows but hold no seat.
+            Resource::Members => {
+                "SELECT COUNT(*) FROM org_members m
+                 JOIN users u ON u.id = m.user_id AND u.deleted_at IS NULL
+                 WHERE m.org_id = $1"
+            }
         }
     }
 }

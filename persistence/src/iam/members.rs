@@ -30,7 +30,7 @@ pub struct Member {
 const MEMBER_SELECT: &str = "SELECT m.user_id, u.email, u.full_name, r.id AS role_id,
         r.name AS role_name, r.permissions, m.joined_at, m.invited_by
      FROM org_members m
-     JOIN users u ON u.id = m.user_id
+     JOIN users u ON u.id = m.user_id AND u.deleted_at IS NULL
      JOIN roles r ON r.id = m.role_id";
 
 /// One page of members, in joining order, after the keyset `(joined_at, user_id)`.
@@ -77,7 +77,9 @@ pub async fn find(pool: &PgPool, org_id: Uuid, user_id: Uuid) -> Result<Option<M
 /// at the end of a transaction that changed roles or membership, so the change is rolled back.
 pub async fn ensure_admin_remains(conn: &mut PgConnection, org_id: Uuid) -> Result<(), IamError> {
     let (admins,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM org_members m JOIN roles r ON r.id = m.role_id
+        "SELECT COUNT(*) FROM org_members m
+         JOIN roles r ON r.id = m.role_id
+         JOIN users u ON u.id = m.user_id AND u.deleted_at IS NULL
          WHERE m.org_id = $1 AND $2 = ANY(r.permissions)",
     )
     .bind(org_id)
@@ -88,6 +90,57 @@ pub async fn ensure_admin_remains(conn: &mut PgConnection, org_id: Uuid) -> Resu
         return Err(IamError::LastAdmin);
     }
     Ok(())
+}
+
+/// A live organization in which a user is the only live member holding [`ADMIN_PERMISSION`].
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct SoleAdminOrg {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+}
+
+/// The live organizations `user_id` alone administers: deleting the account would leave them
+/// without an admin. Call with those organizations locked ([`lock_member_orgs`]).
+pub async fn sole_admin_orgs(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+) -> Result<Vec<SoleAdminOrg>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT o.id, o.name, o.slug
+         FROM org_members m
+         JOIN organizations o ON o.id = m.org_id AND o.deleted_at IS NULL
+         JOIN roles r ON r.id = m.role_id
+         WHERE m.user_id = $1 AND $2 = ANY(r.permissions)
+           AND NOT EXISTS (
+               SELECT 1 FROM org_members other
+               JOIN roles other_role ON other_role.id = other.role_id
+               JOIN users other_user ON other_user.id = other.user_id
+                                    AND other_user.deleted_at IS NULL
+               WHERE other.org_id = m.org_id AND other.user_id <> $1
+                 AND $2 = ANY(other_role.permissions))
+         ORDER BY o.name, o.id",
+    )
+    .bind(user_id)
+    .bind(ADMIN_PERMISSION)
+    .fetch_all(conn)
+    .await
+}
+
+/// Locks every live organization `user_id` belongs to (in id order, so two such transactions
+/// cannot deadlock) and returns their ids.
+pub async fn lock_member_orgs(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT o.id FROM organizations o JOIN org_members m ON m.org_id = o.id
+         WHERE m.user_id = $1 AND o.deleted_at IS NULL
+         ORDER BY o.id FOR NO KEY UPDATE OF o",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await
 }
 
 /// Adds `user_id` with `role_id`, enforcing the member quota. Call under the org lock.

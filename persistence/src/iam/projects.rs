@@ -9,6 +9,7 @@ use crate::error::PersistenceError;
 use crate::iam::audit::{self, Actor};
 use crate::iam::billing::{self, Resource};
 use crate::iam::orgs::{self, IamError};
+use crate::iam::workspaces;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Project {
@@ -32,6 +33,8 @@ pub struct NewProject<'a> {
     pub name: &'a str,
     pub slug: &'a str,
     pub description: Option<&'a str>,
+    /// `PRIVATE`, `INTERNAL` or `PUBLIC` (the caller validates).
+    pub visibility: &'a str,
 }
 
 /// Fields of a project to change; `None` keeps the current value and an empty description clears
@@ -56,13 +59,14 @@ pub async fn create(
     orgs::lock_live(&mut tx, project.org_id).await?;
     billing::check_quota(&mut tx, project.org_id, Resource::Projects, 0).await?;
     let created: Project = sqlx::query_as(&format!(
-        "INSERT INTO projects (org_id, name, slug, description, created_by_id)
-         VALUES ($1, $2, $3, $4, $5) RETURNING {PROJECT_COLUMNS}"
+        "INSERT INTO projects (org_id, name, slug, description, visibility, created_by_id)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {PROJECT_COLUMNS}"
     ))
     .bind(project.org_id)
     .bind(project.name)
     .bind(project.slug)
     .bind(project.description)
+    .bind(project.visibility)
     .bind(actor.user_id)
     .fetch_one(&mut *tx)
     .await?;
@@ -183,6 +187,7 @@ pub async fn soft_delete(
     .fetch_all(&mut *tx)
     .await?;
     let workspace_ids: Vec<Uuid> = workspaces.into_iter().map(|(w,)| w).collect();
+    workspaces::mark_canvas_rows_deleted(&mut tx, &workspace_ids).await?;
     billing::refresh_usage(&mut tx, org_id).await?;
     let metadata = serde_json::json!({ "workspace_ids": workspace_ids });
     let entry = actor.entry(org_id, "project.deleted", "project", id, Some(metadata));

@@ -28,7 +28,9 @@ pub struct RolePatch<'a> {
 }
 
 const ROLE_SELECT: &str = "SELECT r.id, r.org_id, r.name, r.permissions,
-        (SELECT COUNT(*) FROM org_members m WHERE m.role_id = r.id) AS member_count
+        (SELECT COUNT(*) FROM org_members m
+         JOIN users u ON u.id = m.user_id AND u.deleted_at IS NULL
+         WHERE m.role_id = r.id) AS member_count
      FROM roles r";
 
 /// Every role of the organization by name. Organizations have a handful of roles, so this list is
@@ -152,6 +154,14 @@ pub async fn delete(
     if role.member_count + pending > 0 {
         return Err(IamError::RoleInUse(role.member_count + pending));
     }
+    // Deleted accounts do not count as holders, but their rows still reference the role.
+    sqlx::query(
+        "DELETE FROM org_members m USING users u
+         WHERE m.role_id = $1 AND u.id = m.user_id AND u.deleted_at IS NOT NULL",
+    )
+    .bind(role_id)
+    .execute(&mut *tx)
+    .await?;
     sqlx::query("DELETE FROM invitations WHERE role_id = $1")
         .bind(role_id)
         .execute(&mut *tx)

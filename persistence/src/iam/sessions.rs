@@ -32,21 +32,38 @@ pub async fn create(pool: &PgPool, session: NewSession<'_>) -> Result<Uuid, Pers
     Ok(id)
 }
 
-/// True when the session exists, belongs to `user_id`, is not revoked and has not expired.
+/// How stale `last_active_at` may get before a use of the session moves it: a write at most once
+/// a minute per session, not one per request.
+pub const ACTIVITY_RESOLUTION_SECS: i64 = 60;
+
+/// True when the session exists, belongs to `user_id`, is not revoked and has not expired. A
+/// check is a use of the session (every authenticated request and live-connection recheck makes
+/// one), so in the same statement it moves `last_active_at` to now when that is more than
+/// [`ACTIVITY_RESOLUTION_SECS`] old; otherwise nothing is written.
 pub async fn is_active(
     pool: &PgPool,
     session_id: Uuid,
     user_id: Uuid,
 ) -> Result<bool, PersistenceError> {
-    let row: Option<(bool,)> = sqlx::query_as(
-        "SELECT TRUE FROM user_sessions
-         WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > NOW()",
+    let active: bool = sqlx::query_scalar(
+        "WITH live AS (
+             SELECT id, last_active_at FROM user_sessions
+             WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > NOW()
+         ), touched AS (
+             UPDATE user_sessions s SET last_active_at = NOW()
+             FROM live
+             WHERE s.id = live.id
+               AND live.last_active_at < NOW() - make_interval(secs => $3::double precision)
+             RETURNING s.id
+         )
+         SELECT EXISTS (SELECT 1 FROM live)",
     )
     .bind(session_id)
     .bind(user_id)
-    .fetch_optional(pool)
+    .bind(ACTIVITY_RESOLUTION_SECS as f64)
+    .fetch_one(pool)
     .await?;
-    Ok(row.is_some())
+    Ok(active)
 }
 
 /// A live session as shown to its owner (`GET /me/sessions`).

@@ -6,6 +6,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::PersistenceError;
+use crate::iam::billing;
+use crate::iam::members::{self, SoleAdminOrg};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct User {
@@ -109,17 +111,72 @@ pub async fn mark_email_verified(pool: &PgPool, id: Uuid) -> Result<(), Persiste
     Ok(())
 }
 
-/// Soft-deletes the user: `deleted_at` set, status `DELETED`. The unique email index only covers
-/// live rows, so the email can be registered again. False when the user was already gone.
-pub async fn soft_delete(pool: &PgPool, id: Uuid) -> Result<bool, PersistenceError> {
+/// Profile fields to change: `None` keeps the value, `Some(None)` clears it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProfilePatch<'a> {
+    pub full_name: Option<Option<&'a str>>,
+    pub avatar_url: Option<Option<&'a str>>,
+}
+
+/// Changes the live user's profile; `None` when the user is gone.
+pub async fn update_profile(
+    pool: &PgPool,
+    id: Uuid,
+    patch: ProfilePatch<'_>,
+) -> Result<Option<User>, PersistenceError> {
+    Ok(sqlx::query_as(&format!(
+        "UPDATE users SET
+            full_name = CASE WHEN $2 THEN $3 ELSE full_name END,
+            avatar_url = CASE WHEN $4 THEN $5 ELSE avatar_url END,
+            updated_at = NOW()
+         WHERE id = $1 AND deleted_at IS NULL
+         RETURNING {USER_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(patch.full_name.is_some())
+    .bind(patch.full_name.flatten())
+    .bind(patch.avatar_url.is_some())
+    .bind(patch.avatar_url.flatten())
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// What [`delete_account`] did.
+#[derive(Debug, Clone)]
+pub enum AccountDeletion {
+    Deleted,
+    /// Refused: the user is the only admin of these organizations.
+    SoleAdmin(Vec<SoleAdminOrg>),
+    /// The user was already deleted.
+    AlreadyGone,
+}
+
+/// Soft-deletes the user (`deleted_at` set, status `DELETED`; the unique email index only covers
+/// live rows, so the email can be registered again) unless that would leave one of their organizations without an admin,
+/// and refreshes the member counts of their organizations, in one transaction that holds their
+/// organizations locked (so two co-owners leaving at once cannot both go).
+pub async fn delete_account(pool: &PgPool, id: Uuid) -> Result<AccountDeletion, PersistenceError> {
+    let mut tx = pool.begin().await?;
+    let org_ids = members::lock_member_orgs(&mut tx, id).await?;
+    let sole = members::sole_admin_orgs(&mut tx, id).await?;
+    if !sole.is_empty() {
+        return Ok(AccountDeletion::SoleAdmin(sole));
+    }
     let done = sqlx::query(
         "UPDATE users SET deleted_at = NOW(), status = 'DELETED', updated_at = NOW()
          WHERE id = $1 AND deleted_at IS NULL",
     )
     .bind(id)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
-    Ok(done.rows_affected() == 1)
+    if done.rows_affected() == 0 {
+        return Ok(AccountDeletion::AlreadyGone);
+    }
+    for org_id in org_ids {
+        billing::refresh_usage(&mut tx, org_id).await?;
+    }
+    tx.commit().await?;
+    Ok(AccountDeletion::Deleted)
 }
 
 /// The login record of a live user by id (the MFA step of a login).

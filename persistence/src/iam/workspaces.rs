@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::error::PersistenceError;
@@ -41,6 +41,90 @@ const LIVE_WORKSPACE_FROM: &str = "workspaces w
      JOIN projects p ON p.id = w.project_id AND p.deleted_at IS NULL
      JOIN organizations o ON o.id = p.org_id AND o.deleted_at IS NULL";
 
+/// The kinds of workspace: each is one canvas document; the type tells clients how to show it.
+pub const WORKSPACE_TYPES: [&str; 2] = ["CANVAS", "WHITEBOARD"];
+
+/// The project status under which its workspaces are read-only.
+pub const ARCHIVED: &str = "ARCHIVED";
+
+/// Why a write to a workspace (create, change, delete) was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceWriteError {
+    #[error(transparent)]
+    Iam(#[from] IamError),
+    /// The workspace's project is `ARCHIVED`: its workspaces are read-only until it is active.
+    #[error("the project is archived")]
+    ProjectArchived,
+}
+
+impl From<sqlx::Error> for WorkspaceWriteError {
+    fn from(err: sqlx::Error) -> Self {
+        WorkspaceWriteError::Iam(err.into())
+    }
+}
+
+impl From<PersistenceError> for WorkspaceWriteError {
+    fn from(err: PersistenceError) -> Self {
+        WorkspaceWriteError::Iam(err.into())
+    }
+}
+
+/// The status of the live project `project_id` of `org_id`, refusing an archived one. Call under
+/// the org lock: archiving takes it too, so the answer holds until the transaction ends.
+async fn ensure_project_writable(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    project_id: Uuid,
+) -> Result<(), WorkspaceWriteError> {
+    let status: Option<String> = sqlx::query_scalar(
+        "SELECT status FROM projects WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL",
+    )
+    .bind(project_id)
+    .bind(org_id)
+    .fetch_optional(conn)
+    .await?;
+    match status.as_deref() {
+        None => Err(IamError::NotFound("project").into()),
+        Some(ARCHIVED) => Err(WorkspaceWriteError::ProjectArchived),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Whether the live workspace `workspace_id` belongs to an archived project (for writers outside
+/// this module, e.g. block and relation writes over HTTP, which must refuse then). False for an
+/// unknown workspace: the caller's own lookup answers 404 for that.
+pub async fn in_archived_project(
+    pool: &PgPool,
+    workspace_id: Uuid,
+) -> Result<bool, PersistenceError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM workspaces w JOIN projects p ON p.id = w.project_id
+                        WHERE w.id = $1 AND p.status = $2)",
+    )
+    .bind(workspace_id)
+    .bind(ARCHIVED)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// Marks the blocks and relations of `workspace_ids` deleted, in the transaction that deletes
+/// the workspaces, so SQL readers of `core_blocks`/`core_relations` stop seeing them as live.
+pub async fn mark_canvas_rows_deleted(
+    conn: &mut PgConnection,
+    workspace_ids: &[Uuid],
+) -> Result<(), sqlx::Error> {
+    for table in ["core_relations", "core_blocks"] {
+        sqlx::query(&format!(
+            "UPDATE {table} SET deleted_at = NOW()
+             WHERE workspace_id = ANY($1) AND deleted_at IS NULL"
+        ))
+        .bind(workspace_ids)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
 /// Fields of a workspace to change; `None` keeps the current value.
 #[derive(Debug, Default)]
 pub struct WorkspacePatch<'a> {
@@ -57,19 +141,10 @@ pub async fn create(
     name: &str,
     workspace_type: &str,
     actor: &Actor<'_>,
-) -> Result<Workspace, IamError> {
+) -> Result<Workspace, WorkspaceWriteError> {
     let mut tx = pool.begin().await?;
     orgs::lock_live(&mut tx, org_id).await?;
-    let project: Option<(Uuid,)> = sqlx::query_as(
-        "SELECT id FROM projects WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL",
-    )
-    .bind(project_id)
-    .bind(org_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if project.is_none() {
-        return Err(IamError::NotFound("project"));
-    }
+    ensure_project_writable(&mut tx, org_id, project_id).await?;
     billing::check_quota(&mut tx, org_id, Resource::Workspaces, 0).await?;
     let workspace: Workspace = sqlx::query_as(&format!(
         "WITH w AS (
@@ -126,9 +201,11 @@ pub async fn update(
     id: Uuid,
     patch: WorkspacePatch<'_>,
     actor: &Actor<'_>,
-) -> Result<Workspace, IamError> {
+) -> Result<Workspace, WorkspaceWriteError> {
     let mut tx = pool.begin().await?;
     orgs::lock_live(&mut tx, org_id).await?;
+    let project_id = project_of(&mut tx, id).await?;
+    ensure_project_writable(&mut tx, org_id, project_id).await?;
     let workspace: Workspace = sqlx::query_as(&format!(
         "WITH w AS (
            UPDATE workspaces w SET name = COALESCE($3, w.name), type = COALESCE($4, w.type)
@@ -152,16 +229,29 @@ pub async fn update(
     Ok(workspace)
 }
 
-/// Soft-deletes a live workspace of `org_id` (audited as `workspace.deleted`). The caller must
-/// close the workspace's live sockets.
+/// The project of a live workspace (404 for a missing or deleted one).
+async fn project_of(conn: &mut PgConnection, id: Uuid) -> Result<Uuid, WorkspaceWriteError> {
+    let project: Option<Uuid> = sqlx::query_scalar(
+        "SELECT project_id FROM workspaces WHERE id = $1 AND deleted_at IS NULL",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    project.ok_or(IamError::NotFound("workspace").into())
+}
+
+/// Soft-deletes a live workspace of `org_id` with its blocks and relations (audited as
+/// `workspace.deleted`). The caller must close the workspace's live sockets.
 pub async fn soft_delete(
     pool: &PgPool,
     org_id: Uuid,
     id: Uuid,
     actor: &Actor<'_>,
-) -> Result<(), IamError> {
+) -> Result<(), WorkspaceWriteError> {
     let mut tx = pool.begin().await?;
     orgs::lock_live(&mut tx, org_id).await?;
+    let project_id = project_of(&mut tx, id).await?;
+    ensure_project_writable(&mut tx, org_id, project_id).await?;
     let deleted = sqlx::query(
         "UPDATE workspaces w SET deleted_at = NOW() FROM projects p
          WHERE w.id = $2 AND w.deleted_at IS NULL AND p.id = w.project_id AND p.org_id = $1
@@ -172,8 +262,9 @@ pub async fn soft_delete(
     .execute(&mut *tx)
     .await?;
     if deleted.rows_affected() == 0 {
-        return Err(IamError::NotFound("workspace"));
+        return Err(IamError::NotFound("workspace").into());
     }
+    mark_canvas_rows_deleted(&mut tx, &[id]).await?;
     billing::refresh_usage(&mut tx, org_id).await?;
     audit::record(
         &mut *tx,

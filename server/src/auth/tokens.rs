@@ -79,6 +79,8 @@ pub const MFA_TOKEN_TTL_SECS: i64 = 300;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MfaClaims {
     pub sub: Uuid,
+    /// Unique per token: recorded when the token is redeemed, so it is redeemed once.
+    pub jti: Uuid,
     pub aud: String,
     pub purpose: String,
     pub iat: i64,
@@ -91,6 +93,7 @@ impl TokenKeys {
         let now = chrono::Utc::now().timestamp();
         let claims = MfaClaims {
             sub: user_id,
+            jti: Uuid::new_v4(),
             aud: MFA_AUDIENCE.into(),
             purpose: MFA_PURPOSE.into(),
             iat: now,
@@ -99,15 +102,16 @@ impl TokenKeys {
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
     }
 
-    /// The user an MFA token was issued for, if it is valid, unexpired and really an MFA token.
-    pub fn verify_mfa(&self, token: &str) -> Option<Uuid> {
+    /// The claims of an MFA token (user, `jti`, expiry) if it is valid, unexpired and really an
+    /// MFA token. Whether it was already redeemed is the caller's check (it needs the database).
+    pub fn verify_mfa(&self, token: &str) -> Option<MfaClaims> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_audience(&[MFA_AUDIENCE]);
         decode::<MfaClaims>(token, &self.decoding, &validation)
             .ok()
             .filter(|data| data.claims.purpose == MFA_PURPOSE)
-            .map(|data| data.claims.sub)
+            .map(|data| data.claims)
     }
 }
 
@@ -154,7 +158,13 @@ mod tests {
         let keys = TokenKeys::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60));
         let user = Uuid::new_v4();
         let mfa = keys.issue_mfa(user).expect("issue");
-        assert_eq!(keys.verify_mfa(&mfa), Some(user));
+        assert_eq!(keys.verify_mfa(&mfa).map(|c| c.sub), Some(user));
+        let again = keys.issue_mfa(user).expect("issue");
+        assert_ne!(
+            keys.verify_mfa(&mfa).map(|c| c.jti),
+            keys.verify_mfa(&again).map(|c| c.jti),
+            "every MFA token has its own jti"
+        );
         assert!(keys.verify(&mfa).is_none());
         let access = keys.issue(user, Uuid::new_v4()).expect("issue");
         assert!(keys.verify_mfa(&access).is_none());

@@ -87,17 +87,29 @@ pub fn code_at(secret_b32: &str, unix_secs: u64) -> Option<String> {
 /// Whether `code` is valid at `unix_secs`, allowing one step of drift either way. The comparison
 /// does not stop at the first differing digit.
 pub fn verify(secret_b32: &str, code: &str, unix_secs: u64) -> bool {
-    let Some(secret) = base32_decode(secret_b32) else {
-        return false;
-    };
+    matching_step(secret_b32, code, unix_secs).is_some()
+}
+
+/// The time step whose code `code` is, among the current one and one of drift either way; `None`
+/// when it matches none. Callers that accept the code record this step so that it, and every
+/// earlier one, cannot be used again (RFC 6238 section 5.2: a code is valid once).
+pub fn matching_step(secret_b32: &str, code: &str, unix_secs: u64) -> Option<u64> {
+    let secret = base32_decode(secret_b32)?;
     let code = code.trim();
     if code.len() != DIGITS as usize || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return false;
+        return None;
     }
     let step = unix_secs / STEP_SECS;
+    // Every candidate is compared (no early exit); the latest matching step wins.
     [step.saturating_sub(1), step, step + 1]
         .into_iter()
-        .fold(false, |ok, s| ok | constant_eq(&hotp(&secret, s), code))
+        .fold(None, |found, s| {
+            if constant_eq(&hotp(&secret, s), code) {
+                Some(s)
+            } else {
+                found
+            }
+        })
 }
 
 /// The `otpauth://` URI authenticator apps scan as a QR code.
@@ -173,6 +185,17 @@ mod tests {
         assert!(!verify(&secret, &code, now + 3 * STEP_SECS));
         assert!(!verify(&secret, "12345", now));
         assert!(!verify(&secret, "abcdef", now));
+    }
+
+    #[test]
+    fn the_matching_step_is_the_one_the_code_belongs_to() {
+        let secret = generate_secret();
+        let now = 1_700_000_000;
+        let code = code_at(&secret, now).expect("code");
+        let step = now / STEP_SECS;
+        assert_eq!(matching_step(&secret, &code, now), Some(step));
+        assert_eq!(matching_step(&secret, &code, now + STEP_SECS), Some(step));
+        assert_eq!(matching_step(&secret, &code, now + 3 * STEP_SECS), None);
     }
 
     #[test]

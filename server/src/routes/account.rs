@@ -307,8 +307,15 @@ pub async fn mfa_confirm(
         .mfa_secret
         .ok_or_else(|| ApiError::conflict("mfa_not_enrolled", "call POST /me/mfa/enroll first"))?;
     let now = Utc::now().timestamp().max(0) as u64;
-    if !totp::verify(&secret, &body.code, now) {
+    let Some(step) = totp::matching_step(&secret, &body.code, now) else {
         return Err(field_error("code", "is not a valid code"));
+    };
+    // The confirming code is used up like a login code: it cannot then log in a second time.
+    if !mfa::accept_totp_step(state.db.pool(), user.user_id, step).await? {
+        return Err(field_error(
+            "code",
+            "was already used; wait for the next code",
+        ));
     }
     let codes: Vec<String> = (0..BACKUP_CODES).map(|_| new_backup_code()).collect();
     let hashes: Vec<String> = codes.iter().map(|c| backup_code_hash(c)).collect();

@@ -194,16 +194,27 @@ pub async fn login_mfa(
         .check(!body.code.trim().is_empty(), "code", "must not be empty")
         .finish()?;
     state.rate_limits.login_ip.check(ip_key(&client))?;
-    let user_id = state
+    let invalid_token = || ApiError::unauthorized("invalid, expired or already used MFA token");
+    let claims = state
         .tokens
         .verify_mfa(body.mfa_token.trim())
-        .ok_or_else(|| ApiError::unauthorized("invalid or expired MFA token"))?;
+        .ok_or_else(invalid_token)?;
+    let user_id = claims.sub;
     let Some(record) = users::find_login_record_by_id(state.db.pool(), user_id).await? else {
-        return Err(ApiError::unauthorized("invalid or expired MFA token"));
+        return Err(invalid_token());
     };
     ensure_not_locked(&record)?;
+    if mfa::mfa_token_redeemed(state.db.pool(), claims.jti).await? {
+        return Err(invalid_token());
+    }
     if !check_second_factor(&state, user_id, &body.code).await? {
         return Err(login_failed(&state, &client, user_id, action::MFA_FAILED).await);
+    }
+    // Redeemed only with a right code, so a typo does not cost the user a new password round;
+    // the insert is atomic, so of two requests racing with one token only one gets a session.
+    let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(Utc::now);
+    if !mfa::redeem_mfa_token(state.db.pool(), claims.jti, user_id, expires_at).await? {
+        return Err(invalid_token());
     }
     security::reset_failed_logins(state.db.pool(), user_id).await?;
     let user = users::find_live(state.db.pool(), user_id)
@@ -213,8 +224,8 @@ pub async fn login_mfa(
     Ok(Json(open_session(&state, user, &client).await?))
 }
 
-/// Whether `code` is a valid TOTP code or an unused backup code (which it then uses up). False
-/// as well when the user has no MFA enabled.
+/// Whether `code` is a valid, not yet used TOTP code or an unused backup code (either is then
+/// used up). False as well when the user has no MFA enabled.
 pub(crate) async fn check_second_factor(
     state: &AppState,
     user_id: Uuid,
@@ -227,8 +238,9 @@ pub(crate) async fn check_second_factor(
         return Ok(false);
     };
     let now = Utc::now().timestamp().max(0) as u64;
-    if totp::verify(&secret, code, now) {
-        return Ok(true);
+    if let Some(step) = totp::matching_step(&secret, code, now) {
+        // A code whose step (or a later one) was already accepted is a replay: refused.
+        return Ok(mfa::accept_totp_step(state.db.pool(), user_id, step).await?);
     }
     let hash = account::backup_code_hash(code);
     Ok(mfa::consume_backup_code(state.db.pool(), user_id, &hash).await?)

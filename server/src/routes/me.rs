@@ -3,7 +3,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use nox_persistence::iam::users::{self, User};
+use nox_persistence::iam::members::SoleAdminOrg;
+use nox_persistence::iam::users::{self, AccountDeletion, User};
 use nox_persistence::iam::{security, sessions};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -54,6 +55,32 @@ pub struct ChangePasswordRequest {
     pub new_password: String,
 }
 
+/// Profile fields to change. A field left out keeps its value; `null` clears it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeRequest {
+    /// 1-255 characters (trimmed), or `null`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub full_name: Option<Option<String>>,
+    /// An absolute `http` or `https` URL of at most 2048 characters, or `null`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub avatar_url: Option<Option<String>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`, by `default`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Longest accepted `avatar_url`.
+pub const MAX_AVATAR_URL: usize = 2048;
+
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct DeleteMeRequest {
     pub password: String,
@@ -69,6 +96,61 @@ pub async fn get_me(State(state): State<AppState>, user: AuthUser) -> ApiResult<
         .map(|u| Json(u.into()))
         // The account was deleted after the token was issued.
         .ok_or_else(|| ApiError::unauthorized("account no longer exists"))
+}
+
+/// `PATCH /me`: changes the caller's `full_name` and/or `avatar_url`.
+#[utoipa::path(patch, path = "/api/v1/me", tag = "account",
+    request_body = UpdateMeRequest,
+    responses((status = 200, body = UserView), (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update_me(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(body): Json<UpdateMeRequest>,
+) -> ApiResult<Json<UserView>> {
+    let mut v = Validator::new();
+    if let Some(Some(name)) = &body.full_name {
+        v.text("full_name", name, 255);
+    }
+    if let Some(Some(url)) = &body.avatar_url {
+        v.check(
+            is_avatar_url(url),
+            "avatar_url",
+            "must be an http or https URL of at most 2048 characters",
+        );
+    }
+    v.finish()?;
+    let patch = users::ProfilePatch {
+        full_name: body.full_name.as_ref().map(|n| n.as_deref().map(str::trim)),
+        avatar_url: body
+            .avatar_url
+            .as_ref()
+            .map(|u| u.as_deref().map(str::trim)),
+    };
+    users::update_profile(state.db.pool(), user.user_id, patch)
+        .await?
+        .map(|u| Json(u.into()))
+        .ok_or_else(|| ApiError::unauthorized("account no longer exists"))
+}
+
+/// An absolute `http(s)://host…` URL without whitespace or control characters: anything else
+/// (`javascript:`, `data:`, relative paths) must never end up in an `<img src>` of another client.
+fn is_avatar_url(url: &str) -> bool {
+    let url = url.trim();
+    let lower = url.to_ascii_lowercase();
+    let Some(rest) = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    url.chars().count() <= MAX_AVATAR_URL
+        && !host.is_empty()
+        && !host.starts_with(':')
+        && !host.contains('@')
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// `POST /me/password`: needs the current password; signs out every other session, since
@@ -117,11 +199,15 @@ pub async fn change_password(
 }
 
 /// `DELETE /me`: soft-deletes the account (the email becomes free again) and ends its sessions;
-/// its API keys stop working because their creator is gone.
+/// its API keys stop working because their creator is gone. Refused with 409 `last_owner` while
+/// the account is the only admin of an organization (the error's `details.organizations` names
+/// them), since nobody could administer those again.
 #[utoipa::path(delete, path = "/api/v1/me", tag = "account",
     request_body = DeleteMeRequest,
     responses((status = 204, description = "deleted"), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
+        (status = 403, body = ErrorBody),
+        (status = 409, description = "last_owner: sole admin of an organization", body = ErrorBody),
+        (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn delete_me(
     State(state): State<AppState>,
@@ -134,14 +220,20 @@ pub async fn delete_me(
         .check(!body.password.is_empty(), "password", "must not be empty")
         .finish()?;
     verify_password(&state, &user, "password", body.password).await?;
-    // Audit first: the rows name the user while its memberships still exist.
+    match users::delete_account(state.db.pool(), user.user_id).await? {
+        AccountDeletion::Deleted => {}
+        AccountDeletion::AlreadyGone => {
+            return Err(ApiError::unauthorized("account no longer exists"))
+        }
+        AccountDeletion::SoleAdmin(orgs) => return Err(sole_owner_error(&orgs)),
+    }
+    // The membership rows stay (marked by the user's deleted_at), so every org still gets the row.
     events::record(
         &state,
         &client,
         SecurityEvent::new(user.user_id, action::USER_DELETED).target("user", user.user_id),
     )
     .await;
-    users::soft_delete(state.db.pool(), user.user_id).await?;
     sessions::revoke_all(
         state.db.pool(),
         user.user_id,
@@ -152,6 +244,24 @@ pub async fn delete_me(
     state.live.recheck(Scope::User(user.user_id));
     tracing::info!(user_id = %user.user_id, "account deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// 409 `last_owner`: the account alone administers these organizations; deleting it would leave
+/// them without an admin. The caller must hand `org:admin` to another member or delete them first.
+fn sole_owner_error(orgs: &[SoleAdminOrg]) -> ApiError {
+    let names: Vec<String> = orgs
+        .iter()
+        .map(|o| format!("{} ({})", o.name, o.slug))
+        .collect();
+    ApiError::conflict(
+        "last_owner",
+        format!(
+            "you are the only owner of {}; give another member an owner role or delete the \
+             organization first",
+            names.join(", ")
+        ),
+    )
+    .with_details(serde_json::json!({ "organizations": orgs }))
 }
 
 /// 422 on `field` unless `given` is the caller's password.
@@ -172,5 +282,32 @@ async fn verify_password(
             field,
             "is incorrect",
         )]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_avatar_url;
+
+    #[test]
+    fn avatar_urls_must_be_absolute_http_or_https() {
+        assert!(is_avatar_url("https://cdn.example.com/a.png"));
+        assert!(is_avatar_url("HTTP://example.com:8080/a?b=c"));
+        for bad in [
+            "javascript:alert(1)",
+            "data:image/png;base64,AAAA",
+            "/relative.png",
+            "ftp://example.com/a.png",
+            "https://",
+            "https:///path",
+            "https://user@evil.example/a.png",
+            "https://example.com/a b.png",
+        ] {
+            assert!(!is_avatar_url(bad), "{bad}");
+        }
+        assert!(!is_avatar_url(&format!(
+            "https://e.com/{}",
+            "a".repeat(2048)
+        )));
     }
 }

@@ -61,6 +61,8 @@ pub struct CreateProjectRequest {
     /// Unique among the organization's live projects.
     pub slug: String,
     pub description: Option<String>,
+    /// `PRIVATE` (the default), `INTERNAL` or `PUBLIC`.
+    pub visibility: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -103,12 +105,14 @@ pub async fn create(
             "must be at most 10000 characters",
         );
     }
+    check_visibility(&mut v, body.visibility.as_deref());
     v.finish()?;
     let new = NewProject {
         org_id,
         name: body.name.trim(),
         slug: &body.slug,
         description: body.description.as_deref(),
+        visibility: body.visibility.as_deref().unwrap_or(VISIBILITIES[0]),
     };
     let project = projects::create(state.db.pool(), new, &client.actor(&user))
         .await
@@ -152,6 +156,17 @@ pub async fn get(
     Ok(Json(project.into()))
 }
 
+/// A given visibility must be one of [`VISIBILITIES`], exactly as stored.
+fn check_visibility(v: &mut Validator, visibility: Option<&str>) {
+    if let Some(vis) = visibility {
+        v.check(
+            VISIBILITIES.contains(&vis),
+            "visibility",
+            "must be one of PRIVATE, INTERNAL, PUBLIC",
+        );
+    }
+}
+
 fn validate_patch(body: &UpdateProjectRequest) -> ApiResult<()> {
     let mut v = Validator::new();
     if let Some(name) = &body.name {
@@ -167,13 +182,7 @@ fn validate_patch(body: &UpdateProjectRequest) -> ApiResult<()> {
             "must be at most 10000 characters",
         );
     }
-    if let Some(vis) = &body.visibility {
-        v.check(
-            VISIBILITIES.contains(&vis.as_str()),
-            "visibility",
-            "must be one of PRIVATE, INTERNAL, PUBLIC",
-        );
-    }
+    check_visibility(&mut v, body.visibility.as_deref());
     if let Some(status) = &body.status {
         v.check(
             STATUSES.contains(&status.as_str()),

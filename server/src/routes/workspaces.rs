@@ -4,7 +4,9 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use nox_persistence::iam::workspaces::{self, Workspace, WorkspacePatch};
+use nox_persistence::iam::workspaces::{
+    self, Workspace, WorkspacePatch, WorkspaceWriteError, WORKSPACE_TYPES,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -25,7 +27,7 @@ pub struct WorkspaceView {
     pub project_id: Uuid,
     pub org_id: Uuid,
     pub name: String,
-    /// Free-form kind of document, e.g. `CANVAS`.
+    /// `CANVAS` or `WHITEBOARD`.
     #[serde(rename = "type")]
     #[schema(rename = "type")]
     pub workspace_type: String,
@@ -63,12 +65,38 @@ pub struct UpdateWorkspaceRequest {
     pub workspace_type: Option<String>,
 }
 
+/// A workspace type must be one of [`WORKSPACE_TYPES`] (surrounding spaces aside).
+fn check_type(v: &mut Validator, workspace_type: &str) {
+    v.check(
+        WORKSPACE_TYPES.contains(&workspace_type.trim()),
+        "type",
+        "must be one of CANVAS, WHITEBOARD",
+    );
+}
+
+/// 409 `project_archived` for a write to a workspace of an archived project.
+pub(crate) fn write_refused(err: WorkspaceWriteError) -> ApiError {
+    match err {
+        WorkspaceWriteError::Iam(e) => e.into(),
+        WorkspaceWriteError::ProjectArchived => project_archived(),
+    }
+}
+
+/// The answer to any write into an archived project's workspaces.
+pub(crate) fn project_archived() -> ApiError {
+    ApiError::conflict(
+        "project_archived",
+        "the project is archived: its workspaces are read-only until its status is ACTIVE again",
+    )
+}
+
 /// Creates a workspace (`project:manage`) within the plan's `max_workspaces`.
 #[utoipa::path(post, path = "/api/v1/projects/{project_id}/workspaces", tag = "workspaces",
     params(("project_id" = Uuid, Path)), request_body = CreateWorkspaceRequest,
     responses((status = 201, body = WorkspaceView),
         (status = 402, description = "quota_exceeded", body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "project_archived", body = ErrorBody),
         (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create(
@@ -80,10 +108,10 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<WorkspaceView>)> {
     let (project, permissions) = access::project(&state.db, user, project_id).await?;
     access::require(&permissions, Permission::ProjectManage)?;
-    Validator::new()
-        .text("name", &body.name, 255)
-        .text("type", &body.workspace_type, 50)
-        .finish()?;
+    let mut v = Validator::new();
+    v.text("name", &body.name, 255);
+    check_type(&mut v, &body.workspace_type);
+    v.finish()?;
     let workspace = workspaces::create(
         state.db.pool(),
         project.org_id,
@@ -92,7 +120,8 @@ pub async fn create(
         body.workspace_type.trim(),
         &client.actor(&user),
     )
-    .await?;
+    .await
+    .map_err(write_refused)?;
     tracing::info!(workspace_id = %workspace.id, %project_id, "workspace created");
     Ok((StatusCode::CREATED, Json(workspace.into())))
 }
@@ -143,7 +172,9 @@ pub async fn get(
 #[utoipa::path(patch, path = "/api/v1/workspaces/{workspace_id}", tag = "workspaces",
     params(("workspace_id" = Uuid, Path)), request_body = UpdateWorkspaceRequest,
     responses((status = 200, body = WorkspaceView), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "project_archived", body = ErrorBody),
+        (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn update(
     State(state): State<AppState>,
@@ -165,7 +196,7 @@ pub async fn update(
         v.text("name", name, 255);
     }
     if let Some(t) = &body.workspace_type {
-        v.text("type", t, 50);
+        check_type(&mut v, t);
     }
     v.finish()?;
     let patch = WorkspacePatch {
@@ -179,14 +210,16 @@ pub async fn update(
         patch,
         &client.actor(&user),
     )
-    .await?;
+    .await
+    .map_err(write_refused)?;
     Ok(Json(workspace.into()))
 }
 
 /// Soft-deletes a workspace (`project:manage`).
 #[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}", tag = "workspaces",
     params(("workspace_id" = Uuid, Path)),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "project_archived", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -203,7 +236,8 @@ pub async fn delete(
         workspace_id,
         &client.actor(&user),
     )
-    .await?;
+    .await
+    .map_err(write_refused)?;
     state.live.recheck(Scope::Workspaces(vec![workspace_id]));
     tracing::info!(%workspace_id, "workspace deleted");
     Ok(StatusCode::NO_CONTENT)

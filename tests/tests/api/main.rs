@@ -3,9 +3,12 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod account;
 mod api_keys;
 mod audit;
 mod billing;
+mod docs;
+mod edge;
 mod health;
 mod identity;
 mod invitations;

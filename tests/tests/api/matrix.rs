@@ -418,6 +418,7 @@ const API_ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/auth/password-reset"),
     ("post", "/api/v1/auth/password-reset/request"),
     ("get", "/api/v1/me"),
+    ("patch", "/api/v1/me"),
     ("delete", "/api/v1/me"),
     ("post", "/api/v1/me/password"),
     ("get", "/api/v1/me/sessions"),

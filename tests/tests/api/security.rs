@@ -19,6 +19,12 @@ fn code(secret: &str) -> String {
     totp::code_at(secret, now()).unwrap()
 }
 
+/// The code of the next time step (accepted as one step of drift): a TOTP step is usable once, so
+/// after confirming with the current code the next login needs a later one.
+fn next_code(secret: &str) -> String {
+    totp::code_at(secret, now() + totp::STEP_SECS).unwrap()
+}
+
 async fn audit_count(app: &TestApp, org: Uuid, action: &str) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM audit_logs WHERE org_id = $1 AND action = $2")
         .bind(org)
@@ -284,7 +290,7 @@ async fn mfa_enroll_confirm_login_and_backup_codes() {
     assert!(hashes.iter().all(|h| !codes.contains(h)));
 
     // Login now needs the second step; a TOTP code completes it.
-    let done = mfa_step(&app, &user.email, &code(&secret)).await;
+    let done = mfa_step(&app, &user.email, &next_code(&secret)).await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
     let token = done.body["access_token"].as_str().unwrap();
     assert_eq!(
@@ -385,7 +391,7 @@ async fn mfa_disable_needs_password_and_code() {
         .post(
             "/api/v1/me/mfa/disable",
             &user.token,
-            json!({"password": PASSWORD, "code": code(&secret)}),
+            json!({"password": PASSWORD, "code": next_code(&secret)}),
         )
         .await;
     assert_eq!(off.status, StatusCode::NO_CONTENT, "{}", off.body);
@@ -412,4 +418,95 @@ async fn mfa_endpoints_need_authentication() {
         let r = app.client.post_anon(path, Value::Null).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}");
     }
+}
+
+#[tokio::test]
+async fn a_totp_code_is_accepted_once() {
+    let app = TestApp::spawn().await;
+    let (user, _org) = user_with_org(&app, "replay").await;
+    let (secret, _) = enable_mfa(&app, &user).await;
+
+    // The code that confirmed MFA cannot also log in.
+    let confirm_code = code(&secret);
+    let replayed_confirm = mfa_step(&app, &user.email, &confirm_code).await;
+    assert_eq!(
+        replayed_confirm.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        replayed_confirm.body
+    );
+
+    let later = next_code(&secret);
+    let first = mfa_step(&app, &user.email, &later).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    // The same code again (a fresh mfa_token), three times: refused each time.
+    for attempt in 0..2 {
+        let again = mfa_step(&app, &user.email, &later).await;
+        assert_eq!(again.status, StatusCode::UNAUTHORIZED, "replay {attempt}");
+    }
+    // Nor can it disable MFA.
+    let disable = app
+        .client
+        .post(
+            "/api/v1/me/mfa/disable",
+            &user.token,
+            json!({"password": PASSWORD, "code": later}),
+        )
+        .await;
+    assert_eq!(disable.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let last_step: Option<i64> =
+        sqlx::query_scalar("SELECT totp_last_step FROM user_security WHERE user_id = $1")
+            .bind(user.user_id)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert!(last_step.is_some_and(|s| s as u64 >= now() / totp::STEP_SECS));
+}
+
+#[tokio::test]
+async fn an_mfa_token_is_redeemed_once() {
+    let app = TestApp::spawn().await;
+    let (user, _org) = user_with_org(&app, "once").await;
+    let (_secret, codes) = enable_mfa(&app, &user).await;
+    let login = app.client.login(&user.email, PASSWORD).await;
+    let token = login.body["mfa_token"].as_str().unwrap().to_string();
+    let redeem = |code: String| {
+        let token = token.clone();
+        let client = app.client.clone();
+        async move {
+            client
+                .post_anon(
+                    "/api/v1/auth/mfa",
+                    json!({"mfa_token": token, "code": code}),
+                )
+                .await
+        }
+    };
+    let first = redeem(codes[0].clone()).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let second = redeem(codes[1].clone()).await;
+    assert_eq!(second.status, StatusCode::UNAUTHORIZED, "{}", second.body);
+    // The replay did not spend the second backup code: it still completes a fresh login.
+    let fresh = mfa_step(&app, &user.email, &codes[1]).await;
+    assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.body);
+
+    // Two redemptions racing with one token: exactly one session.
+    let login = app.client.login(&user.email, PASSWORD).await;
+    let token = login.body["mfa_token"].as_str().unwrap().to_string();
+    let race = |code: String| {
+        let token = token.clone();
+        let client = app.client.clone();
+        async move {
+            client
+                .post_anon(
+                    "/api/v1/auth/mfa",
+                    json!({"mfa_token": token, "code": code}),
+                )
+                .await
+                .status
+        }
+    };
+    let (a, b) = tokio::join!(race(codes[2].clone()), race(codes[3].clone()));
+    let wins = [a, b].iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(wins, 1, "{a} {b}");
 }

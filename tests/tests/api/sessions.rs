@@ -180,7 +180,8 @@ async fn sessions_are_listed_with_the_current_one_flagged_and_can_be_revoked() {
         .client
         .delete("/api/v1/me/sessions/not-a-uuid", &user.token)
         .await;
-    assert_eq!(malformed.status, StatusCode::NOT_FOUND);
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(malformed.code(), "invalid_id");
     assert_eq!(
         app.client.get("/api/v1/me", &other_token).await.status,
         StatusCode::OK

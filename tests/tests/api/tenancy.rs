@@ -146,7 +146,8 @@ async fn another_organizations_resources_are_invisible() {
         .client
         .get("/api/v1/workspaces/not-a-uuid", &mallory.token)
         .await;
-    assert_eq!(malformed.status, StatusCode::NOT_FOUND);
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(malformed.code(), "invalid_id");
 }
 
 #[tokio::test]
