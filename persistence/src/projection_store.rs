@@ -172,8 +172,13 @@ pub async fn load_context(
         &ids.invader_assets,
     )
     .await?;
-    let (foreign_block_ids, existing_block_rows) =
-        split_by_workspace(pool, CanvasTable::Blocks.name(), workspace_id, &ids.block_ids).await?;
+    let (foreign_block_ids, existing_block_rows) = split_by_workspace(
+        pool,
+        CanvasTable::Blocks.name(),
+        workspace_id,
+        &ids.block_ids,
+    )
+    .await?;
     let (foreign_relation_ids, _) = split_by_workspace(
         pool,
         CanvasTable::Relations.name(),

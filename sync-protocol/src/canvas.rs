@@ -647,7 +647,11 @@ mod tests {
             .unwrap();
         let removed = crate::rules::graph::cascade(&read(&doc), parent);
         remove_cascade(&mut doc.transact_mut(), &removed);
-        assert_eq!(*updates.lock().unwrap(), 1, "one update for the whole cascade");
+        assert_eq!(
+            *updates.lock().unwrap(),
+            1,
+            "one update for the whole cascade"
+        );
         let left = read(&doc);
         assert_eq!(left.blocks.keys().collect::<Vec<_>>(), [&other.to_string()]);
         assert!(left.relations.is_empty());

@@ -167,12 +167,7 @@ pub fn check_invader_usage(value: &Value) -> Result<InvaderUsage, FieldViolation
                 .map_err(|p| FieldViolation::new("applied_version", p))?;
             Some(text.clone())
         }
-        _ => {
-            return Err(FieldViolation::new(
-                "applied_version",
-                Problem::NotAString,
-            ))
-        }
+        _ => return Err(FieldViolation::new("applied_version", Problem::NotAString)),
     };
     let config_snapshot = match fields.get("config_snapshot").unwrap_or(&Value::Null) {
         Value::Null => None,
@@ -239,7 +234,10 @@ mod tests {
 
     #[test]
     fn text_columns_count_characters_and_refuse_nul() {
-        assert_eq!(check_text(&"é".repeat(MAX_NAME_CHARS), MAX_NAME_CHARS), Ok(()));
+        assert_eq!(
+            check_text(&"é".repeat(MAX_NAME_CHARS), MAX_NAME_CHARS),
+            Ok(())
+        );
         assert_eq!(
             check_name(&"n".repeat(MAX_NAME_CHARS + 1)),
             Err(Problem::TooLong {
@@ -293,7 +291,10 @@ mod tests {
             })
         );
         let field = |v: Value| check_invader_usage(&v).unwrap_err().field;
-        assert_eq!(field(json!({"applied_version": "1".repeat(21)})), "applied_version");
+        assert_eq!(
+            field(json!({"applied_version": "1".repeat(21)})),
+            "applied_version"
+        );
         assert_eq!(field(json!({"applied_version": 1})), "applied_version");
         assert_eq!(field(json!({"config_snapshot": "a\0"})), "config_snapshot");
         assert_eq!(field(json!("1.0")), "usage");

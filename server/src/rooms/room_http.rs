@@ -5,10 +5,10 @@
 
 use chrono::{DateTime, Utc};
 use nox_sync_protocol::canvas::{self, CanvasError, CanvasState};
+use nox_sync_protocol::locks::{LockView, ReleaseReason, ResourceType};
 use nox_sync_protocol::rules::body::{BlockChanges, NewBlock, NewRelation, RelationChanges};
 use nox_sync_protocol::rules::graph::{self, Cascade};
 use nox_sync_protocol::rules::{parse_id, parse_ref, FieldViolation, Problem};
-use nox_sync_protocol::locks::{LockView, ReleaseReason, ResourceType};
 use serde::Serialize;
 use serde_json::{Map as JsonMap, Value};
 use tokio::sync::oneshot;
@@ -28,13 +28,29 @@ const SERVER_ORIGIN: ConnId = 0;
 /// ([`nox_sync_protocol::rules::body`]); the room checks it against the live canvas.
 #[derive(Debug, Clone)]
 pub enum CanvasEdit {
-    CreateBlock { id: Uuid, block: NewBlock },
-    PatchBlock { id: Uuid, changes: BlockChanges },
-    CreateRelation { id: Uuid, relation: NewRelation },
-    PatchRelation { id: Uuid, changes: RelationChanges },
+    CreateBlock {
+        id: Uuid,
+        block: NewBlock,
+    },
+    PatchBlock {
+        id: Uuid,
+        changes: BlockChanges,
+    },
+    CreateRelation {
+        id: Uuid,
+        relation: NewRelation,
+    },
+    PatchRelation {
+        id: Uuid,
+        changes: RelationChanges,
+    },
     /// Removes the block with its cascade ([`graph::cascade`]).
-    RemoveBlock { id: Uuid },
-    RemoveRelation { id: Uuid },
+    RemoveBlock {
+        id: Uuid,
+    },
+    RemoveRelation {
+        id: Uuid,
+    },
 }
 
 impl CanvasEdit {
@@ -288,7 +304,10 @@ fn plan_write(
     match edit {
         CanvasEdit::CreateBlock { id, block } => {
             check_block_parent(canvas, id, &block.fields).map_err(invalid)?;
-            Ok(CanvasWrite::PutBlock(id.to_string(), block.doc_fields(user_id)))
+            Ok(CanvasWrite::PutBlock(
+                id.to_string(),
+                block.doc_fields(user_id),
+            ))
         }
         CanvasEdit::PatchBlock { id, changes } => {
             check_block_parent(canvas, id, &changes).map_err(invalid)?;
@@ -296,11 +315,17 @@ fn plan_write(
         }
         CanvasEdit::CreateRelation { id, relation } => {
             check_relation_ends(canvas, id, &relation.fields).map_err(invalid)?;
-            Ok(CanvasWrite::PutRelation(id.to_string(), relation.doc_fields()))
+            Ok(CanvasWrite::PutRelation(
+                id.to_string(),
+                relation.doc_fields(),
+            ))
         }
         CanvasEdit::PatchRelation { id, changes } => {
             check_relation_ends(canvas, id, &changes).map_err(invalid)?;
-            Ok(CanvasWrite::PutRelation(id.to_string(), changes.doc_fields()))
+            Ok(CanvasWrite::PutRelation(
+                id.to_string(),
+                changes.doc_fields(),
+            ))
         }
         CanvasEdit::RemoveBlock { id } => Ok(CanvasWrite::Remove(graph::cascade(canvas, id))),
         CanvasEdit::RemoveRelation { id } => Ok(CanvasWrite::Remove(Cascade {
@@ -340,8 +365,14 @@ fn check_relation_ends(
     match (source, target) {
         (Some(source), Some(target)) => graph::check_relation_ends(canvas, id, source, target),
         // The stored end is no id (a stock client wrote it): the patch must set both.
-        (None, _) => Err(vec![FieldViolation::new("source_block_id", Problem::NotALiveBlock)]),
-        (_, None) => Err(vec![FieldViolation::new("target_block_id", Problem::NotALiveBlock)]),
+        (None, _) => Err(vec![FieldViolation::new(
+            "source_block_id",
+            Problem::NotALiveBlock,
+        )]),
+        (_, None) => Err(vec![FieldViolation::new(
+            "target_block_id",
+            Problem::NotALiveBlock,
+        )]),
     }
 }
 

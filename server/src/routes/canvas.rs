@@ -209,7 +209,13 @@ pub async fn delete_block(
 ) -> ApiResult<StatusCode> {
     authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
     let id = path_id(Entity::Block, &id)?;
-    edit_canvas(&state, workspace_id, user.user_id, CanvasEdit::RemoveBlock { id }).await?;
+    edit_canvas(
+        &state,
+        workspace_id,
+        user.user_id,
+        CanvasEdit::RemoveBlock { id },
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -360,11 +366,7 @@ fn found(entity: Entity, canvas: &CanvasState, id: Uuid) -> ApiResult<Json<Value
         .ok_or_else(|| ApiError::not_found(entity.name()))
 }
 
-fn created(
-    entity: Entity,
-    canvas: &CanvasState,
-    id: Uuid,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+fn created(entity: Entity, canvas: &CanvasState, id: Uuid) -> ApiResult<(StatusCode, Json<Value>)> {
     found(entity, canvas, id).map(|shown| (StatusCode::CREATED, shown))
 }
 

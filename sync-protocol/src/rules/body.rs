@@ -149,7 +149,9 @@ impl NewBlock {
             .entry("name")
             .or_insert_with(|| Value::String(String::new()));
         for key in ["config", "visual"] {
-            fields.entry(key).or_insert_with(|| Value::Object(Object::new()));
+            fields
+                .entry(key)
+                .or_insert_with(|| Value::Object(Object::new()));
         }
         fields.insert(
             "created_by_id".into(),
@@ -170,7 +172,9 @@ impl NewRelation {
     pub fn doc_fields(&self) -> Object {
         let mut fields = self.fields.doc_fields();
         for key in ["rules", "visual"] {
-            fields.entry(key).or_insert_with(|| Value::Object(Object::new()));
+            fields
+                .entry(key)
+                .or_insert_with(|| Value::Object(Object::new()));
         }
         fields
     }
@@ -363,7 +367,10 @@ fn invaders(field: &str, value: Value) -> Result<Object, FieldViolation> {
     let map = object(field, value)?;
     for (key, usage) in &map {
         if parse_id(key).is_none() {
-            return Err(FieldViolation::new(format!("{field}.{key}"), Problem::NotAnId));
+            return Err(FieldViolation::new(
+                format!("{field}.{key}"),
+                Problem::NotAnId,
+            ));
         }
         check_invader_usage(usage).map_err(|v| {
             let inner = if v.field == "usage" {
@@ -389,7 +396,9 @@ mod tests {
     }
 
     fn new_block(body: Value) -> Result<NewBlock, Vec<FieldViolation>> {
-        serde_json::from_value::<NewBlockBody>(body).unwrap().check()
+        serde_json::from_value::<NewBlockBody>(body)
+            .unwrap()
+            .check()
     }
 
     fn block_patch(body: Value) -> Result<BlockChanges, Vec<FieldViolation>> {
@@ -424,7 +433,10 @@ mod tests {
         keys.sort();
         let mut expected = BLOCK_FIELDS.to_vec();
         expected.sort();
-        assert_eq!(keys, expected, "the body and the rules name the same fields");
+        assert_eq!(
+            keys, expected,
+            "the body and the rules name the same fields"
+        );
         assert_eq!(written["created_by_id"], json!(uid(9)));
         assert_eq!(written["parent_block_id"], json!(uid(2)));
     }
@@ -496,10 +508,16 @@ mod tests {
     fn a_patch_tells_absent_from_null() {
         let detach = block_patch(json!({"parent_block_id": null})).unwrap();
         assert_eq!(detach.parent_block_id, Some(None));
-        assert_eq!(detach.doc_fields(), *json!({"parent_block_id": null}).as_object().unwrap());
+        assert_eq!(
+            detach.doc_fields(),
+            *json!({"parent_block_id": null}).as_object().unwrap()
+        );
         let keep = block_patch(json!({"name": "x"})).unwrap();
         assert_eq!(keep.parent_block_id, None);
-        assert_eq!(keep.doc_fields(), *json!({"name": "x"}).as_object().unwrap());
+        assert_eq!(
+            keep.doc_fields(),
+            *json!({"name": "x"}).as_object().unwrap()
+        );
         let err = block_patch(json!({"config": null, "name": null})).unwrap_err();
         assert_eq!(fields(err), ["config", "name"]);
     }
@@ -537,12 +555,16 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err,
-            [FieldViolation::new("target_block_id", Problem::SelfRelation)]
+            [FieldViolation::new(
+                "target_block_id",
+                Problem::SelfRelation
+            )]
         );
-        let err = serde_json::from_value::<RelationBody>(json!({"source_block_id": null, "id": uid(1)}))
-            .unwrap()
-            .check_patch()
-            .unwrap_err();
+        let err =
+            serde_json::from_value::<RelationBody>(json!({"source_block_id": null, "id": uid(1)}))
+                .unwrap()
+                .check_patch()
+                .unwrap_err();
         assert_eq!(fields(err), ["id", "source_block_id"]);
     }
 }

@@ -64,7 +64,10 @@ pub fn check_relation_ends(
         }
     }
     if source == target {
-        found.push(FieldViolation::new("target_block_id", Problem::SelfRelation));
+        found.push(FieldViolation::new(
+            "target_block_id",
+            Problem::SelfRelation,
+        ));
     }
     if found.is_empty() {
         if let Some(existing) = duplicate_of(canvas, relation, source, target) {
@@ -80,7 +83,12 @@ pub fn check_relation_ends(
 }
 
 /// Another relation with the same ends: its document key.
-fn duplicate_of(canvas: &CanvasState, relation: Uuid, source: Uuid, target: Uuid) -> Option<String> {
+fn duplicate_of(
+    canvas: &CanvasState,
+    relation: Uuid,
+    source: Uuid,
+    target: Uuid,
+) -> Option<String> {
     canvas
         .relations
         .iter()
@@ -199,10 +207,22 @@ mod tests {
         assert_eq!(check_parent(&c, uid(4), uid(3)), Ok(()));
         assert_eq!(check_parent(&c, uid(3), uid(1)), Ok(()));
         assert_eq!(check_parent(&c, uid(99), uid(2)), Ok(()), "a new block");
-        assert_eq!(problem(check_parent(&c, uid(2), uid(2))), Problem::ParentCycle);
-        assert_eq!(problem(check_parent(&c, uid(1), uid(3))), Problem::ParentCycle);
-        assert_eq!(problem(check_parent(&c, uid(1), uid(2))), Problem::ParentCycle);
-        assert_eq!(problem(check_parent(&c, uid(1), uid(77))), Problem::NotALiveBlock);
+        assert_eq!(
+            problem(check_parent(&c, uid(2), uid(2))),
+            Problem::ParentCycle
+        );
+        assert_eq!(
+            problem(check_parent(&c, uid(1), uid(3))),
+            Problem::ParentCycle
+        );
+        assert_eq!(
+            problem(check_parent(&c, uid(1), uid(2))),
+            Problem::ParentCycle
+        );
+        assert_eq!(
+            problem(check_parent(&c, uid(1), uid(77))),
+            Problem::NotALiveBlock
+        );
         assert_eq!(
             check_parent(&c, uid(1), uid(3)).unwrap_err().field,
             "parent_block_id"
@@ -214,7 +234,10 @@ mod tests {
         let mut c = canvas();
         c.blocks.insert(key(1), block(Some(3)));
         assert_eq!(check_parent(&c, uid(4), uid(1)), Ok(()));
-        assert_eq!(problem(check_parent(&c, uid(2), uid(1))), Problem::ParentCycle);
+        assert_eq!(
+            problem(check_parent(&c, uid(2), uid(1))),
+            Problem::ParentCycle
+        );
     }
 
     #[test]
@@ -243,8 +266,9 @@ mod tests {
         let mut c = canvas();
         c.blocks.insert("odd-key".into(), block(Some(2)));
         let removed = cascade(&c, uid(1));
-        let expected: BTreeSet<String> =
-            [key(1), key(2), key(3), "odd-key".into()].into_iter().collect();
+        let expected: BTreeSet<String> = [key(1), key(2), key(3), "odd-key".into()]
+            .into_iter()
+            .collect();
         assert_eq!(removed.blocks, expected);
         assert_eq!(removed.relations, [key(50), key(51)].into_iter().collect());
         let leaf = cascade(&c, uid(4));
