@@ -112,7 +112,8 @@ pub enum HttpRequest {
     },
     Edit {
         user_id: Uuid,
-        edit: CanvasEdit,
+        /// Boxed: a checked edit is large next to the other requests.
+        edit: Box<CanvasEdit>,
         reply: Reply<Result<CanvasState, EditError>>,
     },
     Presence {
@@ -172,7 +173,7 @@ impl WorkspaceRoom {
                 edit,
                 reply,
             } => {
-                let result = self.apply_edit(user_id, edit);
+                let result = self.apply_edit(user_id, *edit);
                 let failure = Some(Err(EditError::Unavailable));
                 self.http_replies
                     .push(PendingHttpReply::new(reply, result, failure));

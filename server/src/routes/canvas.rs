@@ -430,7 +430,7 @@ async fn edit_canvas(
         .rooms
         .request(workspace_id, |reply| HttpRequest::Edit {
             user_id,
-            edit: edit.clone(),
+            edit: Box::new(edit.clone()),
             reply,
         })
         .await

@@ -498,7 +498,7 @@ async fn deleting_a_block_over_http_takes_its_subtree_and_relations_in_one_updat
     listed_ids.sort();
     assert_eq!(listed_ids.iter().collect::<Vec<_>>(), expected);
     let listed = app.client.get(&relations, &owner.token).await;
-    assert_eq!(ids_of(&listed.body), [kept_relation.clone()]);
+    assert_eq!(ids_of(&listed.body), [kept_relation]);
     app.stop().await;
 }
 
