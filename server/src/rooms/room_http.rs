@@ -221,8 +221,8 @@ impl WorkspaceRoom {
         canvas::read_canvas(&self.awareness.doc().transact())
     }
 
-    /// Checks `edit` against the live canvas (existence, then locks, then references), and
-    /// applies it as one server-originated transaction.
+    /// Checks `edit` against the live canvas (existence, then references, then the locks of
+    /// everything the write touches) and applies it as one server-originated transaction.
     fn apply_edit(&mut self, user_id: Uuid, edit: CanvasEdit) -> Result<CanvasState, EditError> {
         let canvas = self.read_canvas();
         check_existence(&canvas, &edit)?;
@@ -379,20 +379,21 @@ fn check_relation_ends(
 
 /// Every lockable resource a write touches.
 fn touched(write: &CanvasWrite) -> Vec<(ResourceType, Uuid)> {
-    let ids = |keys: &mut dyn Iterator<Item = &String>, kind| {
-        keys.filter_map(|key| parse_id(key))
-            .map(|id| (kind, id))
-            .collect::<Vec<_>>()
+    let (blocks, relations): (Vec<&String>, Vec<&String>) = match write {
+        CanvasWrite::PutBlock(id, _) => (vec![id], Vec::new()),
+        CanvasWrite::PutRelation(id, _) => (Vec::new(), vec![id]),
+        CanvasWrite::Remove(cascade) => (
+            cascade.blocks.iter().collect(),
+            cascade.relations.iter().collect(),
+        ),
     };
-    match write {
-        CanvasWrite::PutBlock(id, _) => ids(&mut std::iter::once(id), ResourceType::Block),
-        CanvasWrite::PutRelation(id, _) => ids(&mut std::iter::once(id), ResourceType::Relation),
-        CanvasWrite::Remove(cascade) => {
-            let mut all = ids(&mut cascade.blocks.iter(), ResourceType::Block);
-            all.extend(ids(&mut cascade.relations.iter(), ResourceType::Relation));
-            all
-        }
-    }
+    // Keys that are no ids cannot be locked.
+    let blocks = blocks.into_iter().filter_map(|key| parse_id(key));
+    let relations = relations.into_iter().filter_map(|key| parse_id(key));
+    blocks
+        .map(|id| (ResourceType::Block, id))
+        .chain(relations.map(|id| (ResourceType::Relation, id)))
+        .collect()
 }
 
 /// The document writers refuse only what a checked edit never holds; kept as a 422 anyway.
