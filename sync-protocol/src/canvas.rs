@@ -96,6 +96,22 @@ pub fn read_canvas<T: ReadTxn>(txn: &T) -> CanvasState {
     }
 }
 
+/// Reads block `id` alone (`None` when absent): what an edit answers with, without reading the
+/// whole canvas again.
+pub fn read_block<T: ReadTxn>(txn: &T, id: &str) -> Option<BlockEntry> {
+    read_entry(txn, BLOCKS, id, block_entry)
+}
+
+/// Reads relation `id` alone (`None` when absent).
+pub fn read_relation<T: ReadTxn>(txn: &T, id: &str) -> Option<RelationEntry> {
+    read_entry(txn, RELATIONS, id, relation_entry)
+}
+
+fn read_entry<T: ReadTxn, E>(txn: &T, root: &str, id: &str, entry: fn(Value) -> E) -> Option<E> {
+    let value = txn.get_map(root)?.get(txn, id)?;
+    Some(entry(out_to_json(txn, &value, 0)))
+}
+
 fn read_root<T: ReadTxn, E>(txn: &T, name: &str, entry: fn(Value) -> E) -> BTreeMap<String, E> {
     let Some(root) = txn.get_map(name) else {
         return BTreeMap::new();
@@ -465,6 +481,8 @@ mod tests {
                    "config": {"a": 1, "deep": {"x": [1, "two", null]}}, "visual": {"x": 1.5}}),
         );
         let block = &read(&doc).blocks["b1"];
+        assert_eq!(read_block(&doc.transact(), "b1").as_ref(), Some(block));
+        assert_eq!(read_block(&doc.transact(), "b2"), None);
         assert_eq!(block.block_type, json!("note"));
         assert_eq!(block.name, json!("N"));
         assert_eq!(block.parent_block_id, Value::Null);

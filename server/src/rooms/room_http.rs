@@ -4,7 +4,7 @@
 //! Every answer waits for the batch to be durable.
 
 use chrono::{DateTime, Utc};
-use nox_sync_protocol::canvas::{self, CanvasError, CanvasState};
+use nox_sync_protocol::canvas::{self, BlockEntry, CanvasError, CanvasState, RelationEntry};
 use nox_sync_protocol::locks::{LockView, ReleaseReason, ResourceType};
 use nox_sync_protocol::rules::body::{BlockChanges, NewBlock, NewRelation, RelationChanges};
 use nox_sync_protocol::rules::graph::{self, Cascade};
@@ -80,6 +80,14 @@ enum CanvasWrite {
     Remove(Cascade),
 }
 
+/// What an edit left behind: the entity as it now reads, or nothing (a delete).
+#[derive(Debug, Clone)]
+pub enum Edited {
+    Block(BlockEntry),
+    Relation(RelationEntry),
+    Removed,
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EditError {
     #[error("not found")]
@@ -114,7 +122,7 @@ pub enum HttpRequest {
         user_id: Uuid,
         /// Boxed: a checked edit is large next to the other requests.
         edit: Box<CanvasEdit>,
-        reply: Reply<Result<CanvasState, EditError>>,
+        reply: Reply<Result<Edited, EditError>>,
     },
     Presence {
         reply: Reply<Vec<PresenceEntry>>,
@@ -223,7 +231,8 @@ impl WorkspaceRoom {
 
     /// Checks `edit` against the live canvas (existence, then references, then the locks of
     /// everything the write touches) and applies it as one server-originated transaction.
-    fn apply_edit(&mut self, user_id: Uuid, edit: CanvasEdit) -> Result<CanvasState, EditError> {
+    fn apply_edit(&mut self, user_id: Uuid, edit: CanvasEdit) -> Result<Edited, EditError> {
+        // The one full read of an edit: the graph rules and the cascade need the whole canvas.
         let canvas = self.read_canvas();
         check_existence(&canvas, &edit)?;
         let write = plan_write(&canvas, user_id, edit)?;
@@ -246,7 +255,19 @@ impl WorkspaceRoom {
         self.acting_user = Some(user_id);
         self.collect_emitted();
         self.acting_user = None;
-        Ok(self.read_canvas())
+        Ok(self.read_written(&write))
+    }
+
+    fn read_written(&self, write: &CanvasWrite) -> Edited {
+        let txn = self.awareness.doc().transact();
+        let read = match write {
+            CanvasWrite::PutBlock(id, _) => canvas::read_block(&txn, id).map(Edited::Block),
+            CanvasWrite::PutRelation(id, _) => {
+                canvas::read_relation(&txn, id).map(Edited::Relation)
+            }
+            CanvasWrite::Remove(_) => None,
+        };
+        read.unwrap_or(Edited::Removed)
     }
 
     /// 423 when another user holds a lock on anything the write touches (for a delete: every

@@ -20,7 +20,7 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{Json, Path, Query};
 use crate::openapi::ErrorBody;
 use crate::pagination::Page;
-use crate::rooms::{CanvasEdit, EditError, HttpRequest, JoinError};
+use crate::rooms::{CanvasEdit, EditError, Edited, HttpRequest, JoinError};
 use crate::routes::{require_permission, require_workspace_for};
 use crate::state::AppState;
 
@@ -167,8 +167,8 @@ pub async fn create_block(
     check_id_free(&state, CanvasTable::Blocks, workspace_id, id).await?;
     check_block_quota(&state, access.org_id, workspace_id).await?;
     let edit = CanvasEdit::CreateBlock { id, block };
-    let canvas = edit_canvas(&state, workspace_id, user.user_id, edit).await?;
-    created(Entity::Block, &canvas, id)
+    let edited = edit_canvas(&state, workspace_id, user.user_id, edit).await?;
+    created(id, edited)
 }
 
 #[utoipa::path(patch, path = "/api/v1/workspaces/{workspace_id}/blocks/{block_id}", tag = "canvas",
@@ -188,8 +188,8 @@ pub async fn patch_block(
     let id = path_id(Entity::Block, &id)?;
     let changes = body.check_patch().map_err(refused)?;
     let edit = CanvasEdit::PatchBlock { id, changes };
-    let canvas = edit_canvas(&state, workspace_id, user.user_id, edit).await?;
-    found(Entity::Block, &canvas, id)
+    let edited = edit_canvas(&state, workspace_id, user.user_id, edit).await?;
+    shown(id, edited)
 }
 
 /// Deletes the block with what the seed's foreign keys cascade to (`parent_block_id` and both
@@ -279,8 +279,8 @@ pub async fn create_relation(
     let id = relation.id.unwrap_or_else(Uuid::new_v4);
     check_id_free(&state, CanvasTable::Relations, workspace_id, id).await?;
     let edit = CanvasEdit::CreateRelation { id, relation };
-    let canvas = edit_canvas(&state, workspace_id, user.user_id, edit).await?;
-    created(Entity::Relation, &canvas, id)
+    let edited = edit_canvas(&state, workspace_id, user.user_id, edit).await?;
+    created(id, edited)
 }
 
 #[utoipa::path(patch, path = "/api/v1/workspaces/{workspace_id}/relations/{relation_id}", tag = "canvas",
@@ -300,8 +300,8 @@ pub async fn patch_relation(
     let id = path_id(Entity::Relation, &id)?;
     let changes = body.check_patch().map_err(refused)?;
     let edit = CanvasEdit::PatchRelation { id, changes };
-    let canvas = edit_canvas(&state, workspace_id, user.user_id, edit).await?;
-    found(Entity::Relation, &canvas, id)
+    let edited = edit_canvas(&state, workspace_id, user.user_id, edit).await?;
+    shown(id, edited)
 }
 
 #[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/relations/{relation_id}", tag = "canvas",
@@ -359,15 +359,18 @@ async fn get_entity(
         .ok_or_else(|| ApiError::not_found(entity.name()))
 }
 
-fn found(entity: Entity, canvas: &CanvasState, id: Uuid) -> ApiResult<Json<Value>> {
-    let shown = entity.find(canvas, &id.to_string());
-    shown
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(entity.name()))
+/// The entity an edit wrote, as the API shows it.
+fn shown(id: Uuid, edited: Edited) -> ApiResult<Json<Value>> {
+    let id = id.to_string();
+    match edited {
+        Edited::Block(block) => Ok(Json(entity_json(&id, &block))),
+        Edited::Relation(relation) => Ok(Json(entity_json(&id, &relation))),
+        Edited::Removed => Err(ApiError::not_found("resource")),
+    }
 }
 
-fn created(entity: Entity, canvas: &CanvasState, id: Uuid) -> ApiResult<(StatusCode, Json<Value>)> {
-    found(entity, canvas, id).map(|shown| (StatusCode::CREATED, shown))
+fn created(id: Uuid, edited: Edited) -> ApiResult<(StatusCode, Json<Value>)> {
+    shown(id, edited).map(|entity| (StatusCode::CREATED, entity))
 }
 
 /// A path id that is no id names nothing an edit can reach: 404, like a missing one.
@@ -425,7 +428,7 @@ async fn edit_canvas(
     workspace_id: Uuid,
     user_id: Uuid,
     edit: CanvasEdit,
-) -> ApiResult<CanvasState> {
+) -> ApiResult<Edited> {
     state
         .rooms
         .request(workspace_id, |reply| HttpRequest::Edit {
