@@ -3,8 +3,9 @@
 //!
 //! Reading is deliberately lenient and raw: clients differ (a block or its `config` may be a nested
 //! `Y.Map` or a plain JSON object stored as one `Any` value), and the CRDT can converge to values the
-//! tables forbid. Everything is read as `serde_json::Value`; deciding what is valid is the job of
-//! [`crate::projection`].
+//! tables forbid. Everything is read as `serde_json::Value`; what is valid is said by
+//! [`crate::rules`] (refused at the HTTP edge) and applied to the document by [`crate::projection`]
+//! (repaired and reported).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

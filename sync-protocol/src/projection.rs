@@ -7,9 +7,11 @@
 //! removed from the doc: fixing the doc fixes the rows at the next projection.
 //!
 //! Choices made where the design leaves room:
-//! - Ids are UUIDs in the 36-character hyphenated form, any case ([`rules::parse_id`]). If two doc keys spell the same
-//!   UUID (`ABC…` and `abc…`), the canonical lowercase key wins, else the smallest key; the other is
-//!   an `InvalidId` conflict.
+//! - Ids are UUIDs in the 36-character hyphenated form, any case ([`rules::parse_id`]). If two doc
+//!   keys spell the same UUID (`ABC…` and `abc…`), the canonical lowercase key wins, else the
+//!   smallest key; the other is an `InvalidId` conflict.
+//! - Column limits and value checks are those of [`crate::rules`], shared with the HTTP edge: where
+//!   the edge refuses, the projection skips or repairs and reports.
 //! - A missing (or null) `name` is projected as `""`: the column only needs NOT NULL. A missing
 //!   `config` / `visual` / `rules` is `{}`.
 //! - A null `parent_block_id`, `origin_asset_id` or `created_by_id` is a plain NULL, not a conflict.
@@ -26,8 +28,6 @@ use uuid::Uuid;
 
 use crate::canvas::{BlockEntry, CanvasState, RelationEntry};
 use crate::rules::{self, parse_id, parse_ref, FieldViolation, Problem};
-#[cfg(test)]
-use crate::rules::{MAX_NAME_CHARS, MAX_TYPE_CHARS, MAX_VERSION_CHARS};
 
 /// A `core_blocks` row (always live: removed blocks are simply absent from a [`Projection`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -908,6 +908,7 @@ fn mark_duplicates(
 mod tests {
     use super::*;
     use crate::canvas::{new_canvas_doc, put_block, put_relation, read_canvas};
+    use crate::rules::{MAX_NAME_CHARS, MAX_TYPE_CHARS, MAX_VERSION_CHARS};
     use serde_json::json;
     use yrs::Transact;
 
