@@ -16,11 +16,6 @@ pub fn is_live_block(canvas: &CanvasState, id: Uuid) -> bool {
     canvas.blocks.contains_key(&id.to_string())
 }
 
-/// Whether `id` is a relation of the canvas.
-pub fn is_relation(canvas: &CanvasState, id: Uuid) -> bool {
-    canvas.relations.contains_key(&id.to_string())
-}
-
 /// `parent` as the parent of `block` (which may not exist yet): a live block, neither `block`
 /// itself nor one of its descendants (that would close a cycle).
 pub fn check_parent(canvas: &CanvasState, block: Uuid, parent: Uuid) -> Result<(), FieldViolation> {
