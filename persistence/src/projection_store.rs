@@ -172,10 +172,20 @@ pub async fn load_context(
         &ids.invader_assets,
     )
     .await?;
-    let (foreign_block_ids, existing_block_rows) =
-        split_by_workspace(pool, "core_blocks", workspace_id, &ids.block_ids).await?;
-    let (foreign_relation_ids, _) =
-        split_by_workspace(pool, "core_relations", workspace_id, &ids.relation_ids).await?;
+    let (foreign_block_ids, existing_block_rows) = split_by_workspace(
+        pool,
+        CanvasTable::Blocks.name(),
+        workspace_id,
+        &ids.block_ids,
+    )
+    .await?;
+    let (foreign_relation_ids, _) = split_by_workspace(
+        pool,
+        CanvasTable::Relations.name(),
+        workspace_id,
+        &ids.relation_ids,
+    )
+    .await?;
     Ok(ProjectionContext {
         known_users: users,
         known_origin_assets: origin_assets,
@@ -184,6 +194,35 @@ pub async fn load_context(
         foreign_relation_ids,
         existing_block_rows,
     })
+}
+
+/// Which table of canvas rows an id is looked up in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CanvasTable {
+    Blocks,
+    Relations,
+}
+
+impl CanvasTable {
+    fn name(self) -> &'static str {
+        match self {
+            CanvasTable::Blocks => "core_blocks",
+            CanvasTable::Relations => "core_relations",
+        }
+    }
+}
+
+/// Whether `id` is a row (live or soft-deleted) of another workspace than `workspace_id`: such an
+/// id can never be projected here, and must not be confirmed to exist by any answer.
+pub async fn is_used_elsewhere(
+    pool: &PgPool,
+    table: CanvasTable,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> Result<bool, PersistenceError> {
+    let (foreign, _) =
+        split_by_workspace(pool, table.name(), workspace_id, &HashSet::from([id])).await?;
+    Ok(foreign.contains(&id))
 }
 
 async fn existing(

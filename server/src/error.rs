@@ -157,6 +157,16 @@ impl ApiError {
         err
     }
 
+    /// 400 `invalid_id`: the path parameter `key` is not a UUID, so it cannot name anything.
+    pub fn invalid_id(key: &str) -> Self {
+        let mut err = Self::bad_request(
+            "invalid_id",
+            format!("`{key}` in the path is not a valid id"),
+        );
+        err.fields = vec![FieldError::new(key, "must be a UUID")];
+        err
+    }
+
     /// Logs `cause` and hides it from the client.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
@@ -270,6 +280,7 @@ impl From<AccessError> for ApiError {
             AccessError::SessionRequired => {
                 ApiError::new(StatusCode::FORBIDDEN, "session_required", message)
             }
+            AccessError::ProjectArchived => ApiError::conflict("project_archived", message),
             AccessError::FeatureDisabled(_) => {
                 ApiError::new(StatusCode::FORBIDDEN, "feature_disabled", message)
             }
@@ -319,14 +330,7 @@ impl From<PathRejection> for ApiError {
             PathRejection::FailedToDeserializePathParams(e) => match e.into_kind() {
                 ErrorKind::ParseErrorAtKey { key, .. }
                 | ErrorKind::DeserializeError { key, .. }
-                | ErrorKind::InvalidUtf8InPathParam { key } => {
-                    let mut err = ApiError::bad_request(
-                        "invalid_id",
-                        format!("`{key}` in the path is not a valid id"),
-                    );
-                    err.fields = vec![FieldError::new(key, "must be a UUID")];
-                    err
-                }
+                | ErrorKind::InvalidUtf8InPathParam { key } => ApiError::invalid_id(&key),
                 // The route and the handler disagree on the parameters: a bug of ours.
                 kind @ (ErrorKind::WrongNumberOfParameters { .. }
                 | ErrorKind::UnsupportedType { .. }) => ApiError::internal(kind),

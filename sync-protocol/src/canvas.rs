@@ -3,8 +3,9 @@
 //!
 //! Reading is deliberately lenient and raw: clients differ (a block or its `config` may be a nested
 //! `Y.Map` or a plain JSON object stored as one `Any` value), and the CRDT can converge to values the
-//! tables forbid. Everything is read as `serde_json::Value`; deciding what is valid is the job of
-//! [`crate::projection`].
+//! tables forbid. Everything is read as `serde_json::Value`; what is valid is said by
+//! [`crate::rules`] (refused at the HTTP edge) and applied to the document by [`crate::projection`]
+//! (repaired and reported).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -18,35 +19,16 @@ use yrs::{
 };
 
 use crate::projection::{BlockRow, InvaderUsageRow, RelationRow};
+use crate::rules::graph::Cascade;
+use crate::rules::{
+    BLOCK_FIELDS, BLOCK_OBJECT_FIELDS as BLOCK_NESTED, RELATION_FIELDS,
+    RELATION_OBJECT_FIELDS as RELATION_NESTED,
+};
 
 /// Root map of blocks: `blockId → Y.Map` (or a plain JSON object).
 pub const BLOCKS: &str = "blocks";
 /// Root map of relations: `relationId → Y.Map` (or a plain JSON object).
 pub const RELATIONS: &str = "relations";
-
-/// Fields a block may hold; anything else is refused by the writers so typos do not end up in the doc.
-pub const BLOCK_FIELDS: [&str; 8] = [
-    "type",
-    "name",
-    "parent_block_id",
-    "origin_asset_id",
-    "created_by_id",
-    "config",
-    "visual",
-    "invaders",
-];
-/// Fields a relation may hold.
-pub const RELATION_FIELDS: [&str; 5] = [
-    "source_block_id",
-    "target_block_id",
-    "type",
-    "rules",
-    "visual",
-];
-/// Block fields stored as nested `Y.Map`s, so concurrent edits to different keys both survive.
-const BLOCK_NESTED: [&str; 3] = ["config", "visual", "invaders"];
-/// Relation fields stored as nested `Y.Map`s.
-const RELATION_NESTED: [&str; 2] = ["rules", "visual"];
 
 /// Nesting deeper than this is read as `null`: it bounds recursion (stack) on hostile documents and
 /// is far beyond anything the editor writes.
@@ -113,6 +95,22 @@ pub fn read_canvas<T: ReadTxn>(txn: &T) -> CanvasState {
         blocks: read_root(txn, BLOCKS, block_entry),
         relations: read_root(txn, RELATIONS, relation_entry),
     }
+}
+
+/// Reads block `id` alone (`None` when absent): what an edit answers with, without reading the
+/// whole canvas again.
+pub fn read_block<T: ReadTxn>(txn: &T, id: &str) -> Option<BlockEntry> {
+    read_entry(txn, BLOCKS, id, block_entry)
+}
+
+/// Reads relation `id` alone (`None` when absent).
+pub fn read_relation<T: ReadTxn>(txn: &T, id: &str) -> Option<RelationEntry> {
+    read_entry(txn, RELATIONS, id, relation_entry)
+}
+
+fn read_entry<T: ReadTxn, E>(txn: &T, root: &str, id: &str, entry: fn(Value) -> E) -> Option<E> {
+    let value = txn.get_map(root)?.get(txn, id)?;
+    Some(entry(out_to_json(txn, &value, 0)))
 }
 
 fn read_root<T: ReadTxn, E>(txn: &T, name: &str, entry: fn(Value) -> E) -> BTreeMap<String, E> {
@@ -265,10 +263,22 @@ pub fn put_relation(
     Ok(())
 }
 
-/// Removes block `id` (its relations are left alone: the projection marks them deleted, and the
-/// doc stays the source of truth). Returns whether it existed.
+/// Removes block `id` alone, as a stock client does (its children and relations are left: the
+/// projection repairs them). Returns whether it existed. The server removes with
+/// [`remove_cascade`].
 pub fn remove_block(txn: &mut TransactionMut, id: &str) -> bool {
     remove_entity(txn, BLOCKS, id)
+}
+
+/// Removes every block and relation of `cascade` (see [`crate::rules::graph::cascade`]) in the
+/// caller's transaction, so peers receive the delete and its consequences as one update.
+pub fn remove_cascade(txn: &mut TransactionMut, cascade: &Cascade) {
+    for key in &cascade.relations {
+        remove_entity(txn, RELATIONS, key);
+    }
+    for key in &cascade.blocks {
+        remove_entity(txn, BLOCKS, key);
+    }
 }
 
 /// Removes relation `id`. Returns whether it existed.
@@ -472,6 +482,8 @@ mod tests {
                    "config": {"a": 1, "deep": {"x": [1, "two", null]}}, "visual": {"x": 1.5}}),
         );
         let block = &read(&doc).blocks["b1"];
+        assert_eq!(read_block(&doc.transact(), "b1").as_ref(), Some(block));
+        assert_eq!(read_block(&doc.transact(), "b2"), None);
         assert_eq!(block.block_type, json!("note"));
         assert_eq!(block.name, json!("N"));
         assert_eq!(block.parent_block_id, Value::Null);
@@ -632,6 +644,36 @@ mod tests {
         assert!(!remove_relation(&mut txn, "nope"));
         drop(txn);
         assert_eq!(read(&doc), CanvasState::default());
+    }
+
+    #[test]
+    fn remove_cascade_removes_blocks_and_relations_in_one_transaction() {
+        let doc = new_canvas_doc();
+        let (parent, child, other) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        put(&doc, &parent.to_string(), json!({"type": "t"}));
+        put(
+            &doc,
+            &child.to_string(),
+            json!({"type": "t", "parent_block_id": parent.to_string()}),
+        );
+        put(&doc, &other.to_string(), json!({"type": "t"}));
+        let link = json!({"type": "l", "source_block_id": other.to_string(),
+                          "target_block_id": child.to_string()});
+        put_relation(&mut doc.transact_mut(), "r1", &object(link)).unwrap();
+        let updates = Arc::new(std::sync::Mutex::new(0));
+        let counter = updates.clone();
+        doc.observe_update_v1("count", move |_, _| *counter.lock().unwrap() += 1)
+            .unwrap();
+        let removed = crate::rules::graph::cascade(&read(&doc), parent);
+        remove_cascade(&mut doc.transact_mut(), &removed);
+        assert_eq!(
+            *updates.lock().unwrap(),
+            1,
+            "one update for the whole cascade"
+        );
+        let left = read(&doc);
+        assert_eq!(left.blocks.keys().collect::<Vec<_>>(), [&other.to_string()]);
+        assert!(left.relations.is_empty());
     }
 
     #[test]

@@ -4,10 +4,13 @@
 //! - [`canvas`]: the canvas document model (`blocks` / `relations` root maps) read from and written
 //!   into a `yrs::Doc`.
 //! - [`locks`]: the JSON edit-lock messages carried in stateless frames.
+//! - [`rules`]: the canvas rules, defined once: fields, column limits, ids, request bodies, and the
+//!   checks over the live canvas (references, duplicates, cycles, the cascade of a delete).
 //! - [`projection`]: how a canvas state becomes `core_blocks` / `core_relations` /
 //!   `block_invader_usages` rows, with every conflict rule of the design resolved deterministically.
 
 pub mod canvas;
 pub mod locks;
 pub mod projection;
+pub mod rules;
 pub mod wire;

@@ -7,9 +7,11 @@
 //! removed from the doc: fixing the doc fixes the rows at the next projection.
 //!
 //! Choices made where the design leaves room:
-//! - Ids are UUIDs in the 36-character hyphenated form, any case. If two doc keys spell the same
-//!   UUID (`ABC…` and `abc…`), the canonical lowercase key wins, else the smallest key; the other is
-//!   an `InvalidId` conflict.
+//! - Ids are UUIDs in the 36-character hyphenated form, any case ([`rules::parse_id`]). If two doc
+//!   keys spell the same UUID (`ABC…` and `abc…`), the canonical lowercase key wins, else the
+//!   smallest key; the other is an `InvalidId` conflict.
+//! - Column limits and value checks are those of [`crate::rules`], shared with the HTTP edge: where
+//!   the edge refuses, the projection skips or repairs and reports.
 //! - A missing (or null) `name` is projected as `""`: the column only needs NOT NULL. A missing
 //!   `config` / `visual` / `rules` is `{}`.
 //! - A null `parent_block_id`, `origin_asset_id` or `created_by_id` is a plain NULL, not a conflict.
@@ -25,13 +27,7 @@ use serde_json::{Map as JsonMap, Value};
 use uuid::Uuid;
 
 use crate::canvas::{BlockEntry, CanvasState, RelationEntry};
-
-/// `core_blocks.type` / `core_relations.type` are VARCHAR(50).
-pub const MAX_TYPE_CHARS: usize = 50;
-/// `core_blocks.name` is VARCHAR(255).
-pub const MAX_NAME_CHARS: usize = 255;
-/// `block_invader_usages.applied_version` is VARCHAR(20).
-pub const MAX_VERSION_CHARS: usize = 20;
+use crate::rules::{self, parse_id, parse_ref, FieldViolation, Problem};
 
 /// A `core_blocks` row (always live: removed blocks are simply absent from a [`Projection`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -186,17 +182,17 @@ pub struct ReferencedIds {
 pub fn referenced_ids(state: &CanvasState) -> ReferencedIds {
     let mut ids = ReferencedIds::default();
     for (key, block) in &state.blocks {
-        ids.block_ids.extend(parse_uuid(key));
+        ids.block_ids.extend(parse_id(key));
         ids.block_ids.extend(parse_ref(&block.parent_block_id));
         ids.users.extend(parse_ref(&block.created_by_id));
         ids.origin_assets.extend(parse_ref(&block.origin_asset_id));
         if let Value::Object(invaders) = &block.invaders {
             ids.invader_assets
-                .extend(invaders.keys().filter_map(|k| parse_uuid(k)));
+                .extend(invaders.keys().filter_map(|k| parse_id(k)));
         }
     }
     for (key, relation) in &state.relations {
-        ids.relation_ids.extend(parse_uuid(key));
+        ids.relation_ids.extend(parse_id(key));
         ids.block_ids.extend(parse_ref(&relation.source_block_id));
         ids.block_ids.extend(parse_ref(&relation.target_block_id));
     }
@@ -393,19 +389,6 @@ impl Conflicts {
     }
 }
 
-/// Only the 36-character hyphenated form (any case): other spellings parse too, but would let
-/// many doc keys name one row.
-fn parse_uuid(text: &str) -> Option<Uuid> {
-    if text.len() != 36 {
-        return None;
-    }
-    Uuid::try_parse(text).ok()
-}
-
-fn parse_ref(value: &Value) -> Option<Uuid> {
-    value.as_str().and_then(parse_uuid)
-}
-
 /// Short rendering of an offending value for conflict details (values may be huge).
 fn describe(value: &Value) -> String {
     let text = value.to_string();
@@ -415,47 +398,21 @@ fn describe(value: &Value) -> String {
     }
 }
 
-/// True if any string or key inside `value` holds U+0000 (iterative: values may be deep).
-fn contains_nul(value: &Value) -> bool {
-    let mut stack = vec![value];
-    while let Some(value) = stack.pop() {
-        match value {
-            Value::String(s) if s.contains('\0') => return true,
-            Value::Array(items) => stack.extend(items),
-            Value::Object(map) => {
-                if map.keys().any(|k| k.contains('\0')) {
-                    return true;
-                }
-                stack.extend(map.values());
-            }
-            _ => {}
-        }
-    }
-    false
+/// A column rule broken: the value is skipped.
+fn invalid(field: &str, problem: Problem) -> Issue {
+    issue(
+        ConflictKind::InvalidValue,
+        FieldViolation::new(field, problem).to_string(),
+    )
 }
 
-/// A VARCHAR(max) column value.
-fn text_column(field: &str, text: &str, max: usize) -> Result<String, Issue> {
-    if text.contains('\0') {
-        return Err(issue(
-            ConflictKind::InvalidValue,
-            format!("{field} contains U+0000"),
-        ));
-    }
-    let chars = text.chars().count();
-    if chars > max {
-        return Err(issue(
-            ConflictKind::InvalidValue,
-            format!("{field} has {chars} characters, more than {max}"),
-        ));
-    }
-    Ok(text.to_owned())
-}
-
-/// The required `type` of a block or relation.
+/// The required `type` of a block or relation (missing or empty is its own conflict kind).
 fn entity_type(value: &Value) -> Result<String, Issue> {
     match value {
-        Value::String(text) if !text.is_empty() => text_column("type", text, MAX_TYPE_CHARS),
+        Value::String(text) if !text.is_empty() => {
+            rules::check_type(text).map_err(|p| invalid("type", p))?;
+            Ok(text.clone())
+        }
         other => Err(issue(
             ConflictKind::MissingType,
             format!("type is {}", describe(other)),
@@ -467,7 +424,10 @@ fn entity_type(value: &Value) -> Result<String, Issue> {
 fn block_name(value: &Value) -> Result<String, Issue> {
     match value {
         Value::Null => Ok(String::new()),
-        Value::String(text) => text_column("name", text, MAX_NAME_CHARS),
+        Value::String(text) => {
+            rules::check_name(text).map_err(|p| invalid("name", p))?;
+            Ok(text.clone())
+        }
         other => Err(issue(
             ConflictKind::InvalidValue,
             format!("name is not a string: {}", describe(other)),
@@ -477,17 +437,16 @@ fn block_name(value: &Value) -> Result<String, Issue> {
 
 /// A JSONB object column (`config`, `visual`, `rules`): missing is `{}`.
 fn json_object(field: &str, value: &Value) -> Result<Value, Issue> {
-    match value {
-        Value::Null => Ok(Value::Object(JsonMap::new())),
-        Value::Object(_) if contains_nul(value) => Err(issue(
+    if value.is_null() {
+        return Ok(Value::Object(JsonMap::new()));
+    }
+    match rules::check_json_object(value) {
+        Ok(()) => Ok(value.clone()),
+        Err(Problem::NotAnObject) => Err(issue(
             ConflictKind::InvalidValue,
-            format!("{field} contains U+0000"),
+            format!("{field} is not an object: {}", describe(value)),
         )),
-        Value::Object(_) => Ok(value.clone()),
-        other => Err(issue(
-            ConflictKind::InvalidValue,
-            format!("{field} is not an object: {}", describe(other)),
-        )),
+        Err(problem) => Err(invalid(field, problem)),
     }
 }
 
@@ -529,7 +488,7 @@ fn entity_ids<'a, E>(
 ) -> BTreeMap<Uuid, (&'a str, &'a E)> {
     let mut ids: HashMap<Uuid, (&'a str, &'a E)> = HashMap::new();
     for (key, value) in entries {
-        let Some(id) = parse_uuid(key) else {
+        let Some(id) = parse_id(key) else {
             conflicts.push(
                 entity,
                 key,
@@ -804,7 +763,7 @@ fn usage_row(
     value: &Value,
     ctx: &ProjectionContext,
 ) -> Result<InvaderUsageRow, Issue> {
-    let Some(invader_asset_id) = parse_uuid(key) else {
+    let Some(invader_asset_id) = parse_id(key) else {
         return Err(issue(
             ConflictKind::UnknownReference,
             "invader asset key is not a UUID",
@@ -814,33 +773,15 @@ fn usage_row(
         let detail = format!("invader asset {invader_asset_id} does not exist");
         return Err(issue(ConflictKind::UnknownReference, detail));
     }
-    let Value::Object(fields) = value else {
-        let detail = format!("usage is not an object: {}", describe(value));
-        return Err(issue(ConflictKind::InvalidValue, detail));
-    };
-    let applied_version = match fields.get("applied_version").unwrap_or(&Value::Null) {
-        Value::Null => None,
-        Value::String(text) => Some(text_column("applied_version", text, MAX_VERSION_CHARS)?),
-        other => {
-            let detail = format!("applied_version is not a string: {}", describe(other));
-            return Err(issue(ConflictKind::InvalidValue, detail));
-        }
-    };
-    let config_snapshot = match fields.get("config_snapshot").unwrap_or(&Value::Null) {
-        Value::Null => None,
-        snapshot if contains_nul(snapshot) => {
-            return Err(issue(
-                ConflictKind::InvalidValue,
-                "config_snapshot contains U+0000",
-            ));
-        }
-        snapshot => Some(snapshot.clone()),
-    };
+    let usage = rules::check_invader_usage(value).map_err(|violation| {
+        let detail = format!("{violation}: {}", describe(value));
+        issue(ConflictKind::InvalidValue, detail)
+    })?;
     Ok(InvaderUsageRow {
         block_id,
         invader_asset_id,
-        applied_version,
-        config_snapshot,
+        applied_version: usage.applied_version,
+        config_snapshot: usage.config_snapshot,
     })
 }
 
@@ -967,6 +908,7 @@ fn mark_duplicates(
 mod tests {
     use super::*;
     use crate::canvas::{new_canvas_doc, put_block, put_relation, read_canvas};
+    use crate::rules::{MAX_NAME_CHARS, MAX_TYPE_CHARS, MAX_VERSION_CHARS};
     use serde_json::json;
     use yrs::Transact;
 

@@ -276,7 +276,7 @@ describe('canvas page in a browser', () => {
     assert.equal(await b.page.evaluate(() => window.noxCanvas.ydoc.getMap('relations').size), 0)
     await b.page.waitForSelector('[data-testid="status"][data-state="saved"]', { timeout: 15_000 })
     const blocks = await server.expect(200, 'GET', `/workspaces/${workspaceId}/blocks`, { token: bob.token })
-    const names = blocks.blocks.map((blk) => blk.name)
+    const names = blocks.items.map((blk) => blk.name)
     assert.deepEqual(names, ['API gateway'], JSON.stringify(blocks))
 
     await b.context.close()

@@ -31,6 +31,8 @@ pub struct WorkspaceAccess {
     pub org_id: Uuid,
     /// The caller's permissions in the owning organization; `None` when not a member.
     pub permissions: Option<Vec<String>>,
+    /// The project is ARCHIVED: its workspaces are read-only.
+    pub project_archived: bool,
 }
 
 const WORKSPACE_COLUMNS: &str =
@@ -90,21 +92,19 @@ async fn ensure_project_writable(
     }
 }
 
-/// Whether the live workspace `workspace_id` belongs to an archived project (for writers outside
-/// this module, e.g. block and relation writes over HTTP, which must refuse then). False for an
-/// unknown workspace: the caller's own lookup answers 404 for that.
-pub async fn in_archived_project(
+/// The live workspaces of a project (the sockets to re-check when its status changes).
+pub async fn ids_of_project(
     pool: &PgPool,
-    workspace_id: Uuid,
-) -> Result<bool, PersistenceError> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM workspaces w JOIN projects p ON p.id = w.project_id
-                        WHERE w.id = $1 AND p.status = $2)",
+    project_id: Uuid,
+) -> Result<Vec<Uuid>, PersistenceError> {
+    Ok(
+        sqlx::query_scalar(
+            "SELECT id FROM workspaces WHERE project_id = $1 AND deleted_at IS NULL",
+        )
+        .bind(project_id)
+        .fetch_all(pool)
+        .await?,
     )
-    .bind(workspace_id)
-    .bind(ARCHIVED)
-    .fetch_one(pool)
-    .await?)
 }
 
 /// Marks the blocks and relations of `workspace_ids` deleted, in the transaction that deletes
@@ -291,7 +291,8 @@ pub async fn access(
     user_id: Uuid,
 ) -> Result<Option<WorkspaceAccess>, PersistenceError> {
     Ok(sqlx::query_as(&format!(
-        "SELECT w.id AS workspace_id, w.project_id, p.org_id, r.permissions
+        "SELECT w.id AS workspace_id, w.project_id, p.org_id, r.permissions,
+                p.status = '{ARCHIVED}' AS project_archived
          FROM {LIVE_WORKSPACE_FROM}
          LEFT JOIN org_members m ON m.org_id = p.org_id AND m.user_id = $2
          LEFT JOIN roles r ON r.id = m.role_id

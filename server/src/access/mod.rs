@@ -52,6 +52,11 @@ pub enum AccessError {
     /// Account management needs the person, not an API key they handed to a program.
     #[error("this endpoint needs a user session, not an API key")]
     SessionRequired,
+    /// The workspace's project is ARCHIVED: read-only until it is ACTIVE again.
+    #[error(
+        "the project is archived: its workspaces are read-only until its status is ACTIVE again"
+    )]
+    ProjectArchived,
     /// The organization turned this feature off (a feature flag).
     #[error("the '{0}' feature is turned off for this organization")]
     FeatureDisabled(&'static str),

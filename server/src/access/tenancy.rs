@@ -77,14 +77,21 @@ impl WorkspaceGrant {
         self.access.org_id
     }
 
-    /// Refused unless the grant includes `needed`.
+    /// Refused unless the grant includes `needed`. Writing to a workspace of an ARCHIVED project
+    /// is refused whatever the role holds: archiving makes a project read-only.
     pub fn require(&self, needed: Permission) -> Result<(), AccessError> {
-        require(&self.permissions, needed)
+        require(&self.permissions, needed)?;
+        if needed == Permission::WorkspaceWrite && self.access.project_archived {
+            return Err(AccessError::ProjectArchived);
+        }
+        Ok(())
     }
 
-    /// What a live connection with this grant may do.
+    /// What a live connection with this grant may do (read-only in an archived project).
     pub fn rights(&self) -> Rights {
-        Rights::from_permissions(&self.permissions)
+        let mut rights = Rights::from_permissions(&self.permissions);
+        rights.can_write &= !self.access.project_archived;
+        rights
     }
 }
 

@@ -33,7 +33,7 @@ pub use load::LoadError;
 pub use log_writer::LogWriter;
 use peer::{PeerControl, PeerInfo};
 pub use room::{RoomClosed, RoomCommand};
-pub use room_http::{CanvasEdit, EditError, HttpRequest, PresenceEntry};
+pub use room_http::{CanvasEdit, EditError, Edited, HttpRequest, PresenceEntry};
 
 /// How many queued commands a room accepts before senders wait.
 const ROOM_QUEUE: usize = 4096;

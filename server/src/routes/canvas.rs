@@ -5,40 +5,33 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use nox_persistence::iam::billing;
+use nox_persistence::iam::workspaces::WorkspaceAccess;
+use nox_persistence::projection_store::{self, CanvasTable};
 use nox_sync_protocol::canvas::CanvasState;
+use nox_sync_protocol::rules::body::{BlockBody, NewBlockBody, NewRelationBody, RelationBody};
+use nox_sync_protocol::rules::{parse_id, FieldViolation};
 use serde::Deserialize;
-use serde_json::{json, Map as JsonMap, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
+use crate::access::features::{self, Flag};
 use crate::access::{self, AuthUser};
 use crate::auth::Permission;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{Json, Path, Query};
-use crate::rooms::{CanvasEdit, EditError, HttpRequest, JoinError};
+use crate::pagination::Page;
+use crate::rooms::{CanvasEdit, EditError, Edited, HttpRequest, JoinError};
 use crate::state::AppState;
-use nox_persistence::iam::billing;
-use nox_persistence::iam::workspaces::WorkspaceAccess;
 
-const BLOCK_FIELDS: [&str; 7] = [
-    "type",
-    "name",
-    "parent_block_id",
-    "origin_asset_id",
-    "config",
-    "visual",
-    "invaders",
-];
-const RELATION_FIELDS: [&str; 5] = [
-    "type",
-    "source_block_id",
-    "target_block_id",
-    "rules",
-    "visual",
-];
+pub(crate) mod list_page;
 
-/// A block as the API shows it (documentation schema; bodies are validated field by field).
+use list_page::IdPage;
+
+/// A block as the API shows it (documentation schema). Request bodies are
+/// [`NewBlockBody`] / [`BlockBody`], checked field by field by the canvas rules
+/// (`nox_sync_protocol::rules`); a test keeps this schema's fields equal to the rules'.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct BlockDoc {
     /// UUID; generated when a create body has none.
@@ -71,14 +64,23 @@ pub struct RelationDoc {
 /// Any JSON object.
 type Object = std::collections::HashMap<String, serde_json::Value>;
 
+/// Filters and page of `GET /blocks` (`limit` and `cursor` sit beside the filters:
+/// `serde(flatten)` does not work with query strings).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct BlockFilter {
+    /// Only blocks of this type.
     #[serde(rename = "type")]
     block_type: Option<String>,
+    /// Only children of this block.
     parent: Option<String>,
+    /// Items per page, 1–1000 (default 100).
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
 }
 
+/// Filters and page of `GET /relations`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RelationFilter {
@@ -86,6 +88,10 @@ pub struct RelationFilter {
     relation_type: Option<String>,
     source: Option<String>,
     target: Option<String>,
+    /// Items per page, 1–1000 (default 100).
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
 }
 
 /// Checks the caller may `needed` in the workspace (404 for strangers, 403 for members without it).
@@ -101,35 +107,29 @@ pub async fn authorize(
 
 #[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/blocks", tag = "canvas",
     params(("workspace_id" = Uuid, Path), BlockFilter),
-    responses((status = 200, description = "`{\"blocks\": [...]}` from the live document"),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "Blocks of the live document, ordered by id",
+            body = Page<BlockDoc>),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, description = "bad `limit` or `cursor`", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list_blocks(
     State(state): State<AppState>,
     user: AuthUser,
     Path(workspace_id): Path<Uuid>,
     Query(filter): Query<BlockFilter>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Json<Page<Value>>> {
     authorize(&state, &user, workspace_id, Permission::WorkspaceRead).await?;
+    let page = IdPage::resolve(filter.limit, filter.cursor.as_deref())?;
     let canvas = read_canvas(&state, workspace_id).await?;
-    let blocks: Vec<Value> = canvas
+    let matches =
+        |value: &Value, wanted: &Option<String>| wanted.as_deref().is_none_or(|w| value == w);
+    let blocks = canvas
         .blocks
         .iter()
-        .filter(|(_, b)| {
-            filter
-                .block_type
-                .as_deref()
-                .is_none_or(|t| b.block_type == t)
-        })
-        .filter(|(_, b)| {
-            filter
-                .parent
-                .as_deref()
-                .is_none_or(|p| b.parent_block_id == p)
-        })
-        .map(|(id, b)| entity_json(id, b))
-        .collect();
-    Ok(Json(json!({ "blocks": blocks })))
+        .filter(|(_, b)| matches(&b.block_type, &filter.block_type))
+        .filter(|(_, b)| matches(&b.parent_block_id, &filter.parent))
+        .map(|(id, b)| (id.clone(), entity_json(id, b)));
+    Ok(Json(page.page(blocks)))
 }
 
 #[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/blocks/{block_id}", tag = "canvas",
@@ -146,37 +146,61 @@ pub async fn get_block(
 
 #[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/blocks", tag = "canvas",
     params(("workspace_id" = Uuid, Path)), request_body = BlockDoc,
-    responses((status = 201, body = BlockDoc), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 422, body = ErrorBody)),
+    responses((status = 201, body = BlockDoc), (status = 402, description = "plan quota reached",
+            body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "`id_in_use`: the id is taken (in this workspace or \
+            elsewhere; the answer does not say where)", body = ErrorBody),
+        (status = 422, description = "`validation_failed` naming each field: column rules, \
+            a parent that is not a live block of this workspace or would close a cycle",
+            body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create_block(
     State(state): State<AppState>,
     user: AuthUser,
     Path(workspace_id): Path<Uuid>,
-    Json(body): Json<JsonMap<String, Value>>,
+    Json(body): Json<NewBlockBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    create_entity(&state, &user, workspace_id, Entity::Block, body).await
+    let access = authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
+    let block = body.check().map_err(refused)?;
+    let id = block.id.unwrap_or_else(Uuid::new_v4);
+    check_id_free(&state, CanvasTable::Blocks, workspace_id, id).await?;
+    check_block_quota(&state, access.org_id, workspace_id).await?;
+    let edit = CanvasEdit::CreateBlock { id, block };
+    let edited = edit_canvas(&state, workspace_id, user.user_id, edit).await?;
+    created(id, edited)
 }
 
 #[utoipa::path(patch, path = "/api/v1/workspaces/{workspace_id}/blocks/{block_id}", tag = "canvas",
     params(("workspace_id" = Uuid, Path), ("block_id" = String, Path)), request_body = BlockDoc,
     responses((status = 200, body = BlockDoc), (status = 404, body = ErrorBody),
         (status = 423, description = "locked by another user", body = ErrorBody),
-        (status = 422, body = ErrorBody)),
+        (status = 422, description = "`validation_failed` naming each field (a parent cycle \
+            names `parent_block_id`)", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn patch_block(
     State(state): State<AppState>,
     user: AuthUser,
     Path((workspace_id, id)): Path<(Uuid, String)>,
-    Json(body): Json<JsonMap<String, Value>>,
+    Json(body): Json<BlockBody>,
 ) -> ApiResult<Json<Value>> {
-    patch_entity(&state, &user, workspace_id, Entity::Block, id, body).await
+    authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
+    let id = path_id(Entity::Block, &id)?;
+    let changes = body.check_patch().map_err(refused)?;
+    let edit = CanvasEdit::PatchBlock { id, changes };
+    let edited = edit_canvas(&state, workspace_id, user.user_id, edit).await?;
+    shown(id, edited)
 }
 
+/// Deletes the block with what the seed's foreign keys cascade to (`parent_block_id` and both
+/// relation ends are `ON DELETE CASCADE`): its descendants and every relation touching one of them
+/// go in the same Yjs transaction, so no editor or reader sees a child or a relation left behind.
 #[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/blocks/{block_id}", tag = "canvas",
     params(("workspace_id" = Uuid, Path), ("block_id" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 423, body = ErrorBody)),
+    responses((status = 204, description = "deleted with its descendants and their relations"),
+        (status = 404, body = ErrorBody),
+        (status = 423, description = "the block, a descendant or one of their relations is \
+            locked by another user", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn delete_block(
     State(state): State<AppState>,
@@ -184,34 +208,43 @@ pub async fn delete_block(
     Path((workspace_id, id)): Path<(Uuid, String)>,
 ) -> ApiResult<StatusCode> {
     authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
-    edit_canvas(&state, workspace_id, user.user_id, Entity::Block.remove(id)).await?;
+    let id = path_id(Entity::Block, &id)?;
+    edit_canvas(
+        &state,
+        workspace_id,
+        user.user_id,
+        CanvasEdit::RemoveBlock { id },
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/relations", tag = "canvas",
     params(("workspace_id" = Uuid, Path), RelationFilter),
-    responses((status = 200, description = "`{\"relations\": [...]}` from the live document"),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "Relations of the live document, ordered by id",
+            body = Page<RelationDoc>),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, description = "bad `limit` or `cursor`", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list_relations(
     State(state): State<AppState>,
     user: AuthUser,
     Path(workspace_id): Path<Uuid>,
     Query(filter): Query<RelationFilter>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Json<Page<Value>>> {
     authorize(&state, &user, workspace_id, Permission::WorkspaceRead).await?;
+    let page = IdPage::resolve(filter.limit, filter.cursor.as_deref())?;
     let canvas = read_canvas(&state, workspace_id).await?;
     let matches =
         |value: &Value, wanted: &Option<String>| wanted.as_deref().is_none_or(|w| value == w);
-    let relations: Vec<Value> = canvas
+    let relations = canvas
         .relations
         .iter()
         .filter(|(_, r)| matches(&r.relation_type, &filter.relation_type))
         .filter(|(_, r)| matches(&r.source_block_id, &filter.source))
         .filter(|(_, r)| matches(&r.target_block_id, &filter.target))
-        .map(|(id, r)| entity_json(id, r))
-        .collect();
-    Ok(Json(json!({ "relations": relations })))
+        .map(|(id, r)| (id.clone(), entity_json(id, r)));
+    Ok(Json(page.page(relations)))
 }
 
 #[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/relations/{relation_id}", tag = "canvas",
@@ -228,30 +261,48 @@ pub async fn get_relation(
 
 #[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/relations", tag = "canvas",
     params(("workspace_id" = Uuid, Path)), request_body = RelationDoc,
-    responses((status = 201, body = RelationDoc), (status = 409, body = ErrorBody),
-        (status = 422, body = ErrorBody)),
+    responses((status = 201, body = RelationDoc), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`id_in_use`", body = ErrorBody),
+        (status = 422, description = "`validation_failed` naming each field: ends that are not \
+            live blocks of this workspace, a self relation, a duplicate of a live relation",
+            body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create_relation(
     State(state): State<AppState>,
     user: AuthUser,
     Path(workspace_id): Path<Uuid>,
-    Json(body): Json<JsonMap<String, Value>>,
+    Json(body): Json<NewRelationBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    create_entity(&state, &user, workspace_id, Entity::Relation, body).await
+    let access = authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
+    features::require_enabled(&state.db, access.org_id, Flag::CanvasRelations).await?;
+    let relation = body.check().map_err(refused)?;
+    let id = relation.id.unwrap_or_else(Uuid::new_v4);
+    check_id_free(&state, CanvasTable::Relations, workspace_id, id).await?;
+    let edit = CanvasEdit::CreateRelation { id, relation };
+    let edited = edit_canvas(&state, workspace_id, user.user_id, edit).await?;
+    created(id, edited)
 }
 
 #[utoipa::path(patch, path = "/api/v1/workspaces/{workspace_id}/relations/{relation_id}", tag = "canvas",
     params(("workspace_id" = Uuid, Path), ("relation_id" = String, Path)), request_body = RelationDoc,
     responses((status = 200, body = RelationDoc), (status = 404, body = ErrorBody),
-        (status = 423, body = ErrorBody), (status = 422, body = ErrorBody)),
+        (status = 423, body = ErrorBody),
+        (status = 422, description = "`validation_failed` naming each field (ends as on create)",
+            body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn patch_relation(
     State(state): State<AppState>,
     user: AuthUser,
     Path((workspace_id, id)): Path<(Uuid, String)>,
-    Json(body): Json<JsonMap<String, Value>>,
+    Json(body): Json<RelationBody>,
 ) -> ApiResult<Json<Value>> {
-    patch_entity(&state, &user, workspace_id, Entity::Relation, id, body).await
+    authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
+    let id = path_id(Entity::Relation, &id)?;
+    let changes = body.check_patch().map_err(refused)?;
+    let edit = CanvasEdit::PatchRelation { id, changes };
+    let edited = edit_canvas(&state, workspace_id, user.user_id, edit).await?;
+    shown(id, edited)
 }
 
 #[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/relations/{relation_id}", tag = "canvas",
@@ -264,13 +315,9 @@ pub async fn delete_relation(
     Path((workspace_id, id)): Path<(Uuid, String)>,
 ) -> ApiResult<StatusCode> {
     authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
-    edit_canvas(
-        &state,
-        workspace_id,
-        user.user_id,
-        Entity::Relation.remove(id),
-    )
-    .await?;
+    let id = path_id(Entity::Relation, &id)?;
+    let edit = CanvasEdit::RemoveRelation { id };
+    edit_canvas(&state, workspace_id, user.user_id, edit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -289,49 +336,19 @@ impl Entity {
         }
     }
 
+    /// The path parameter naming it.
+    fn id_param(self) -> &'static str {
+        match self {
+            Entity::Block => "block_id",
+            Entity::Relation => "relation_id",
+        }
+    }
+
     /// The entity as the API shows it, read from the canvas.
     fn find(self, canvas: &CanvasState, id: &str) -> Option<Value> {
         match self {
             Entity::Block => canvas.blocks.get(id).map(|b| entity_json(id, b)),
             Entity::Relation => canvas.relations.get(id).map(|r| entity_json(id, r)),
-        }
-    }
-
-    fn validate(self, fields: &JsonMap<String, Value>, create: bool) -> ApiResult<()> {
-        match self {
-            Entity::Block => validate_block(fields, create),
-            Entity::Relation => validate_relation(fields, create),
-        }
-    }
-
-    /// Defaults of a new entity: empty nested maps, an empty name, and who created a block.
-    fn fill_defaults(self, fields: &mut JsonMap<String, Value>, creator: Uuid) {
-        let nested = match self {
-            Entity::Block => ["config", "visual"],
-            Entity::Relation => ["rules", "visual"],
-        };
-        for key in nested {
-            fields.entry(key).or_insert_with(|| json!({}));
-        }
-        if let Entity::Block = self {
-            fields
-                .entry("name")
-                .or_insert_with(|| Value::String(String::new()));
-            fields.insert("created_by_id".into(), Value::String(creator.to_string()));
-        }
-    }
-
-    fn put(self, id: String, fields: JsonMap<String, Value>, create: bool) -> CanvasEdit {
-        match self {
-            Entity::Block => CanvasEdit::PutBlock { id, fields, create },
-            Entity::Relation => CanvasEdit::PutRelation { id, fields, create },
-        }
-    }
-
-    fn remove(self, id: String) -> CanvasEdit {
-        match self {
-            Entity::Block => CanvasEdit::RemoveBlock { id },
-            Entity::Relation => CanvasEdit::RemoveRelation { id },
         }
     }
 }
@@ -343,51 +360,54 @@ async fn get_entity(
     entity: Entity,
     id: &str,
 ) -> ApiResult<Json<Value>> {
+    let id = path_id(entity, id)?.to_string();
     authorize(state, user, workspace_id, Permission::WorkspaceRead).await?;
     let canvas = read_canvas(state, workspace_id).await?;
-    let found = entity.find(&canvas, id);
-    found
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(entity.name()))
-}
-
-async fn create_entity(
-    state: &AppState,
-    user: &AuthUser,
-    workspace_id: Uuid,
-    entity: Entity,
-    body: JsonMap<String, Value>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let access = authorize(state, user, workspace_id, Permission::WorkspaceWrite).await?;
-    let (id, mut fields) = split_id(body)?;
-    entity.validate(&fields, true)?;
-    if let Entity::Block = entity {
-        check_block_quota(state, access.org_id, workspace_id).await?;
-    }
-    entity.fill_defaults(&mut fields, user.user_id);
-    let edit = entity.put(id.clone(), fields, true);
-    let canvas = edit_canvas(state, workspace_id, user.user_id, edit).await?;
-    let created = entity.find(&canvas, &id);
-    let created = created.ok_or_else(|| ApiError::not_found(entity.name()))?;
-    Ok((StatusCode::CREATED, Json(created)))
-}
-
-async fn patch_entity(
-    state: &AppState,
-    user: &AuthUser,
-    workspace_id: Uuid,
-    entity: Entity,
-    id: String,
-    body: JsonMap<String, Value>,
-) -> ApiResult<Json<Value>> {
-    authorize(state, user, workspace_id, Permission::WorkspaceWrite).await?;
-    entity.validate(&body, false)?;
-    let edit = entity.put(id.clone(), body, false);
-    let canvas = edit_canvas(state, workspace_id, user.user_id, edit).await?;
     let found = entity.find(&canvas, &id);
     found
         .map(Json)
         .ok_or_else(|| ApiError::not_found(entity.name()))
+}
+
+/// The entity an edit wrote, as the API shows it.
+fn shown(id: Uuid, edited: Edited) -> ApiResult<Json<Value>> {
+    let id = id.to_string();
+    match edited {
+        Edited::Block(block) => Ok(Json(entity_json(&id, &block))),
+        Edited::Relation(relation) => Ok(Json(entity_json(&id, &relation))),
+        Edited::Removed => Err(ApiError::not_found("resource")),
+    }
+}
+
+fn created(id: Uuid, edited: Edited) -> ApiResult<(StatusCode, Json<Value>)> {
+    shown(id, edited).map(|entity| (StatusCode::CREATED, entity))
+}
+
+/// A path id that is no UUID names nothing the API can reach: 400 `invalid_id`, as for every
+/// other malformed path id. (Entities a stock client keyed by something else are never projected
+/// and not addressable here.)
+fn path_id(entity: Entity, id: &str) -> ApiResult<Uuid> {
+    parse_id(id).ok_or_else(|| ApiError::invalid_id(entity.id_param()))
+}
+
+/// 409 `id_in_use` when the id is a row of another workspace: the projection could never store it
+/// here. The answer is the one an id already in this workspace gets, so it tells nobody whether
+/// the id belongs to their organization or another. (A row written elsewhere between this check
+/// and the edit is still never stored here: the projection skips foreign ids.)
+async fn check_id_free(
+    state: &AppState,
+    table: CanvasTable,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> ApiResult<()> {
+    if projection_store::is_used_elsewhere(state.db.pool(), table, workspace_id, id).await? {
+        return Err(id_in_use());
+    }
+    Ok(())
+}
+
+fn id_in_use() -> ApiError {
+    ApiError::conflict("id_in_use", "this id is already in use; choose another")
 }
 
 /// 402 when the workspace already has as many blocks as the plan allows. Enforced where blocks are
@@ -420,12 +440,12 @@ async fn edit_canvas(
     workspace_id: Uuid,
     user_id: Uuid,
     edit: CanvasEdit,
-) -> ApiResult<CanvasState> {
+) -> ApiResult<Edited> {
     state
         .rooms
         .request(workspace_id, |reply| HttpRequest::Edit {
             user_id,
-            edit: edit.clone(),
+            edit: Box::new(edit.clone()),
             reply,
         })
         .await
@@ -441,7 +461,7 @@ pub fn room_unavailable(err: JoinError) -> ApiError {
 fn edit_error(err: EditError) -> ApiError {
     match err {
         EditError::NotFound => ApiError::not_found("resource"),
-        EditError::Exists => ApiError::conflict("already_exists", "an entity with this id exists"),
+        EditError::Exists => id_in_use(),
         EditError::Locked(lock) => ApiError::new(
             StatusCode::LOCKED,
             "locked",
@@ -453,121 +473,21 @@ fn edit_error(err: EditError) -> ApiError {
                 lock.expires_at
             ),
         ),
-        EditError::Invalid(message) => ApiError::validation(vec![FieldError::new("body", message)]),
+        EditError::Invalid(violations) => refused(violations),
         EditError::Unavailable => {
             ApiError::service_unavailable("the change could not be stored; retry")
         }
     }
 }
 
-/// Takes the optional `id` out of a create body (a new UUID when absent).
-fn split_id(mut body: JsonMap<String, Value>) -> ApiResult<(String, JsonMap<String, Value>)> {
-    let id = match body.remove("id") {
-        None | Some(Value::Null) => Uuid::new_v4(),
-        Some(Value::String(s)) => Uuid::parse_str(&s)
-            .map_err(|_| ApiError::validation(vec![FieldError::new("id", "must be a UUID")]))?,
-        Some(_) => {
-            return Err(ApiError::validation(vec![FieldError::new(
-                "id",
-                "must be a UUID",
-            )]))
-        }
-    };
-    Ok((id.to_string(), body))
-}
-
-fn validate_block(fields: &JsonMap<String, Value>, create: bool) -> ApiResult<()> {
-    let mut errors = unknown_fields(fields, &BLOCK_FIELDS);
-    required_text(fields, "type", 50, create, &mut errors);
-    optional_text(fields, "name", 255, &mut errors);
-    for key in ["parent_block_id", "origin_asset_id"] {
-        nullable_uuid(fields, key, &mut errors);
-    }
-    for key in ["config", "visual", "invaders"] {
-        object(fields, key, &mut errors);
-    }
-    finish(errors)
-}
-
-fn validate_relation(fields: &JsonMap<String, Value>, create: bool) -> ApiResult<()> {
-    let mut errors = unknown_fields(fields, &RELATION_FIELDS);
-    required_text(fields, "type", 50, create, &mut errors);
-    for key in ["source_block_id", "target_block_id"] {
-        match fields.get(key) {
-            None if create => errors.push(FieldError::new(key, "is required")),
-            None => {}
-            Some(v) if v.as_str().and_then(|s| Uuid::parse_str(s).ok()).is_some() => {}
-            Some(_) => errors.push(FieldError::new(key, "must be a UUID")),
-        }
-    }
-    for key in ["rules", "visual"] {
-        object(fields, key, &mut errors);
-    }
-    finish(errors)
-}
-
-fn unknown_fields(fields: &JsonMap<String, Value>, allowed: &[&str]) -> Vec<FieldError> {
-    fields
-        .keys()
-        .filter(|k| !allowed.contains(&k.as_str()))
-        .map(|k| FieldError::new(k.as_str(), "unknown field"))
-        .collect()
-}
-
-fn required_text(
-    fields: &JsonMap<String, Value>,
-    key: &str,
-    max: usize,
-    required: bool,
-    errors: &mut Vec<FieldError>,
-) {
-    match fields.get(key) {
-        None if required => errors.push(FieldError::new(key, "is required")),
-        None => {}
-        Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= max => {}
-        Some(_) => errors.push(FieldError::new(
-            key,
-            format!("must be a non-empty string of at most {max} characters"),
-        )),
-    }
-}
-
-fn optional_text(
-    fields: &JsonMap<String, Value>,
-    key: &str,
-    max: usize,
-    errors: &mut Vec<FieldError>,
-) {
-    match fields.get(key) {
-        None => {}
-        Some(Value::String(s)) if s.chars().count() <= max => {}
-        Some(_) => errors.push(FieldError::new(
-            key,
-            format!("must be a string of at most {max} characters"),
-        )),
-    }
-}
-
-fn nullable_uuid(fields: &JsonMap<String, Value>, key: &str, errors: &mut Vec<FieldError>) {
-    match fields.get(key) {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) if Uuid::parse_str(s).is_ok() => {}
-        Some(_) => errors.push(FieldError::new(key, "must be a UUID or null")),
-    }
-}
-
-fn object(fields: &JsonMap<String, Value>, key: &str, errors: &mut Vec<FieldError>) {
-    if fields.get(key).is_some_and(|v| !v.is_object()) {
-        errors.push(FieldError::new(key, "must be a JSON object"));
-    }
-}
-
-fn finish(errors: Vec<FieldError>) -> ApiResult<()> {
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::validation(errors))
-    }
+/// 422 `validation_failed` with one entry per refused field.
+fn refused(violations: Vec<FieldViolation>) -> ApiError {
+    ApiError::validation(
+        violations
+            .into_iter()
+            .map(|v| FieldError::new(v.field, v.problem.to_string()))
+            .collect(),
+    )
 }
 
 /// A block or relation as the API shows it: its fields plus its `id`.
@@ -577,4 +497,54 @@ fn entity_json(id: &str, entity: &impl serde::Serialize) -> Value {
         map.insert("id".into(), Value::String(id.to_string()));
     }
     value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nox_sync_protocol::rules::{BLOCK_FIELDS, RELATION_FIELDS};
+
+    fn keys(value: Value) -> Vec<String> {
+        let mut keys: Vec<String> = value
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        keys.sort();
+        keys
+    }
+
+    fn with_id(fields: &[&str]) -> Vec<String> {
+        let mut all: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+        all.push("id".into());
+        all.sort();
+        all
+    }
+
+    /// The documentation schemas show exactly the fields the rules define.
+    #[test]
+    fn documented_fields_are_the_rules_fields() {
+        let block = BlockDoc {
+            id: None,
+            block_type: String::new(),
+            name: None,
+            parent_block_id: None,
+            origin_asset_id: None,
+            created_by_id: None,
+            config: None,
+            visual: None,
+            invaders: None,
+        };
+        let block = serde_json::to_value(block).unwrap_or_default();
+        assert_eq!(keys(block), with_id(&BLOCK_FIELDS));
+        let relation = RelationDoc {
+            id: None,
+            relation_type: String::new(),
+            source_block_id: Uuid::nil(),
+            target_block_id: Uuid::nil(),
+            rules: None,
+            visual: None,
+        };
+        let relation = serde_json::to_value(relation).unwrap_or_default();
+        assert_eq!(keys(relation), with_id(&RELATION_FIELDS));
+    }
 }

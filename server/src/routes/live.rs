@@ -8,16 +8,19 @@ use nox_persistence::iam::audit::{self, NewAuditEntry};
 use nox_persistence::iam::users;
 use nox_persistence::locks;
 use nox_persistence::projection_store;
-use serde_json::{json, Value};
+use nox_sync_protocol::locks::LockView;
+use serde_json::json;
 use uuid::Uuid;
 
+use super::canvas::list_page::{IdPage, ListParams};
 use super::canvas::{authorize, room_unavailable};
 use crate::access::{self, AuthUser};
 use crate::auth::Permission;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
 use crate::http_caller::ClientInfo;
+use crate::pagination::Page;
 use crate::rooms::lock_view;
 use crate::rooms::HttpRequest;
 use crate::state::AppState;
@@ -58,34 +61,53 @@ pub async fn presence(
     Ok(Json(json!({ "users": list })))
 }
 
-/// `GET /workspaces/{id}/locks`: live locks (from the room when loaded, else from the rows).
+/// A live edit lock as `GET /locks` shows it (documentation schema of `LockView`).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct LockDoc {
+    pub id: Uuid,
+    /// `BLOCK` or `RELATION`.
+    pub resource_type: String,
+    pub resource_id: Uuid,
+    pub user_id: Uuid,
+    pub user_name: Option<String>,
+    /// Milliseconds since the epoch.
+    pub acquired_at: i64,
+    /// Milliseconds since the epoch.
+    pub expires_at: i64,
+}
+
+/// `GET /workspaces/{id}/locks`: live locks (from the room when loaded, else from the rows),
+/// ordered by lock id, in pages.
 #[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/locks", tag = "live",
-    params(("workspace_id" = Uuid, Path)),
-    responses((status = 200, description = "`{\"locks\": [{id, resource_type, resource_id, user_id, user_name, acquired_at, expires_at}]}`"),
-        (status = 404, body = ErrorBody)),
+    params(("workspace_id" = Uuid, Path), ListParams),
+    responses((status = 200, body = Page<LockDoc>),
+        (status = 404, body = ErrorBody),
+        (status = 422, description = "bad `limit` or `cursor`", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list_locks(
     State(state): State<AppState>,
     user: AuthUser,
     Path(workspace_id): Path<Uuid>,
-) -> ApiResult<impl IntoResponse> {
+    Query(params): Query<ListParams>,
+) -> ApiResult<Json<Page<LockView>>> {
     authorize(&state, &user, workspace_id, Permission::WorkspaceRead).await?;
-    let locks: Vec<Value> = match state.rooms.loaded_handle(workspace_id) {
+    let page = IdPage::resolve(params.limit, params.cursor.as_deref())?;
+    let locks: Vec<LockView> = match state.rooms.loaded_handle(workspace_id) {
         Some(_) => state
             .rooms
             .request(workspace_id, |reply| HttpRequest::Locks { reply })
             .await
-            .map_err(room_unavailable)?
-            .into_iter()
-            .map(|l| json!(l))
-            .collect(),
+            .map_err(room_unavailable)?,
         None => locks::live_for_workspace(state.db.pool(), workspace_id)
             .await?
             .iter()
-            .filter_map(|l| lock_view(l).map(|v| json!(v)))
+            .filter_map(lock_view)
             .collect(),
     };
-    Ok(Json(json!({ "locks": locks })))
+    let mut by_id: Vec<(String, LockView)> =
+        locks.into_iter().map(|l| (l.id.to_string(), l)).collect();
+    by_id.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Json(page.page(by_id)))
 }
 
 /// `DELETE /workspaces/{id}/locks/{lock_id}`: breaks a lock (needs `locks:override`); every peer

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use nox_persistence::iam::orgs::IamError;
 use nox_persistence::iam::projects::{self, NewProject, Project, ProjectPatch};
+use nox_persistence::iam::workspaces;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -226,6 +227,11 @@ pub async fn update(
     )
     .await
     .map_err(slug_taken)?;
+    if body.status.is_some() {
+        // Archiving makes the project's open editors read-only (and un-archiving writable) now.
+        let ids = workspaces::ids_of_project(state.db.pool(), project.id).await?;
+        state.live.recheck(Scope::Workspaces(ids));
+    }
     Ok(Json(updated.into()))
 }
 

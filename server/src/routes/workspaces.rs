@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::access::{self, AuthUser, Scope};
+use crate::access::{self, AccessError, AuthUser, Scope};
 use crate::auth::Permission;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
@@ -78,16 +78,8 @@ fn check_type(v: &mut Validator, workspace_type: &str) {
 pub(crate) fn write_refused(err: WorkspaceWriteError) -> ApiError {
     match err {
         WorkspaceWriteError::Iam(e) => e.into(),
-        WorkspaceWriteError::ProjectArchived => project_archived(),
+        WorkspaceWriteError::ProjectArchived => AccessError::ProjectArchived.into(),
     }
-}
-
-/// The answer to any write into an archived project's workspaces.
-pub(crate) fn project_archived() -> ApiError {
-    ApiError::conflict(
-        "project_archived",
-        "the project is archived: its workspaces are read-only until its status is ACTIVE again",
-    )
 }
 
 /// Creates a workspace (`project:manage`) within the plan's `max_workspaces`.

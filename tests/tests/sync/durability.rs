@@ -274,14 +274,14 @@ async fn a_cold_room_serves_its_snapshot_and_takes_what_arrives_while_it_loads()
     let mut offline = nox_tests::WsClient::new(app.addr, ws, &owner.token);
     offline.put_block(&late, block("made offline")).await;
     let mut fresh = nox_tests::WsClient::new(app.addr, ws, &owner.token);
-    let blocks_path = format!("/api/v1/workspaces/{ws}/blocks");
+    let blocks_path = format!("/api/v1/workspaces/{ws}/blocks?limit=1000");
     let (_, _, listed) = tokio::join!(
         fresh.connect(),
         offline.connect_with("&acks=1"),
         app.client.get(&blocks_path, &owner.token)
     );
     assert_eq!(listed.status, reqwest::StatusCode::OK, "{}", listed.body);
-    let listed_count = listed.body["blocks"]
+    let listed_count = listed.body["items"]
         .as_array()
         .map(Vec::len)
         .expect("a list of blocks");

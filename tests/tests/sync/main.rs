@@ -4,6 +4,7 @@
 mod access;
 mod convergence;
 mod durability;
+mod gates;
 mod hocuspocus;
 mod limits;
 mod locks;

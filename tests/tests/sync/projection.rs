@@ -221,3 +221,57 @@ async fn a_block_id_of_another_workspace_never_touches_its_row() {
     assert_eq!(owner_ws, victim_ws);
     app.stop().await;
 }
+
+/// A block deleted over HTTP takes its subtree and their relations along (the seed's `ON DELETE
+/// CASCADE`): the rows follow, with no child left pointing at a deleted parent and no conflict.
+#[tokio::test]
+async fn an_http_delete_cascades_into_the_rows_without_conflicts() {
+    let (app, owner, ws) = setup().await;
+    let blocks = format!("/api/v1/workspaces/{ws}/blocks");
+    let post = |body: serde_json::Value| {
+        let (app, blocks, token) = (&app, blocks.clone(), owner.token.clone());
+        async move {
+            let reply = app.client.post(&blocks, &token, body).await;
+            assert_eq!(reply.status, reqwest::StatusCode::CREATED, "{}", reply.body);
+            reply.id()
+        }
+    };
+    let parent = post(json!({ "type": "NODE" })).await;
+    let child = post(json!({ "type": "NODE", "parent_block_id": parent })).await;
+    let other = post(json!({ "type": "NODE" })).await;
+    let relation = app
+        .client
+        .post(
+            &format!("/api/v1/workspaces/{ws}/relations"),
+            &owner.token,
+            json!({ "type": "LINK", "source_block_id": other, "target_block_id": child }),
+        )
+        .await
+        .id();
+    eventually("the rows are projected", || async {
+        live_relations(app.pool(), ws).await == vec![relation]
+    })
+    .await;
+
+    let deleted = app
+        .client
+        .delete(&format!("{blocks}/{parent}"), &owner.token)
+        .await;
+    assert_eq!(deleted.status, reqwest::StatusCode::NO_CONTENT);
+    eventually("the subtree is soft-deleted", || async {
+        block_row(app.pool(), child).await.map(|r| r.4) == Some(true)
+            && block_row(app.pool(), parent).await.map(|r| r.4) == Some(true)
+    })
+    .await;
+    assert!(live_relations(app.pool(), ws).await.is_empty());
+    assert_eq!(block_row(app.pool(), other).await.map(|r| r.4), Some(false));
+    let conflicts: i32 = sqlx::query_scalar(
+        "SELECT conflict_count FROM workspace_projection_status WHERE workspace_id = $1",
+    )
+    .bind(ws)
+    .fetch_one(app.pool())
+    .await
+    .expect("status");
+    assert_eq!(conflicts, 0, "nothing for the projection to repair");
+    app.stop().await;
+}
