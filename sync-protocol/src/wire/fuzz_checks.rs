@@ -12,7 +12,8 @@
 //!   canvas read and `projection::project` the compactor runs — never panics; the projection is
 //!   deterministic; the document's full state passes the wire validation, and applying it to a
 //!   fresh document (what a cold load or a resyncing peer does) reproduces the same state vector
-//!   and canvas; re-applying it to the document itself changes nothing.
+//!   and canvas; re-applying it to the document itself changes nothing. After out-of-order updates
+//!   only the state vector must match, and a replica must reproduce itself (see `check_document`).
 
 use uuid::Uuid;
 use yrs::updates::decoder::Decode;
@@ -62,6 +63,7 @@ pub fn check_hocuspocus_frame(frame: &[u8]) {
 /// document, its projection and its full state (see the module documentation).
 pub fn check_room_updates(input: &[u8]) {
     let doc = canvas::new_canvas_doc();
+    let mut out_of_order = false;
     for update in split_updates(input) {
         // The session decodes the client's frame; only what passes reaches the room.
         let frame = super::encode_update(update);
@@ -74,14 +76,14 @@ pub fn check_room_updates(input: &[u8]) {
         };
         for message in messages {
             if let ClientMessage::Update(bytes) | ClientMessage::SyncStep2(bytes) = message {
-                apply_like_room(&doc, &bytes);
+                out_of_order |= apply_like_room(&doc, &bytes);
             }
         }
     }
-    check_document(&doc);
+    check_document(&doc, out_of_order);
     // A room drops what waits for missing changes once too much waits: the rest must still hold.
     drop(doc.transact_mut().prune_pending());
-    check_document(&doc);
+    check_document(&doc, out_of_order);
 }
 
 /// Splits a room fuzz input into updates: each is a 2-byte big-endian length and that many bytes
@@ -124,18 +126,31 @@ fn assert_refused_cleanly(err: &ProtocolError) {
 }
 
 /// What `WorkspaceRoom::on_update` does with a validated update. The room closes the sender on an
-/// error, which is fine; a panic is not.
-fn apply_like_room(doc: &Doc, bytes: &[u8]) {
+/// error, which is fine; a panic is not. Returns whether the update arrived out of order (it
+/// skipped clocks the document lacks, or left something waiting), as the room computes it.
+fn apply_like_room(doc: &Doc, bytes: &[u8]) -> bool {
     let update = Update::decode_v1(bytes)
         .unwrap_or_else(|e| panic!("an update the session accepted does not decode: {e}"));
-    let _first = update.state_vector_lower();
+    let first = update.state_vector_lower();
     let mut txn = doc.transact_mut();
-    if txn.apply_update(update).is_ok() {
-        let _ = txn.has_missing_updates();
+    let known = txn.state_vector();
+    if txn.apply_update(update).is_err() {
+        return false;
     }
+    let skips_ahead = first
+        .iter()
+        .any(|(client, clock)| *clock > known.get(client));
+    skips_ahead || txn.has_missing_updates()
 }
 
-fn check_document(doc: &Doc) {
+/// Checks the projection of the document and its full state (what the room sends as SyncStep2
+/// and stores as a snapshot).
+///
+/// When updates arrived out of order, yrs may have integrated a struct behind a skip of its own
+/// client's clocks while the earlier clocks wait: the document shows it, but a replica built from
+/// the full state keeps it pending (see `server/src/rooms/room_waiting.rs`). Then only the state
+/// vector must match, and the replica must reproduce itself.
+fn check_document(doc: &Doc, out_of_order: bool) {
     let txn = doc.transact();
     let state = canvas::read_canvas(&txn);
     check_projection(&state);
@@ -148,20 +163,25 @@ fn check_document(doc: &Doc) {
         panic!("the document's own state is refused by the wire decoder: {err}");
     }
 
-    let replica = canvas::new_canvas_doc();
-    apply_state(&replica, &full);
-    let replica_txn = replica.transact();
+    let replica = replica_of(&full, &state_vector);
+    if out_of_order {
+        let replica_state = canvas::read_canvas(&replica.transact());
+        let replica_full = replica
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        let second = replica_of(&replica_full, &state_vector);
+        assert_eq!(
+            canvas::read_canvas(&second.transact()),
+            replica_state,
+            "a document loaded from a stored state does not reproduce itself"
+        );
+        return;
+    }
     assert_eq!(
-        replica_txn.state_vector(),
-        state_vector,
-        "a replica built from the full state has another state vector"
-    );
-    assert_eq!(
-        canvas::read_canvas(&replica_txn),
+        canvas::read_canvas(&replica.transact()),
         state,
         "a replica built from the full state reads another canvas"
     );
-    drop(replica_txn);
 
     apply_state(doc, &full);
     let txn = doc.transact();
@@ -175,6 +195,18 @@ fn check_document(doc: &Doc) {
         state,
         "re-applying its own state changed the canvas"
     );
+}
+
+/// A fresh document built from `full`, whose state vector must be `expected`.
+fn replica_of(full: &[u8], expected: &StateVector) -> Doc {
+    let replica = canvas::new_canvas_doc();
+    apply_state(&replica, full);
+    assert_eq!(
+        replica.transact().state_vector(),
+        *expected,
+        "a replica built from the full state has another state vector"
+    );
+    replica
 }
 
 fn apply_state(doc: &Doc, full: &[u8]) {
