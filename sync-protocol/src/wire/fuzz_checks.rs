@@ -185,9 +185,8 @@ fn check_document(doc: &Doc, out_of_order: bool) {
 
     apply_state(doc, &full);
     let txn = doc.transact();
-    assert_eq!(
-        txn.state_vector(),
-        state_vector,
+    assert!(
+        same_clocks(&txn.state_vector(), &state_vector),
         "re-applying its own state moved the state vector"
     );
     assert_eq!(
@@ -201,12 +200,20 @@ fn check_document(doc: &Doc, out_of_order: bool) {
 fn replica_of(full: &[u8], expected: &StateVector) -> Doc {
     let replica = canvas::new_canvas_doc();
     apply_state(&replica, full);
-    assert_eq!(
-        replica.transact().state_vector(),
-        *expected,
-        "a replica built from the full state has another state vector"
+    let actual = replica.transact().state_vector();
+    assert!(
+        same_clocks(&actual, expected),
+        "a replica built from the full state has another state vector: {actual:?}, not {expected:?}"
     );
     replica
+}
+
+/// State vector equality by meaning: yrs may keep an entry with clock 0 for a client it saw
+/// (e.g. a struct that went pending), which equals no entry at all.
+fn same_clocks(a: &StateVector, b: &StateVector) -> bool {
+    a.iter()
+        .chain(b.iter())
+        .all(|(client, _)| a.get(client) == b.get(client))
 }
 
 fn apply_state(doc: &Doc, full: &[u8]) {
