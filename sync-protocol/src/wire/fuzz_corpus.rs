@@ -2,8 +2,10 @@
 //! every `cargo test`, and generated from real yrs edits by the ignored test below:
 //!
 //! ```sh
-//! cargo test -p nox-sync-protocol --lib -- --ignored regenerate_fuzz_corpus
+//! NOX_REGENERATE_FUZZ_CORPUS=1 cargo test -p nox-sync-protocol --lib -- --ignored regenerate_fuzz_corpus
 //! ```
+//!
+//! (Without the variable it only runs the generator, so `--include-ignored` runs write nothing.)
 //!
 //! Client ids are fixed, but JSON objects written as one `Any` value keep `HashMap` order, so a
 //! regenerate may reorder some map entries (the documents are the same).
@@ -88,7 +90,11 @@ fn the_committed_corpus_holds_every_generated_input() {
 #[test]
 #[ignore = "writes fuzz/corpus; run by hand after changing the generator"]
 fn regenerate_fuzz_corpus() {
-    for (target, inputs) in corpus() {
+    let corpus = corpus();
+    if std::env::var_os("NOX_REGENERATE_FUZZ_CORPUS").is_none() {
+        return;
+    }
+    for (target, inputs) in corpus {
         let dir = corpus_dir(target);
         std::fs::create_dir_all(&dir).expect("corpus dir");
         for (name, bytes) in inputs {
@@ -483,4 +489,42 @@ fn hocuspocus_frames(scenarios: &[Scenario]) -> Inputs {
     internal.push(4);
     frames.push(("internal-type".into(), internal));
     frames
+}
+
+/// KNOWN ISSUE found by the `room_update` fuzz target (kept failing on purpose, hence ignored):
+/// a struct whose parent is a *later* clock of its own client (no honest Yjs client writes that)
+/// waits as pending, a later update supplies the parent and the room's document integrates it
+/// all, but the document's own full state (what compaction stores, what joiners receive as
+/// SyncStep2) cannot be integrated by a fresh document: blocks the room showed, broadcast and
+/// acknowledged are missing after the next reload. Fixing it needs the edge to refuse such
+/// structs (a structural check of v1 updates) or the room to refuse updates that leave clocks of
+/// their own client pending.
+#[test]
+#[ignore = "known issue: a forward self-reference is visible live but lost from the full state"]
+fn the_live_document_survives_its_own_full_state() {
+    use yrs::updates::decoder::Decode;
+    let input = std::fs::read(
+        corpus_dir(ROOM_UPDATE).join("regression-forward-self-reference-lost-from-full-state"),
+    )
+    .expect("regression input");
+    let doc = canvas::new_canvas_doc();
+    for update in super::fuzz_checks::split_updates(&input) {
+        if let Ok(update) = yrs::Update::decode_v1(update) {
+            let _ = doc.transact_mut().apply_update(update);
+        }
+    }
+    let live = doc.transact().state_vector();
+    let full = doc
+        .transact()
+        .encode_state_as_update_v1(&StateVector::default());
+    let replica = canvas::new_canvas_doc();
+    replica
+        .transact_mut()
+        .apply_update(yrs::Update::decode_v1(&full).expect("full state decodes"))
+        .expect("full state applies");
+    assert_eq!(
+        replica.transact().state_vector().get(&ClientID::new(1001)),
+        live.get(&ClientID::new(1001)),
+        "the full state lost clocks the live document has"
+    );
 }
