@@ -164,7 +164,7 @@ fn check_document(doc: &Doc, out_of_order: bool) {
     }
 
     if out_of_order {
-        check_stored_form(&full, &state_vector);
+        check_stored_form(&full);
         return;
     }
     let replica = replica_of(&full);
@@ -199,21 +199,15 @@ fn replica_of(full: &[u8]) -> Doc {
     replica
 }
 
-/// After out-of-order updates the live document may hold more than its full state gives a fresh
-/// document (KNOWN ISSUE, see `the_live_document_survives_its_own_full_state` in `fuzz_corpus`):
+/// After out-of-order updates the live document and a fresh document built from its full state
+/// may differ (KNOWN ISSUE, see `the_live_document_survives_its_own_full_state` in `fuzz_corpus`):
 /// a struct that referenced a later clock of its own client, or one yrs integrated behind a skip,
-/// waits forever in a replica. What must hold: the replica never has more than the document, and
-/// what a cold load makes of the stored state is a fixpoint (storing and loading it again changes
-/// nothing).
-fn check_stored_form(full: &[u8], live: &StateVector) {
+/// waits forever in the fresh document; and structs still pending in the live document can
+/// integrate in the fresh one. What must hold: what a cold load makes of the stored state is a
+/// fixpoint (storing and loading it again changes nothing).
+fn check_stored_form(full: &[u8]) {
     let loaded = replica_of(full);
     let loaded_clocks = loaded.transact().state_vector();
-    assert!(
-        loaded_clocks
-            .iter()
-            .all(|(client, clock)| *clock <= live.get(client)),
-        "a replica built from the full state is ahead of the document: {loaded_clocks:?} vs {live:?}"
-    );
     let loaded_state = canvas::read_canvas(&loaded.transact());
     let stored_again = loaded
         .transact()
