@@ -13,7 +13,8 @@
 //!   deterministic; the document's full state passes the wire validation, and applying it to a
 //!   fresh document (what a cold load or a resyncing peer does) reproduces the same state vector
 //!   and canvas; re-applying it to the document itself changes nothing. After out-of-order updates
-//!   only the state vector must match, and a replica must reproduce itself (see `check_document`).
+//!   the two may differ (a known issue, see `check_stored_form`); then only the stored form must be
+//!   a fixpoint.
 
 use uuid::Uuid;
 use yrs::updates::decoder::Decode;
@@ -146,10 +147,9 @@ fn apply_like_room(doc: &Doc, bytes: &[u8]) -> bool {
 /// Checks the projection of the document and its full state (what the room sends as SyncStep2
 /// and stores as a snapshot).
 ///
-/// When updates arrived out of order, yrs may have integrated a struct behind a skip of its own
-/// client's clocks while the earlier clocks wait: the document shows it, but a replica built from
-/// the full state keeps it pending (see `server/src/rooms/room_waiting.rs`). Then only the state
-/// vector must match, and the replica must reproduce itself.
+/// When updates arrived out of order (see `server/src/rooms/room_waiting.rs`), the live document
+/// and a replica built from its full state can differ: [`check_stored_form`] checks what still
+/// must hold.
 fn check_document(doc: &Doc, out_of_order: bool) {
     let txn = doc.transact();
     let state = canvas::read_canvas(&txn);
