@@ -50,6 +50,27 @@ impl Database {
 }
 
 impl PersistenceError {
+    /// The database could not be reached, or is shutting down or starting up: the same request
+    /// may succeed later (an HTTP 503, not a 500). Connection failures, pool timeouts and the
+    /// SQLSTATE classes 08 (connection exception) and 57P (operator intervention: admin shutdown,
+    /// crash shutdown, cannot connect now).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            PersistenceError::Database(err) => match err {
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                sqlx::Error::Database(db) => db
+                    .code()
+                    .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
     /// The name of the violated unique constraint or index, when this is a unique violation.
     pub fn unique_violation(&self) -> Option<String> {
         match self {

@@ -157,6 +157,52 @@ fn spawn_watchdog(pg: &EmbeddedPostgres, dir: &std::path::Path) {
     }
 }
 
+/// A PostgreSQL cluster owned by one test, for tests that stop and restart the database under a
+/// running server. The shared per-process cluster ([`fresh_database`]) must never be stopped: other
+/// tests of the process use it. The cluster lives in its own directory under /tmp (same watchdog as
+/// the shared one) and restarts on the same data directory and socket, so a URL stays valid
+/// across [`PrivateCluster::stop`] / [`PrivateCluster::start_again`].
+pub struct PrivateCluster {
+    pg: EmbeddedPostgres,
+    dir: std::path::PathBuf,
+    /// URL of the cluster's migrated `nox` database.
+    pub url: String,
+}
+
+impl PrivateCluster {
+    /// Starts a new cluster and migrates its `nox` database.
+    pub async fn start() -> Result<Self, PersistenceError> {
+        let dir = std::env::temp_dir().join(format!(
+            "nox-test-pgp-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| PersistenceError::Invariant(e.to_string()))?;
+        let pg = EmbeddedPostgres::start(&dir).await?;
+        spawn_watchdog(&pg, &dir);
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(pg.connect_options("nox").disable_statement_logging())
+            .await?;
+        crate::migrate::run(&pool).await?;
+        pool.close().await;
+        let url = pg.url("nox");
+        Ok(Self { pg, dir, url })
+    }
+
+    /// Fast shutdown (`pg_ctl stop -m fast`): open connections are terminated, new ones refused.
+    pub async fn stop(&self) -> Result<(), PersistenceError> {
+        Ok(self.pg.stop().await?)
+    }
+
+    /// Starts the stopped cluster again on the same data directory and socket.
+    pub async fn start_again(&mut self) -> Result<(), PersistenceError> {
+        self.pg = EmbeddedPostgres::start(&self.dir).await?;
+        Ok(())
+    }
+}
+
 /// `postgres://u@h/old?x` → `postgres://u@h/<db>?x`.
 fn replace_database(url: &str, database: &str) -> String {
     let (base, query) = match url.split_once('?') {

@@ -205,6 +205,11 @@ impl IntoResponse for ApiError {
 
 impl From<PersistenceError> for ApiError {
     fn from(err: PersistenceError) -> Self {
+        if err.is_unavailable() {
+            // The database is down or restarting: say so (503, retryable), not "internal error".
+            tracing::warn!(error = %err, "database unavailable");
+            return ApiError::service_unavailable("the database is unavailable; retry");
+        }
         ApiError::internal(err)
     }
 }

@@ -13,6 +13,7 @@
 
 mod lib0;
 
+pub mod fuzz_checks;
 pub mod hocuspocus;
 
 use std::collections::HashMap;
@@ -404,5 +405,7 @@ fn write_awareness(buf: &mut Vec<u8>, encoded: &[u8]) {
     write_var_bytes(buf, encoded);
 }
 
+#[cfg(test)]
+mod fuzz_corpus;
 #[cfg(test)]
 mod tests;
