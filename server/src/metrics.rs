@@ -19,6 +19,8 @@ pub struct Metrics {
     /// Workspaces whose batches went into one log commit (group commit across rooms).
     pub log_commit_workspaces: Histogram,
     pub compaction_seconds: Histogram,
+    /// Compactions skipped because the full state would not rebuild the live document.
+    pub compactions_refused: IntCounter,
     /// Log entries not yet folded into a snapshot, summed over loaded rooms.
     pub compaction_lag_entries: IntGauge,
     pub slow_consumers_closed: IntCounter,
@@ -79,6 +81,11 @@ impl Metrics {
                 .buckets(fast_buckets),
             )
             .expect("valid metric"),
+            compactions_refused: IntCounter::new(
+                "compactions_refused_total",
+                "Compactions skipped (log kept) because the full state would not rebuild the live document",
+            )
+            .expect("valid metric"),
             compaction_lag_entries: IntGauge::new(
                 "compaction_lag_entries",
                 "Update log entries not yet compacted into snapshots",
@@ -126,6 +133,7 @@ impl Metrics {
             Box::new(self.log_append_failures.clone()),
             Box::new(self.log_commit_workspaces.clone()),
             Box::new(self.compaction_seconds.clone()),
+            Box::new(self.compactions_refused.clone()),
             Box::new(self.compaction_lag_entries.clone()),
             Box::new(self.slow_consumers_closed.clone()),
             Box::new(self.malformed_messages.clone()),

@@ -13,4 +13,5 @@ pub mod canvas;
 pub mod locks;
 pub mod projection;
 pub mod rules;
+pub mod snapshot;
 pub mod wire;

@@ -11,9 +11,10 @@ use nox_persistence::error::PersistenceError;
 use nox_persistence::projection_store;
 use nox_sync_protocol::canvas::{self, CanvasState};
 use nox_sync_protocol::projection::{self, ProjectionDiff, ProjectionDigest};
+use nox_sync_protocol::snapshot;
 use uuid::Uuid;
 use yrs::updates::decoder::Decode;
-use yrs::{Transact, Update};
+use yrs::{ReadTxn, StateVector, Transact, Update};
 
 use crate::metrics::Metrics;
 
@@ -42,6 +43,11 @@ pub enum CompactionError {
     Decode(String),
     #[error("compaction task failed: {0}")]
     Task(String),
+    /// The full state would not rebuild the live document (yrs integrated structs its own
+    /// encoding cannot carry): trimming the log would lose acknowledged updates, so nothing is
+    /// written and the log keeps them.
+    #[error("the full state does not rebuild the live document; keeping the log")]
+    Unreproducible,
 }
 
 pub async fn run(job: CompactionJob, db: Database, metrics: Metrics) -> CompactionOutcome {
@@ -64,7 +70,11 @@ async fn compact(
     metrics: &Metrics,
 ) -> Result<Arc<ProjectionDigest>, CompactionError> {
     let state = Arc::new(job.state);
-    let canvas = read_state(state.clone()).await?;
+    let (canvas, rebuilds) = read_state(state.clone(), job.state_vector.clone()).await?;
+    if !rebuilds {
+        metrics.compactions_refused.inc();
+        return Err(CompactionError::Unreproducible);
+    }
     let ids = projection::referenced_ids(&canvas);
     let context = projection_store::load_context(db.pool(), job.workspace_id, &ids).await?;
     let (next, next_digest) = blocking(move || {
@@ -117,8 +127,13 @@ async fn compact(
     Ok(Arc::new(next_digest))
 }
 
-/// Decodes the state into a scratch document and reads the canvas from it, off the async workers.
-async fn read_state(state: Arc<Vec<u8>>) -> Result<CanvasState, CompactionError> {
+/// Decodes the state into a scratch document and reads the canvas from it, off the async workers;
+/// also tells whether that scratch document reached the live document's clocks (`live_sv`), i.e.
+/// whether the state may replace the log (`snapshot::rebuilds`).
+async fn read_state(
+    state: Arc<Vec<u8>>,
+    live_sv: Vec<u8>,
+) -> Result<(CanvasState, bool), CompactionError> {
     blocking(move || {
         let doc = canvas::new_canvas_doc();
         let mut txn = doc.transact_mut();
@@ -126,7 +141,10 @@ async fn read_state(state: Arc<Vec<u8>>) -> Result<CanvasState, CompactionError>
             Update::decode_v1(&state).map_err(|e| CompactionError::Decode(e.to_string()))?;
         txn.apply_update(update)
             .map_err(|e| CompactionError::Decode(e.to_string()))?;
-        Ok(canvas::read_canvas(&txn))
+        let live =
+            StateVector::decode_v1(&live_sv).map_err(|e| CompactionError::Decode(e.to_string()))?;
+        let rebuilds = snapshot::same_clocks(&txn.state_vector(), &live);
+        Ok((canvas::read_canvas(&txn), rebuilds))
     })
     .await?
 }

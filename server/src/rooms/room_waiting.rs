@@ -4,7 +4,10 @@
 //! would be logged or broadcast): a struct whose origin or parent is missing waits aside as a
 //! "pending" update; a struct whose only gap is earlier clocks of its own client is integrated at
 //! once behind a skip — the state vector does not move, so the observer sees no change. Both are
-//! part of every full state the room encodes. Honest clients rarely cause this (the server has
+//! encoded in the room's full state, but fuzzing found skip-integrated structs that a fresh
+//! document built from that state cannot integrate again; the compactor therefore keeps the log
+//! whenever the full state does not rebuild the live clocks (`snapshot::rebuilds`). Honest clients
+//! rarely cause this (the server has
 //! every change they built on), so two rules keep it durable, convergent and bounded:
 //! - an update that arrives out of order is logged and relayed as it arrived (besides what the
 //!   observer saw integrate), so the log replays to the same document, peers hold what the room

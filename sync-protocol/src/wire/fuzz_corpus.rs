@@ -499,6 +499,26 @@ fn hocuspocus_frames(scenarios: &[Scenario]) -> Inputs {
 /// acknowledged are missing after the next reload. Fixing it needs the edge to refuse such
 /// structs (a structural check of v1 updates) or the room to refuse updates that leave clocks of
 /// their own client pending.
+/// The compactor's guard sees that very case: the full state does not rebuild the live document,
+/// so the log that holds the acknowledged updates is kept.
+#[test]
+fn the_compaction_guard_detects_a_full_state_that_loses_clocks() {
+    use yrs::updates::decoder::Decode;
+    let input = std::fs::read(
+        corpus_dir(ROOM_UPDATE).join("regression-forward-self-reference-lost-from-full-state"),
+    )
+    .expect("regression input");
+    let doc = canvas::new_canvas_doc();
+    for update in super::fuzz_checks::split_updates(&input) {
+        if let Ok(update) = yrs::Update::decode_v1(update) {
+            let _ = doc.transact_mut().apply_update(update);
+        }
+    }
+    let txn = doc.transact();
+    let full = txn.encode_state_as_update_v1(&StateVector::default());
+    assert!(!crate::snapshot::rebuilds(&full, &txn.state_vector()));
+}
+
 #[test]
 #[ignore = "known issue: a forward self-reference is visible live but lost from the full state"]
 fn the_live_document_survives_its_own_full_state() {
