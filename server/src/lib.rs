@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod app;
+pub mod assets;
 pub mod auth;
 pub mod config;
 pub mod error;

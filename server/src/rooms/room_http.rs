@@ -15,11 +15,12 @@ use yrs::Transact;
 use super::lock_table::view;
 use super::peer::ConnId;
 use super::room::{origin_of_conn, WorkspaceRoom};
+use super::room_insert::CanvasInsert;
 use super::room_locks::LockRelease;
 
 /// Transactions made by the server itself carry this origin: it is no peer's id, so every peer
 /// receives them.
-const SERVER_ORIGIN: ConnId = 0;
+pub(super) const SERVER_ORIGIN: ConnId = 0;
 
 /// A change to the canvas requested over HTTP.
 #[derive(Debug, Clone)]
@@ -102,6 +103,8 @@ pub enum HttpRequest {
         by: Uuid,
         reply: Reply<Option<LockView>>,
     },
+    /// Many new blocks and relations in one transaction (`room_insert.rs`).
+    Insert(CanvasInsert),
 }
 
 impl HttpRequest {
@@ -111,6 +114,7 @@ impl HttpRequest {
             HttpRequest::Edit { reply, .. } => {
                 let _ = reply.send(Err(EditError::Unavailable));
             }
+            HttpRequest::Insert(insert) => insert.refuse(),
             // Dropping the other replies tells the caller the room is gone.
             HttpRequest::Canvas { .. }
             | HttpRequest::Presence { .. }
@@ -124,7 +128,7 @@ impl HttpRequest {
 pub struct PendingHttpReply(Box<dyn FnOnce(bool) + Send + Sync>);
 
 impl PendingHttpReply {
-    fn new<T: Send + Sync + 'static>(reply: Reply<T>, value: T, on_failure: Option<T>) -> Self {
+    pub(super) fn new<T: Send + Sync + 'static>(reply: Reply<T>, value: T, on_failure: Option<T>) -> Self {
         Self(Box::new(move |durable| {
             let answer = if durable { Some(value) } else { on_failure };
             if let Some(answer) = answer {
@@ -137,6 +141,7 @@ impl PendingHttpReply {
 impl WorkspaceRoom {
     pub(super) fn on_http(&mut self, request: HttpRequest) {
         match request {
+            HttpRequest::Insert(insert) => self.on_insert(insert),
             HttpRequest::Canvas { reply } => {
                 let canvas = self.read_canvas();
                 self.http_replies
