@@ -167,13 +167,8 @@ pub async fn load_context(
         workspace_id,
     )
     .await?;
-    let invader_assets = existing_in_org(
-        pool,
-        INVADERS_OF_ORG,
-        &ids.invader_assets,
-        workspace_id,
-    )
-    .await?;
+    let invader_assets =
+        existing_in_org(pool, INVADERS_OF_ORG, &ids.invader_assets, workspace_id).await?;
     let (foreign_block_ids, existing_block_rows) =
         split_by_workspace(pool, "core_blocks", workspace_id, &ids.block_ids).await?;
     let (foreign_relation_ids, _) =

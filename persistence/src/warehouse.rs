@@ -107,7 +107,15 @@ pub async fn create(
     .await?;
     let target = ("warehouse", created.id);
     let metadata = serde_json::json!({ "name": created.name });
-    audit_in(&mut tx, actor, org_id, "warehouse.created", target, metadata).await?;
+    audit_in(
+        &mut tx,
+        actor,
+        org_id,
+        "warehouse.created",
+        target,
+        metadata,
+    )
+    .await?;
     tx.commit().await?;
     Ok(created)
 }
@@ -166,7 +174,15 @@ pub async fn rename(
     .await?
     .ok_or(IamError::NotFound("warehouse"))?;
     let metadata = serde_json::json!({ "name": name });
-    audit_in(&mut tx, actor, org_id, "warehouse.updated", ("warehouse", id), metadata).await?;
+    audit_in(
+        &mut tx,
+        actor,
+        org_id,
+        "warehouse.updated",
+        ("warehouse", id),
+        metadata,
+    )
+    .await?;
     tx.commit().await?;
     Ok(updated)
 }
@@ -195,7 +211,15 @@ pub async fn soft_delete(
         return Err(IamError::NotFound("warehouse").into());
     }
     let metadata = serde_json::json!({});
-    audit_in(&mut tx, actor, org_id, "warehouse.deleted", ("warehouse", id), metadata).await?;
+    audit_in(
+        &mut tx,
+        actor,
+        org_id,
+        "warehouse.deleted",
+        ("warehouse", id),
+        metadata,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

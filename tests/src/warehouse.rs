@@ -17,7 +17,12 @@ impl TestClient {
                 json!({ "name": "Assets" }),
             )
             .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "warehouse: {}", reply.body);
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "warehouse: {}",
+            reply.body
+        );
         reply.id()
     }
 
@@ -55,7 +60,12 @@ impl TestClient {
                 json!({ "name": "tpl", "structure_data": structure }),
             )
             .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "template: {}", reply.body);
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "template: {}",
+            reply.body
+        );
         reply.id()
     }
 }
@@ -63,8 +73,10 @@ impl TestClient {
 /// A template structure of `n` unrelated blocks.
 pub fn simple_structure(n: usize) -> Value {
     let blocks: Vec<Value> = (0..n)
-        .map(|i| json!({ "id": Uuid::new_v4(), "type": "NODE", "name": format!("b{i}"),
-                         "visual": { "x": i * 10, "y": 0 } }))
+        .map(|i| {
+            json!({ "id": Uuid::new_v4(), "type": "NODE", "name": format!("b{i}"),
+                         "visual": { "x": i * 10, "y": 0 } })
+        })
         .collect();
     json!({ "blocks": blocks })
 }

@@ -52,7 +52,15 @@ pub async fn create(
     let created = fetch(&mut tx, id).await?;
     let metadata = serde_json::json!({ "name": name, "parent_collection_id": parent });
     let target = ("asset_collection", id);
-    audit_in(&mut tx, actor, org_id, "asset_collection.created", target, metadata).await?;
+    audit_in(
+        &mut tx,
+        actor,
+        org_id,
+        "asset_collection.created",
+        target,
+        metadata,
+    )
+    .await?;
     tx.commit().await?;
     Ok(created)
 }
@@ -126,7 +134,13 @@ pub async fn update(
     let mut tx = pool.begin().await?;
     orgs::lock_live(&mut tx, current.org_id).await?;
     if let Some(parent) = patch.parent {
-        check_collection(&mut tx, current.warehouse_id, parent, "parent_collection_id").await?;
+        check_collection(
+            &mut tx,
+            current.warehouse_id,
+            parent,
+            "parent_collection_id",
+        )
+        .await?;
         if let Some(parent) = parent {
             if is_within(&mut tx, parent, current.id).await? {
                 return Err(WarehouseError::CollectionCycle);
@@ -154,7 +168,15 @@ pub async fn update(
     });
     let target = ("asset_collection", current.id);
     let org = current.org_id;
-    audit_in(&mut tx, actor, org, "asset_collection.updated", target, metadata).await?;
+    audit_in(
+        &mut tx,
+        actor,
+        org,
+        "asset_collection.updated",
+        target,
+        metadata,
+    )
+    .await?;
     tx.commit().await?;
     Ok(updated)
 }
@@ -192,11 +214,12 @@ pub async fn delete(
 ) -> Result<(), WarehouseError> {
     let mut tx = pool.begin().await?;
     orgs::lock_live(&mut tx, current.org_id).await?;
-    let children: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM asset_collections WHERE parent_collection_id = $1")
-            .bind(current.id)
-            .fetch_one(&mut *tx)
-            .await?;
+    let children: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM asset_collections WHERE parent_collection_id = $1",
+    )
+    .bind(current.id)
+    .fetch_one(&mut *tx)
+    .await?;
     if children > 0 {
         return Err(WarehouseError::CollectionNotEmpty);
     }
@@ -210,7 +233,15 @@ pub async fn delete(
     let metadata = serde_json::json!({ "name": current.name });
     let target = ("asset_collection", current.id);
     let org = current.org_id;
-    audit_in(&mut tx, actor, org, "asset_collection.deleted", target, metadata).await?;
+    audit_in(
+        &mut tx,
+        actor,
+        org,
+        "asset_collection.deleted",
+        target,
+        metadata,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -56,7 +56,13 @@ pub async fn create(
 ) -> Result<InvaderDefinition, WarehouseError> {
     let mut tx = pool.begin().await?;
     orgs::lock_live(&mut tx, new.org_id).await?;
-    check_collection(&mut tx, new.warehouse_id, new.collection_id, "collection_id").await?;
+    check_collection(
+        &mut tx,
+        new.warehouse_id,
+        new.collection_id,
+        "collection_id",
+    )
+    .await?;
     let created: InvaderDefinition = sqlx::query_as(&format!(
         "WITH d AS (
              INSERT INTO assets_invader_definitions

@@ -53,7 +53,13 @@ pub async fn create(
 ) -> Result<Template, WarehouseError> {
     let mut tx = pool.begin().await?;
     orgs::lock_live(&mut tx, new.org_id).await?;
-    check_collection(&mut tx, new.warehouse_id, new.collection_id, "collection_id").await?;
+    check_collection(
+        &mut tx,
+        new.warehouse_id,
+        new.collection_id,
+        "collection_id",
+    )
+    .await?;
     let created: Template = sqlx::query_as(&format!(
         "WITH t AS (
              INSERT INTO assets_block_templates
@@ -74,7 +80,15 @@ pub async fn create(
     .await?;
     let metadata = serde_json::json!({ "name": created.name, "warehouse_id": new.warehouse_id });
     let target = ("asset_template", created.id);
-    audit_in(&mut tx, actor, new.org_id, "asset_template.created", target, metadata).await?;
+    audit_in(
+        &mut tx,
+        actor,
+        new.org_id,
+        "asset_template.created",
+        target,
+        metadata,
+    )
+    .await?;
     tx.commit().await?;
     Ok(created)
 }
@@ -190,7 +204,15 @@ pub async fn update(
     });
     let target = ("asset_template", current.id);
     let org = current.org_id;
-    audit_in(&mut tx, actor, org, "asset_template.updated", target, metadata).await?;
+    audit_in(
+        &mut tx,
+        actor,
+        org,
+        "asset_template.updated",
+        target,
+        metadata,
+    )
+    .await?;
     tx.commit().await?;
     Ok(updated)
 }
@@ -217,7 +239,15 @@ pub async fn soft_delete(
     let metadata = serde_json::json!({ "name": current.name });
     let target = ("asset_template", current.id);
     let org = current.org_id;
-    audit_in(&mut tx, actor, org, "asset_template.deleted", target, metadata).await?;
+    audit_in(
+        &mut tx,
+        actor,
+        org,
+        "asset_template.deleted",
+        target,
+        metadata,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -100,9 +100,12 @@ fn check_usage(schema: &Result<ConfigSchema, String>, usage: &Value) -> Result<(
         .as_ref()
         .map_err(|_| "the definition's config_schema does not compile".to_string())?;
     let config = fields.get("config_snapshot").unwrap_or(&Value::Null);
-    schema
-        .check(config)
-        .map_err(|m| format!("config_snapshot does not match config_schema: {}", m.join("; ")))
+    schema.check(config).map_err(|m| {
+        format!(
+            "config_snapshot does not match config_schema: {}",
+            m.join("; ")
+        )
+    })
 }
 
 fn finish(errors: Vec<FieldError>) -> ApiResult<()> {

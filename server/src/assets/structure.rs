@@ -105,7 +105,10 @@ impl TemplateStructure {
             fail("blocks".into(), "holds too many blocks (at most 2000)");
         }
         if self.relations.len() > MAX_TEMPLATE_RELATIONS {
-            fail("relations".into(), "holds too many relations (at most 10000)");
+            fail(
+                "relations".into(),
+                "holds too many relations (at most 10000)",
+            );
         }
         let mut block_ids = HashSet::new();
         for (i, b) in self.blocks.iter().enumerate() {
@@ -116,7 +119,10 @@ impl TemplateStructure {
                 fail(format!("blocks[{i}].type"), "must be 1-50 characters");
             }
             if !short_text(&b.name, 255, true) {
-                fail(format!("blocks[{i}].name"), "must be at most 255 characters");
+                fail(
+                    format!("blocks[{i}].name"),
+                    "must be at most 255 characters",
+                );
             }
             let nested = [&b.config, &b.visual, &b.invaders];
             if nested.iter().any(|o| holds_nul(o)) {
@@ -304,7 +310,13 @@ fn template_block(
         Some(t) if short_text(t, 50, false) => t.to_string(),
         _ => return Err(SelectionError::Untyped(key.to_string())),
     };
-    let name: String = entry.name.as_str().unwrap_or_default().chars().take(255).collect();
+    let name: String = entry
+        .name
+        .as_str()
+        .unwrap_or_default()
+        .chars()
+        .take(255)
+        .collect();
     let parent_block_id = parse_ref(&entry.parent_block_id).and_then(|p| fresh.get(&p).copied());
     Ok(TemplateBlock {
         id,
@@ -328,7 +340,11 @@ fn object_or_empty(value: &Value) -> Object {
 impl TemplateStructure {
     /// Shifts positions so the top-left of the blocks that have one is (0, 0).
     fn normalize_positions(&mut self) {
-        let positions: Vec<(f64, f64)> = self.blocks.iter().filter_map(|b| position(&b.visual)).collect();
+        let positions: Vec<(f64, f64)> = self
+            .blocks
+            .iter()
+            .filter_map(|b| position(&b.visual))
+            .collect();
         let min_x = positions.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
         let min_y = positions.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
         if positions.is_empty() {
@@ -455,31 +471,56 @@ mod tests {
 
     /// a ⊃ a1; b; c (unselected). Relations a→a1, a1→b, a→c.
     fn canvas() -> (CanvasState, [Uuid; 4]) {
-        let ids = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
+        let ids = [
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+        ];
         let s = ids.map(|i| i.to_string());
         let mut canvas = CanvasState::default();
-        canvas.blocks.insert(s[0].clone(), block("A", None, 100, 50));
-        canvas.blocks.insert(s[1].clone(), block("A1", Some(&s[0]), 120, 70));
-        canvas.blocks.insert(s[2].clone(), block("B", None, 300, 40));
+        canvas
+            .blocks
+            .insert(s[0].clone(), block("A", None, 100, 50));
+        canvas
+            .blocks
+            .insert(s[1].clone(), block("A1", Some(&s[0]), 120, 70));
+        canvas
+            .blocks
+            .insert(s[2].clone(), block("B", None, 300, 40));
         canvas.blocks.insert(s[3].clone(), block("C", None, 0, 0));
-        canvas.relations.insert(Uuid::new_v4().to_string(), relation(&s[0], &s[1]));
-        canvas.relations.insert(Uuid::new_v4().to_string(), relation(&s[1], &s[2]));
-        canvas.relations.insert(Uuid::new_v4().to_string(), relation(&s[0], &s[3]));
+        canvas
+            .relations
+            .insert(Uuid::new_v4().to_string(), relation(&s[0], &s[1]));
+        canvas
+            .relations
+            .insert(Uuid::new_v4().to_string(), relation(&s[1], &s[2]));
+        canvas
+            .relations
+            .insert(Uuid::new_v4().to_string(), relation(&s[0], &s[3]));
         (canvas, ids)
     }
 
     #[test]
     fn a_selection_takes_descendants_and_inner_relations_with_fresh_ids() {
         let (canvas, [a, _a1, b, c]) = canvas();
-        let structure = from_selection(&canvas, &[a, b]).unwrap();
+        let structure = from_selection(&canvas, &[a, b]).expect("present");
         assert_eq!(structure.blocks.len(), 3);
         assert_eq!(structure.relations.len(), 2, "a→c leaves the selection");
         let doc_ids: HashSet<String> = canvas.blocks.keys().cloned().collect();
         for block in &structure.blocks {
             assert!(!doc_ids.contains(&block.id.to_string()), "ids are remapped");
         }
-        let child = structure.blocks.iter().find(|b| b.block_type == "A1").unwrap();
-        let parent = structure.blocks.iter().find(|b| b.block_type == "A").unwrap();
+        let child = structure
+            .blocks
+            .iter()
+            .find(|b| b.block_type == "A1")
+            .expect("present");
+        let parent = structure
+            .blocks
+            .iter()
+            .find(|b| b.block_type == "A")
+            .expect("present");
         assert_eq!(child.parent_block_id, Some(parent.id));
         assert!(!structure.blocks.iter().any(|b| b.block_type == "C") && c != a);
         // Positions relative to the selection's top-left (100, 40).
@@ -501,7 +542,7 @@ mod tests {
     #[test]
     fn insertion_remaps_again_and_places_at_the_point() {
         let (canvas, [a, ..]) = canvas();
-        let structure = from_selection(&canvas, &[a]).unwrap();
+        let structure = from_selection(&canvas, &[a]).expect("present");
         let (template, user) = (Uuid::new_v4(), Uuid::new_v4());
         let first = insertion(&structure, template, user, (500.0, 500.0));
         let second = insertion(&structure, template, user, (0.0, 0.0));
@@ -510,14 +551,27 @@ mod tests {
         assert_ne!(first.blocks[0].0, second.blocks[0].0);
         let ids: HashSet<&String> = first.blocks.iter().map(|(id, _)| id).collect();
         let (_, rel) = &first.relations[0];
-        assert!(ids.contains(&rel["source_block_id"].as_str().unwrap().to_string()));
+        assert!(ids.contains(
+            &rel["source_block_id"]
+                .as_str()
+                .expect("present")
+                .to_string()
+        ));
         for (_, fields) in &first.blocks {
             assert_eq!(fields["origin_asset_id"], json!(template.to_string()));
             assert_eq!(fields["created_by_id"], json!(user.to_string()));
         }
-        let top = first.blocks.iter().find(|(_, f)| f["type"] == "A").unwrap();
+        let top = first
+            .blocks
+            .iter()
+            .find(|(_, f)| f["type"] == "A")
+            .expect("present");
         assert_eq!(top.1["visual"]["x"], json!(500));
-        let child = first.blocks.iter().find(|(_, f)| f["type"] == "A1").unwrap();
+        let child = first
+            .blocks
+            .iter()
+            .find(|(_, f)| f["type"] == "A1")
+            .expect("present");
         assert_eq!(child.1["parent_block_id"], json!(top.0));
     }
 
@@ -527,8 +581,10 @@ mod tests {
         let cyclic = json!({"blocks": [
             {"id": id, "type": "X", "parent_block_id": id},
         ]});
-        let errors = TemplateStructure::parse(&cyclic, "structure_data").unwrap_err();
-        assert!(errors.iter().any(|e| e.field == "structure_data.blocks[0].parent_block_id"));
+        let errors = TemplateStructure::parse(&cyclic, "structure_data").expect_err("refused");
+        assert!(errors
+            .iter()
+            .any(|e| e.field == "structure_data.blocks[0].parent_block_id"));
         let dangling = json!({"blocks": [{"id": id, "type": "X"}], "relations": [
             {"id": Uuid::new_v4(), "source_block_id": id, "target_block_id": Uuid::new_v4(), "type": "L"}
         ]});

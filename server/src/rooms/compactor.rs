@@ -12,9 +12,7 @@ use nox_persistence::error::PersistenceError;
 use nox_persistence::projection_store;
 use nox_persistence::warehouse::invaders;
 use nox_sync_protocol::canvas::{self, CanvasState};
-use nox_sync_protocol::projection::{
-    self, ProjectionContext, ProjectionDiff, ProjectionDigest,
-};
+use nox_sync_protocol::projection::{self, ProjectionContext, ProjectionDiff, ProjectionDigest};
 use uuid::Uuid;
 use yrs::updates::decoder::Decode;
 use yrs::{Transact, Update};

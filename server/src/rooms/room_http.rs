@@ -128,7 +128,11 @@ impl HttpRequest {
 pub struct PendingHttpReply(Box<dyn FnOnce(bool) + Send + Sync>);
 
 impl PendingHttpReply {
-    pub(super) fn new<T: Send + Sync + 'static>(reply: Reply<T>, value: T, on_failure: Option<T>) -> Self {
+    pub(super) fn new<T: Send + Sync + 'static>(
+        reply: Reply<T>,
+        value: T,
+        on_failure: Option<T>,
+    ) -> Self {
         Self(Box::new(move |durable| {
             let answer = if durable { Some(value) } else { on_failure };
             if let Some(answer) = answer {

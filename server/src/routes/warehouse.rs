@@ -30,9 +30,10 @@ use crate::validate::Validator;
 pub fn warehouse_error(err: WarehouseError) -> ApiError {
     if let Some(constraint) = err.unique_violation() {
         let (code, message) = match constraint.as_str() {
-            "warehouses_owner_id_owner_type_live_key" => {
-                ("warehouse_exists", "the organization already has a warehouse")
-            }
+            "warehouses_owner_id_owner_type_live_key" => (
+                "warehouse_exists",
+                "the organization already has a warehouse",
+            ),
             "asset_collections_warehouse_id_name_key" => (
                 "collection_name_taken",
                 "a collection with this name exists in the warehouse",
@@ -185,7 +186,11 @@ pub async fn list_warehouses(
     access::org_permission(&state.db, user, org_id, Permission::WorkspaceRead).await?;
     let page = params.resolve()?;
     let rows = warehouse::list_for_org(state.db.pool(), org_id, page.after, page.fetch()).await?;
-    Ok(Json(page.page(rows, |w| (w.created_at, w.id), WarehouseView::from)))
+    Ok(Json(page.page(
+        rows,
+        |w| (w.created_at, w.id),
+        WarehouseView::from,
+    )))
 }
 
 #[utoipa::path(get, path = "/api/v1/warehouses/{warehouse_id}", tag = "warehouse",
@@ -236,9 +241,14 @@ pub async fn delete_warehouse(
     Path(warehouse_id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
     let found = reach_warehouse(&state, user, warehouse_id, Permission::OrgAdmin).await?;
-    warehouse::soft_delete(state.db.pool(), found.org_id, found.id, &client.actor(&user))
-        .await
-        .map_err(warehouse_error)?;
+    warehouse::soft_delete(
+        state.db.pool(),
+        found.org_id,
+        found.id,
+        &client.actor(&user),
+    )
+    .await
+    .map_err(warehouse_error)?;
     tracing::info!(%warehouse_id, "warehouse deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -346,9 +356,13 @@ pub async fn list_collections(
             )])
         })?)),
     };
-    let rows = collections::list(state.db.pool(), found.id, parent, page.after, page.fetch())
-        .await?;
-    Ok(Json(page.page(rows, |c| (c.created_at, c.id), CollectionView::from)))
+    let rows =
+        collections::list(state.db.pool(), found.id, parent, page.after, page.fetch()).await?;
+    Ok(Json(page.page(
+        rows,
+        |c| (c.created_at, c.id),
+        CollectionView::from,
+    )))
 }
 
 async fn reach_collection(

@@ -209,9 +209,19 @@ pub async fn list_invaders(
     let found = reach_warehouse(&state, user, warehouse_id, Permission::WorkspaceRead).await?;
     let page = page_request(filter.limit, filter.cursor.as_deref())?;
     let pool = state.db.pool();
-    let rows =
-        invaders::list(pool, found.id, filter.collection_id, page.after, page.fetch()).await?;
-    Ok(Json(page.page(rows, |d| (d.created_at, d.id), InvaderView::from)))
+    let rows = invaders::list(
+        pool,
+        found.id,
+        filter.collection_id,
+        page.after,
+        page.fetch(),
+    )
+    .await?;
+    Ok(Json(page.page(
+        rows,
+        |d| (d.created_at, d.id),
+        InvaderView::from,
+    )))
 }
 
 async fn reach_invader(
@@ -221,7 +231,15 @@ async fn reach_invader(
     needed: Permission,
 ) -> ApiResult<InvaderDefinition> {
     let found = invaders::find_live(state.db.pool(), id).await?;
-    reach(state, user, found, |d| d.org_id, "invader definition", needed).await
+    reach(
+        state,
+        user,
+        found,
+        |d| d.org_id,
+        "invader definition",
+        needed,
+    )
+    .await
 }
 
 #[utoipa::path(get, path = "/api/v1/invaders/{invader_id}", tag = "warehouse",

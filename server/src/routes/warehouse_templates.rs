@@ -16,9 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::canvas::room_unavailable;
-use super::warehouse::{
-    double_option, optional_text, reach, reach_warehouse, warehouse_error,
-};
+use super::warehouse::{double_option, optional_text, reach, reach_warehouse, warehouse_error};
 use crate::access::{self, AccessError, AuthUser};
 use crate::assets::references::check_invaders;
 use crate::assets::structure::{self, SelectionError, TemplateStructure};
@@ -325,9 +323,19 @@ pub async fn list_templates(
     let found = reach_warehouse(&state, user, warehouse_id, Permission::WorkspaceRead).await?;
     let page = page_request(filter.limit, filter.cursor.as_deref())?;
     let pool = state.db.pool();
-    let rows =
-        templates::list(pool, found.id, filter.collection_id, page.after, page.fetch()).await?;
-    Ok(Json(page.page(rows, |t| (t.created_at, t.id), TemplateView::from)))
+    let rows = templates::list(
+        pool,
+        found.id,
+        filter.collection_id,
+        page.after,
+        page.fetch(),
+    )
+    .await?;
+    Ok(Json(page.page(
+        rows,
+        |t| (t.created_at, t.id),
+        TemplateView::from,
+    )))
 }
 
 async fn reach_template(

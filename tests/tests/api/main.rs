@@ -26,6 +26,12 @@ pub async fn warehouse_member(
     org: uuid::Uuid,
     role: &str,
 ) -> nox_tests::Session {
-    let name = format!("{}-{}", role.to_lowercase(), &uuid::Uuid::new_v4().simple().to_string()[..6]);
-    app.client.add_member(app.pool(), owner, org, &name, role).await
+    let name = format!(
+        "{}-{}",
+        role.to_lowercase(),
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    );
+    app.client
+        .add_member(app.pool(), owner, org, &name, role)
+        .await
 }

@@ -215,7 +215,11 @@ fn warehouse_routes(ids: &Ids) -> Vec<Route> {
             Some(json!({"name": "pwned"})),
         ),
         route(Method::DELETE, "/api/v1/warehouses/{warehouse}", None),
-        route(Method::GET, "/api/v1/warehouses/{warehouse}/collections", None),
+        route(
+            Method::GET,
+            "/api/v1/warehouses/{warehouse}/collections",
+            None,
+        ),
         route(
             Method::POST,
             "/api/v1/warehouses/{warehouse}/collections",
@@ -228,7 +232,11 @@ fn warehouse_routes(ids: &Ids) -> Vec<Route> {
             Some(json!({"name": "pwned"})),
         ),
         route(Method::DELETE, "/api/v1/collections/{collection}", None),
-        route(Method::GET, "/api/v1/warehouses/{warehouse}/templates", None),
+        route(
+            Method::GET,
+            "/api/v1/warehouses/{warehouse}/templates",
+            None,
+        ),
         route(
             Method::POST,
             "/api/v1/warehouses/{warehouse}/templates",
@@ -237,8 +245,10 @@ fn warehouse_routes(ids: &Ids) -> Vec<Route> {
         route(
             Method::POST,
             "/api/v1/warehouses/{warehouse}/templates/from-selection",
-            Some(json!({"workspace_id": ids.workspace, "block_ids": [Uuid::new_v4()],
-                        "name": "spy"})),
+            Some(
+                json!({"workspace_id": ids.workspace, "block_ids": [Uuid::new_v4()],
+                        "name": "spy"}),
+            ),
         ),
         route(Method::GET, "/api/v1/templates/{template}", None),
         route(
@@ -455,8 +465,8 @@ async fn another_orgs_owner_gets_404_everywhere_and_changes_nothing() {
             "{template}",
             "{invader}",
         ]
-            .iter()
-            .any(|p| r.path.contains(p));
+        .iter()
+        .any(|p| r.path.contains(p));
         if !names_child {
             continue;
         }

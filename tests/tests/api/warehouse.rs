@@ -47,22 +47,40 @@ async fn one_warehouse_per_organization_with_crud_and_audit() {
     assert_eq!(ids(&listed.body), [wh.to_string()]);
     assert!(listed.body["next_cursor"].is_null());
     let path = format!("/api/v1/warehouses/{wh}");
-    let renamed = c.patch(&path, &owner.token, json!({"name": "Library"})).await;
+    let renamed = c
+        .patch(&path, &owner.token, json!({"name": "Library"}))
+        .await;
     assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
     assert_eq!(c.get(&path, &owner.token).await.body["name"], "Library");
 
     // An Editor manages assets but may not delete the whole warehouse (org:admin).
     let editor = crate::warehouse_member(&app, &owner, org, "Editor").await;
-    assert_eq!(c.delete(&path, &editor.token).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(c.delete(&path, &owner.token).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(c.get(&path, &owner.token).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        c.delete(&path, &editor.token).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        c.delete(&path, &owner.token).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        c.get(&path, &owner.token).await.status,
+        StatusCode::NOT_FOUND
+    );
     // Its assets went with it; a new warehouse can be made.
     assert_eq!(
         c.post(&base, &owner.token, json!({})).await.status,
         StatusCode::CREATED
     );
-    for action in ["warehouse.created", "warehouse.updated", "warehouse.deleted"] {
-        assert!(audit_count(&app, org, action).await >= 1, "{action} not audited");
+    for action in [
+        "warehouse.created",
+        "warehouse.updated",
+        "warehouse.deleted",
+    ] {
+        assert!(
+            audit_count(&app, org, action).await >= 1,
+            "{action} not audited"
+        );
     }
     let _ = ws;
 }
@@ -89,7 +107,10 @@ async fn collections_nest_refuse_cycles_and_page() {
     assert_eq!(dup.code(), "collection_name_taken");
     let stray = make("D", Some(Uuid::new_v4())).await;
     assert_eq!(stray.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(stray.body["error"]["fields"][0]["field"], "parent_collection_id");
+    assert_eq!(
+        stray.body["error"]["fields"][0]["field"],
+        "parent_collection_id"
+    );
 
     // A under its own grandchild: refused; to the top level and back: fine.
     let cycle = c
@@ -99,7 +120,12 @@ async fn collections_nest_refuse_cycles_and_page() {
             json!({"parent_collection_id": cc}),
         )
         .await;
-    assert_eq!(cycle.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", cycle.body);
+    assert_eq!(
+        cycle.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        cycle.body
+    );
     let self_parent = c
         .patch(
             &format!("/api/v1/collections/{a}"),
@@ -139,10 +165,14 @@ async fn collections_nest_refuse_cycles_and_page() {
     }
     assert_eq!(seen.len(), 3);
 
-    let not_empty = c.delete(&format!("/api/v1/collections/{a}"), &owner.token).await;
+    let not_empty = c
+        .delete(&format!("/api/v1/collections/{a}"), &owner.token)
+        .await;
     assert_eq!(not_empty.status, StatusCode::CONFLICT);
     assert_eq!(not_empty.code(), "collection_not_empty");
-    let gone = c.delete(&format!("/api/v1/collections/{b}"), &owner.token).await;
+    let gone = c
+        .delete(&format!("/api/v1/collections/{b}"), &owner.token)
+        .await;
     assert_eq!(gone.status, StatusCode::NO_CONTENT);
     assert_eq!(
         c.get(&format!("/api/v1/collections/{b}"), &owner.token)
@@ -188,7 +218,10 @@ async fn templates_crud_checks_the_structure() {
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     let tpl = created.id();
-    assert_eq!(created.body["structure_data"]["blocks"][1]["config"]["label"], "hi");
+    assert_eq!(
+        created.body["structure_data"]["blocks"][1]["config"]["label"],
+        "hi"
+    );
     assert_eq!(created.body["version"], "2.0.0");
 
     for bad in [
@@ -202,9 +235,18 @@ async fn templates_crud_checks_the_structure() {
         json!("not a template"),
     ] {
         let reply = c
-            .post(&base, &owner.token, json!({"name": "bad", "structure_data": bad}))
+            .post(
+                &base,
+                &owner.token,
+                json!({"name": "bad", "structure_data": bad}),
+            )
             .await;
-        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {}", reply.body);
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad}: {}",
+            reply.body
+        );
         assert_eq!(reply.code(), "validation_failed");
     }
     let foreign_folder = c
@@ -235,14 +277,34 @@ async fn templates_crud_checks_the_structure() {
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
     assert!(patched.body["collection_id"].is_null());
     assert!(patched.body["description"].is_null());
-    assert_eq!(patched.body["structure_data"]["blocks"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        patched.body["structure_data"]["blocks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
     let bad_patch = c
-        .patch(&path, &owner.token, json!({"structure_data": {"blocks": 1}}))
+        .patch(
+            &path,
+            &owner.token,
+            json!({"structure_data": {"blocks": 1}}),
+        )
         .await;
     assert_eq!(bad_patch.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(c.delete(&path, &owner.token).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(c.get(&path, &owner.token).await.status, StatusCode::NOT_FOUND);
-    for action in ["asset_template.created", "asset_template.updated", "asset_template.deleted"] {
+    assert_eq!(
+        c.delete(&path, &owner.token).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        c.get(&path, &owner.token).await.status,
+        StatusCode::NOT_FOUND
+    );
+    for action in [
+        "asset_template.created",
+        "asset_template.updated",
+        "asset_template.deleted",
+    ] {
         assert!(audit_count(&app, org, action).await >= 1, "{action}");
     }
 }
@@ -254,17 +316,22 @@ async fn invader_definitions_compile_their_schema() {
     let (owner, org, _, _) = c.owner_with_workspace("inv").await;
     let wh = c.create_warehouse(&owner, org).await;
     let base = format!("/api/v1/warehouses/{wh}/invaders");
-    let body = |code: &str, schema: Value| {
-        json!({"code": code, "name": "Retry", "category": "network", "config_schema": schema})
-    };
+    let body = |code: &str, schema: Value| json!({"code": code, "name": "Retry", "category": "network", "config_schema": schema});
     for broken in [
         json!({"type": "no-such-type"}),
         json!({"minimum": "zero"}),
         json!({"$ref": "http://127.0.0.1:9/remote.json"}),
         json!(42),
     ] {
-        let reply = c.post(&base, &owner.token, body("retry", broken.clone())).await;
-        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{broken}: {}", reply.body);
+        let reply = c
+            .post(&base, &owner.token, body("retry", broken.clone()))
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{broken}: {}",
+            reply.body
+        );
         assert_eq!(reply.body["error"]["fields"][0]["field"], "config_schema");
     }
     let bad_code = c
@@ -277,13 +344,16 @@ async fn invader_definitions_compile_their_schema() {
     assert_eq!(created.body["compiler_hooks"], json!({}));
     assert_eq!(created.body["version"], "1.0.0");
     let inv = created.id();
-    let dup = c.post(&base, &owner.token, body("retry", json!(true))).await;
+    let dup = c
+        .post(&base, &owner.token, body("retry", json!(true)))
+        .await;
     assert_eq!(dup.status, StatusCode::CONFLICT);
     assert_eq!(dup.code(), "invader_code_taken");
     // Codes are per warehouse: another organization may use the same one.
     let (other, other_org, _, _) = c.owner_with_workspace("inv-other").await;
     let other_wh = c.create_warehouse(&other, other_org).await;
-    c.create_invader(&other, other_wh, "retry", json!(true)).await;
+    c.create_invader(&other, other_wh, "retry", json!(true))
+        .await;
 
     let path = format!("/api/v1/invaders/{inv}");
     let broken = c
@@ -291,14 +361,30 @@ async fn invader_definitions_compile_their_schema() {
         .await;
     assert_eq!(broken.status, StatusCode::UNPROCESSABLE_ENTITY);
     let patched = c
-        .patch(&path, &owner.token, json!({"category": "io", "compiler_hooks": {"on": "x"}}))
+        .patch(
+            &path,
+            &owner.token,
+            json!({"category": "io", "compiler_hooks": {"on": "x"}}),
+        )
         .await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
     assert_eq!(patched.body["category"], "io");
-    assert_eq!(ids(&c.get(&base, &owner.token).await.body), [inv.to_string()]);
-    assert_eq!(c.get(&path, &other.token).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(c.delete(&path, &owner.token).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(c.get(&path, &owner.token).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        ids(&c.get(&base, &owner.token).await.body),
+        [inv.to_string()]
+    );
+    assert_eq!(
+        c.get(&path, &other.token).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        c.delete(&path, &owner.token).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        c.get(&path, &owner.token).await.status,
+        StatusCode::NOT_FOUND
+    );
     // The code is free again once the definition is deleted.
     c.create_invader(&owner, wh, "retry", json!(true)).await;
     for action in [
@@ -337,7 +423,9 @@ async fn two_tenants() -> TwoTenants {
     let (other, other_org, _, other_ws) = c.owner_with_workspace("tenant-b").await;
     let other_wh = c.create_warehouse(&other, other_org).await;
     let other_invader = c.create_invader(&other, other_wh, "retry", schema).await;
-    let other_template = c.create_template(&other, other_wh, simple_structure(1)).await;
+    let other_template = c
+        .create_template(&other, other_wh, simple_structure(1))
+        .await;
     TwoTenants {
         app,
         owner,
@@ -364,12 +452,20 @@ async fn applying_an_invader_checks_the_config_against_the_schema() {
         .await
         .id();
     let apply = |invader: Uuid, body: Value| {
-        let path = format!("/api/v1/workspaces/{}/blocks/{block}/invaders/{invader}", t.ws);
+        let path = format!(
+            "/api/v1/workspaces/{}/blocks/{block}/invaders/{invader}",
+            t.ws
+        );
         let token = t.owner.token.clone();
         async move { c.put(&path, &token, body).await }
     };
     let wrong = apply(t.invader, json!({"config": {"times": 0}})).await;
-    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", wrong.body);
+    assert_eq!(
+        wrong.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        wrong.body
+    );
     assert_eq!(wrong.body["error"]["fields"][0]["field"], "config");
     assert!(wrong.body["error"]["fields"][0]["message"]
         .as_str()
@@ -404,7 +500,10 @@ async fn applying_an_invader_checks_the_config_against_the_schema() {
     // Another organization's owner cannot reach the workspace at all.
     let stranger = c
         .put(
-            &format!("/api/v1/workspaces/{}/blocks/{block}/invaders/{}", t.ws, t.other_invader),
+            &format!(
+                "/api/v1/workspaces/{}/blocks/{block}/invaders/{}",
+                t.ws, t.other_invader
+            ),
             &t.other.token,
             json!({"config": {"times": 3}}),
         )
@@ -423,18 +522,26 @@ async fn blocks_may_reference_only_their_organizations_assets() {
     };
     let foreign_origin = post(json!({"type": "N", "origin_asset_id": t.other_template})).await;
     assert_eq!(foreign_origin.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(foreign_origin.body["error"]["fields"][0]["field"], "origin_asset_id");
+    assert_eq!(
+        foreign_origin.body["error"]["fields"][0]["field"],
+        "origin_asset_id"
+    );
     let unknown_origin = post(json!({"type": "N", "origin_asset_id": Uuid::new_v4()})).await;
     assert_eq!(unknown_origin.status, StatusCode::UNPROCESSABLE_ENTITY);
     let own_origin = post(json!({"type": "N", "origin_asset_id": t.template})).await;
-    assert_eq!(own_origin.status, StatusCode::CREATED, "{}", own_origin.body);
+    assert_eq!(
+        own_origin.status,
+        StatusCode::CREATED,
+        "{}",
+        own_origin.body
+    );
 
-    let usage = |invader: Uuid, times: i64| {
-        json!({ invader.to_string(): {"applied_version": null, "config_snapshot": {"times": times}} })
-    };
+    let usage = |invader: Uuid, times: i64| json!({ invader.to_string(): {"applied_version": null, "config_snapshot": {"times": times}} });
     let foreign_invader = post(json!({"type": "N", "invaders": usage(t.other_invader, 2)})).await;
     assert_eq!(foreign_invader.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let field = foreign_invader.body["error"]["fields"][0]["field"].as_str().unwrap();
+    let field = foreign_invader.body["error"]["fields"][0]["field"]
+        .as_str()
+        .unwrap();
     assert_eq!(field, format!("invaders.{}", t.other_invader));
     let invalid = post(json!({"type": "N", "invaders": usage(t.invader, 0)})).await;
     assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -494,10 +601,17 @@ async fn save_selection_and_insert_round_trip() {
     let structure = &saved.body["structure_data"];
     let saved_blocks = structure["blocks"].as_array().unwrap();
     assert_eq!(saved_blocks.len(), 3, "A, its child A1, and B");
-    assert_eq!(structure["relations"].as_array().unwrap().len(), 2, "A→C left out");
+    assert_eq!(
+        structure["relations"].as_array().unwrap().len(),
+        2,
+        "A→C left out"
+    );
     for block in saved_blocks {
         let id = block["id"].as_str().unwrap();
-        assert!(![a, a1, b].iter().any(|x| x.to_string() == id), "ids remapped");
+        assert!(
+            ![a, a1, b].iter().any(|x| x.to_string() == id),
+            "ids remapped"
+        );
     }
     let template = saved.id();
 
@@ -563,7 +677,9 @@ async fn save_selection_and_insert_round_trip() {
         .get(&format!("/api/v1/templates/{template}"), &viewer.token)
         .await;
     assert_eq!(viewed.status, StatusCode::OK);
-    let not_a_point = c.post(&path, &owner.token, json!({"x": "left", "y": 0})).await;
+    let not_a_point = c
+        .post(&path, &owner.token, json!({"x": "left", "y": 0}))
+        .await;
     assert_eq!(not_a_point.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
@@ -574,7 +690,10 @@ async fn templates_and_workspaces_do_not_cross_organizations() {
     // B's template into A's workspace, by A's owner: the template is not found.
     let foreign_template = c
         .post(
-            &format!("/api/v1/workspaces/{}/templates/{}/instantiate", t.ws, t.other_template),
+            &format!(
+                "/api/v1/workspaces/{}/templates/{}/instantiate",
+                t.ws, t.other_template
+            ),
             &t.owner.token,
             json!({"x": 0, "y": 0}),
         )
@@ -584,7 +703,10 @@ async fn templates_and_workspaces_do_not_cross_organizations() {
     // A's template into B's workspace, by B's owner: A's template is not found either.
     let into_foreign = c
         .post(
-            &format!("/api/v1/workspaces/{}/templates/{}/instantiate", t.other_ws, t.template),
+            &format!(
+                "/api/v1/workspaces/{}/templates/{}/instantiate",
+                t.other_ws, t.template
+            ),
             &t.other.token,
             json!({"x": 0, "y": 0}),
         )
@@ -618,8 +740,16 @@ async fn templates_and_workspaces_do_not_cross_organizations() {
     ] {
         let reply = c.get(&path, &t.other.token).await;
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
-        let missing = c.get(&path.replace(&wh.to_string(), &Uuid::new_v4().to_string()), &t.other.token).await;
-        assert_eq!(reply.body, missing.body, "{path} differs from a missing one");
+        let missing = c
+            .get(
+                &path.replace(&wh.to_string(), &Uuid::new_v4().to_string()),
+                &t.other.token,
+            )
+            .await;
+        assert_eq!(
+            reply.body, missing.body,
+            "{path} differs from a missing one"
+        );
     }
 }
 
@@ -642,10 +772,19 @@ async fn insertion_respects_the_block_quota() {
     let first = c.post(&path, &owner.token, json!({"x": 0, "y": 0})).await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
     let second = c.post(&path, &owner.token, json!({"x": 0, "y": 0})).await;
-    assert_eq!(second.status, StatusCode::PAYMENT_REQUIRED, "{}", second.body);
+    assert_eq!(
+        second.status,
+        StatusCode::PAYMENT_REQUIRED,
+        "{}",
+        second.body
+    );
     assert_eq!(second.code(), "quota_exceeded");
     let blocks = c
         .get(&format!("/api/v1/workspaces/{ws}/blocks"), &owner.token)
         .await;
-    assert_eq!(blocks.body["blocks"].as_array().unwrap().len(), 3, "nothing partial");
+    assert_eq!(
+        blocks.body["blocks"].as_array().unwrap().len(),
+        3,
+        "nothing partial"
+    );
 }

@@ -46,7 +46,10 @@ async fn an_inserted_template_appears_live_and_in_the_rows() {
     let mut editor = client(&app, &owner, ws).await;
     let (group, child) = (id(), id());
     editor
-        .put_block(&group, json!({"type": "GROUP", "name": "card", "visual": {"x": 40, "y": 40}}))
+        .put_block(
+            &group,
+            json!({"type": "GROUP", "name": "card", "visual": {"x": 40, "y": 40}}),
+        )
         .await;
     editor
         .put_block(
@@ -138,16 +141,25 @@ async fn the_projection_keeps_only_own_assets_and_valid_configs() {
                         "properties": {"times": {"type": "integer", "minimum": 1}}});
     let org = org_of(app.pool(), ws).await;
     let warehouse = c.create_warehouse(&owner, org).await;
-    let own_invader = c.create_invader(&owner, warehouse, "retry", schema.clone()).await;
-    let own_template = c.create_template(&owner, warehouse, simple_structure(1)).await;
+    let own_invader = c
+        .create_invader(&owner, warehouse, "retry", schema.clone())
+        .await;
+    let own_template = c
+        .create_template(&owner, warehouse, simple_structure(1))
+        .await;
     let (other, other_org, _, _) = c.owner_with_workspace("other").await;
     let other_warehouse = c.create_warehouse(&other, other_org).await;
-    let other_invader = c.create_invader(&other, other_warehouse, "retry", schema).await;
-    let other_template = c.create_template(&other, other_warehouse, simple_structure(1)).await;
+    let other_invader = c
+        .create_invader(&other, other_warehouse, "retry", schema)
+        .await;
+    let other_template = c
+        .create_template(&other, other_warehouse, simple_structure(1))
+        .await;
 
     // An editor's socket writes cannot be refused: it names foreign assets and a bad config.
     let mut editor = client(&app, &owner, ws).await;
-    let usage = |times: i64| json!({"applied_version": "1.0.0", "config_snapshot": {"times": times}});
+    let usage =
+        |times: i64| json!({"applied_version": "1.0.0", "config_snapshot": {"times": times}});
     let (x, y, z) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     let mut invaders = serde_json::Map::new();
     invaders.insert(other_invader.to_string(), usage(2));
@@ -184,7 +196,11 @@ async fn the_projection_keeps_only_own_assets_and_valid_configs() {
             .expect("block row")
         }
     };
-    assert_eq!(origin(x).await, None, "another organization's template is dropped");
+    assert_eq!(
+        origin(x).await,
+        None,
+        "another organization's template is dropped"
+    );
     assert_eq!(origin(z).await, Some(own_template));
     let usages: Vec<(Uuid, Uuid)> = sqlx::query_as(
         "SELECT block_id, invader_asset_id FROM block_invader_usages
@@ -194,7 +210,11 @@ async fn the_projection_keeps_only_own_assets_and_valid_configs() {
     .fetch_all(app.pool())
     .await
     .expect("usages");
-    assert_eq!(usages, vec![(x, own_invader)], "only the own, valid usage is projected");
+    assert_eq!(
+        usages,
+        vec![(x, own_invader)],
+        "only the own, valid usage is projected"
+    );
 
     let conflicts: Value = sqlx::query_scalar(
         "SELECT conflicts FROM workspace_projection_status WHERE workspace_id = $1",
@@ -210,9 +230,15 @@ async fn the_projection_keeps_only_own_assets_and_valid_configs() {
             .iter()
             .any(|c| c["id"].as_str().is_some_and(|i| i.contains(id)) && c["kind"] == kind)
     };
-    assert!(found(&format!("{x}/{other_invader}"), "unknown_reference"), "{conflicts}");
+    assert!(
+        found(&format!("{x}/{other_invader}"), "unknown_reference"),
+        "{conflicts}"
+    );
     assert!(found(&x.to_string(), "unknown_reference"), "{conflicts}");
-    assert!(found(&format!("{y}/{own_invader}"), "invalid_value"), "{conflicts}");
+    assert!(
+        found(&format!("{y}/{own_invader}"), "invalid_value"),
+        "{conflicts}"
+    );
 
     // Fixing the config in the document fixes the row at the next projection.
     editor
