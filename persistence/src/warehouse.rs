@@ -152,7 +152,7 @@ pub async fn find_live(pool: &PgPool, id: Uuid) -> Result<Option<Warehouse>, Per
     .await?)
 }
 
-/// Renames a live warehouse of `org_id` (audited `warehouse.updated`).
+/// Renames a live warehouse of `org_id` (audited `warehouse.updated`); `None` keeps the name.
 pub async fn rename(
     pool: &PgPool,
     org_id: Uuid,
@@ -163,7 +163,7 @@ pub async fn rename(
     let mut tx = pool.begin().await?;
     orgs::lock_live(&mut tx, org_id).await?;
     let updated: Warehouse = sqlx::query_as(&format!(
-        "UPDATE warehouses w SET name = $3
+        "UPDATE warehouses w SET name = COALESCE($3, name)
          WHERE w.owner_id = $1 AND w.id = $2 AND w.owner_type = 'ORG' AND w.deleted_at IS NULL
          RETURNING {WAREHOUSE_COLUMNS}"
     ))

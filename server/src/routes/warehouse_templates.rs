@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::canvas::room_unavailable;
 use super::warehouse::{double_option, optional_text, reach, reach_warehouse, warehouse_error};
 use crate::access::{self, AccessError, AuthUser};
-use crate::assets::references::check_invaders;
+use crate::assets::references::InvaderSchemas;
 use crate::assets::structure::{self, SelectionError, TemplateStructure};
 use crate::auth::Permission;
 use crate::error::{quota_exceeded, ApiError, ApiResult, ErrorBody, FieldError};
@@ -156,10 +156,11 @@ async fn checked_structure(
     field: &str,
 ) -> ApiResult<TemplateStructure> {
     let structure = TemplateStructure::parse(value, field).map_err(ApiError::validation)?;
+    let schemas = invader_schemas(state, org_id, &structure).await?;
     let mut errors = Vec::new();
     for (i, block) in structure.blocks.iter().enumerate() {
         let name = format!("{field}.blocks[{i}].invaders");
-        errors.extend(check_invaders(&state.db, org_id, &block.invaders, &name).await?);
+        errors.extend(schemas.problems(&block.invaders, &name));
     }
     if errors.is_empty() {
         Ok(structure)
@@ -269,18 +270,25 @@ pub async fn save_selection(
     Ok((StatusCode::CREATED, Json(created.into())))
 }
 
+/// The schemas of every invader the template's blocks use (one query).
+async fn invader_schemas(
+    state: &AppState,
+    org_id: Uuid,
+    structure: &TemplateStructure,
+) -> ApiResult<InvaderSchemas> {
+    let keys = structure.blocks.iter().flat_map(|b| b.invaders.keys());
+    InvaderSchemas::load(&state.db, org_id, keys).await
+}
+
 /// Removes from each block the invader usages the reference check refuses.
 async fn keep_valid_invaders(
     state: &AppState,
     org_id: Uuid,
     structure: &mut TemplateStructure,
 ) -> ApiResult<()> {
+    let schemas = invader_schemas(state, org_id, structure).await?;
     for block in &mut structure.blocks {
-        if block.invaders.is_empty() {
-            continue;
-        }
-        let refused = check_invaders(&state.db, org_id, &block.invaders, "").await?;
-        for error in refused {
+        for error in schemas.problems(&block.invaders, "") {
             if let Some(key) = error.field.strip_prefix('.') {
                 block.invaders.remove(key);
             }

@@ -788,3 +788,85 @@ async fn insertion_respects_the_block_quota() {
         "nothing partial"
     );
 }
+
+#[tokio::test]
+async fn template_invaders_are_the_organizations_and_match_their_schemas() {
+    let t = two_tenants().await;
+    let c = &t.app.client;
+    let wh: Uuid = c
+        .get(&format!("/api/v1/templates/{}", t.template), &t.owner.token)
+        .await
+        .body["warehouse_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let with_invader = |invader: Uuid, times: i64| {
+        json!({"blocks": [{"id": Uuid::new_v4(), "type": "NODE", "invaders": {
+            invader.to_string(): {"applied_version": "1.0.0", "config_snapshot": {"times": times}}
+        }}]})
+    };
+    let create = |structure: Value| {
+        let path = format!("/api/v1/warehouses/{wh}/templates");
+        let token = t.owner.token.clone();
+        async move {
+            c.post(
+                &path,
+                &token,
+                json!({"name": "t", "structure_data": structure}),
+            )
+            .await
+        }
+    };
+    let foreign = create(with_invader(t.other_invader, 2)).await;
+    assert_eq!(foreign.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let field = foreign.body["error"]["fields"][0]["field"]
+        .as_str()
+        .unwrap();
+    assert!(
+        field.starts_with("structure_data.blocks[0].invaders."),
+        "{field}"
+    );
+    let invalid = create(with_invader(t.invader, 0)).await;
+    assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let valid = create(with_invader(t.invader, 2)).await;
+    assert_eq!(valid.status, StatusCode::CREATED, "{}", valid.body);
+    let template = valid.id();
+
+    let path = format!(
+        "/api/v1/workspaces/{}/templates/{template}/instantiate",
+        t.ws
+    );
+    let inserted = c.post(&path, &t.owner.token, json!({"x": 0, "y": 0})).await;
+    assert_eq!(inserted.status, StatusCode::CREATED, "{}", inserted.body);
+    let block = inserted.body["block_ids"][0].as_str().unwrap().to_string();
+    let copy = c
+        .get(
+            &format!("/api/v1/workspaces/{}/blocks/{block}", t.ws),
+            &t.owner.token,
+        )
+        .await;
+    assert_eq!(
+        copy.body["invaders"][t.invader.to_string()]["config_snapshot"]["times"],
+        2
+    );
+    // Once the definition is gone the template cannot be inserted as it is: 422, nothing written.
+    let deleted = c
+        .delete(&format!("/api/v1/invaders/{}", t.invader), &t.owner.token)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let stale = c.post(&path, &t.owner.token, json!({"x": 0, "y": 0})).await;
+    assert_eq!(
+        stale.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        stale.body
+    );
+    let blocks = c
+        .get(
+            &format!("/api/v1/workspaces/{}/blocks", t.ws),
+            &t.owner.token,
+        )
+        .await;
+    assert_eq!(blocks.body["blocks"].as_array().unwrap().len(), 1);
+}
