@@ -4,7 +4,6 @@
 
 pub mod access;
 pub mod app;
-pub mod assets;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -22,4 +21,5 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod validate;
+pub mod warehouse;
 pub mod web;

@@ -1,5 +1,5 @@
 //! `assets_block_templates`: blocks and relations saved for reuse. `structure_data` holds them in
-//! the shape the server defines (`server/src/warehouse_assets/structure.rs`); this module stores it
+//! the shape the server defines (`server/src/warehouse/structure.rs`); this module stores it
 //! as given.
 
 use std::collections::HashSet;

@@ -17,8 +17,8 @@ use uuid::Uuid;
 use yrs::updates::decoder::Decode;
 use yrs::{Transact, Update};
 
-use crate::assets::schema;
 use crate::metrics::Metrics;
+use crate::warehouse::schema;
 
 /// What the room hands over: a consistent copy of its document at `covers_seq`.
 pub struct CompactionJob {

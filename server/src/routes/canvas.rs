@@ -12,7 +12,6 @@ use serde_json::{json, Map as JsonMap, Value};
 use uuid::Uuid;
 
 use crate::access::{self, AuthUser};
-use crate::assets::references;
 use crate::auth::Permission;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -363,7 +362,7 @@ async fn create_entity(
     let (id, mut fields) = split_id(body)?;
     entity.validate(&fields, true)?;
     if let Entity::Block = entity {
-        references::check_block_fields(&state.db, access.org_id, &fields).await?;
+        super::warehouse_references::check_block_fields(&state.db, access.org_id, &fields).await?;
         check_block_quota(state, access.org_id, workspace_id).await?;
     }
     entity.fill_defaults(&mut fields, user.user_id);
@@ -385,7 +384,7 @@ async fn patch_entity(
     let access = authorize(state, user, workspace_id, Permission::WorkspaceWrite).await?;
     entity.validate(&body, false)?;
     if let Entity::Block = entity {
-        references::check_block_fields(&state.db, access.org_id, &body).await?;
+        super::warehouse_references::check_block_fields(&state.db, access.org_id, &body).await?;
     }
     let edit = entity.put(id.clone(), body, false);
     let canvas = edit_canvas(state, workspace_id, user.user_id, edit).await?;

@@ -19,5 +19,6 @@ pub(crate) mod security_events;
 pub(crate) mod sessions;
 pub(crate) mod warehouse;
 pub(crate) mod warehouse_invaders;
+pub(crate) mod warehouse_references;
 pub(crate) mod warehouse_templates;
 pub(crate) mod workspaces;

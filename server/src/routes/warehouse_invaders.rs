@@ -17,7 +17,6 @@ use super::canvas::{room_unavailable, BlockDoc};
 use super::warehouse::{double_option, reach, reach_warehouse, warehouse_error};
 use super::warehouse_templates::AssetFilter;
 use crate::access::{self, AuthUser};
-use crate::assets::schema::ConfigSchema;
 use crate::auth::Permission;
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
 use crate::extract::{Json, Path, Query};
@@ -26,6 +25,7 @@ use crate::pagination::{page_request, Page};
 use crate::rooms::{CanvasEdit, EditError, HttpRequest};
 use crate::state::AppState;
 use crate::validate::Validator;
+use crate::warehouse::schema::ConfigSchema;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvaderView {
@@ -256,7 +256,8 @@ pub async fn get_invader(
 }
 
 /// Changes a definition (`assets:manage`). A new `config_schema` must compile; blocks whose
-/// configs no longer satisfy it lose the usage at the next projection.
+/// configs no longer satisfy it lose the usage at their workspace's next compaction (which runs
+/// after the workspace's next edit, not at once).
 #[utoipa::path(patch, path = "/api/v1/invaders/{invader_id}", tag = "warehouse",
     params(("invader_id" = Uuid, Path)), request_body = UpdateInvaderRequest,
     responses((status = 200, body = InvaderView), (status = 403, body = ErrorBody),

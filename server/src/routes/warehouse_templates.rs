@@ -17,9 +17,8 @@ use uuid::Uuid;
 
 use super::canvas::room_unavailable;
 use super::warehouse::{double_option, optional_text, reach, reach_warehouse, warehouse_error};
+use super::warehouse_references::InvaderSchemas;
 use crate::access::{self, AccessError, AuthUser};
-use crate::assets::references::InvaderSchemas;
-use crate::assets::structure::{self, SelectionError, TemplateStructure};
 use crate::auth::Permission;
 use crate::error::{quota_exceeded, ApiError, ApiResult, ErrorBody, FieldError};
 use crate::extract::{Json, Path, Query};
@@ -28,6 +27,7 @@ use crate::pagination::{page_request, Page};
 use crate::rooms::{CanvasInsert, HttpRequest, InsertError};
 use crate::state::AppState;
 use crate::validate::Validator;
+use crate::warehouse::structure::{self, SelectionError, TemplateStructure};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TemplateView {
@@ -155,7 +155,13 @@ async fn checked_structure(
     value: &Value,
     field: &str,
 ) -> ApiResult<TemplateStructure> {
-    let structure = TemplateStructure::parse(value, field).map_err(ApiError::validation)?;
+    let structure = TemplateStructure::parse(value, field).map_err(|problems| {
+        let fields = problems
+            .into_iter()
+            .map(|p| FieldError::new(p.field, p.message))
+            .collect();
+        ApiError::validation(fields)
+    })?;
     let schemas = invader_schemas(state, org_id, &structure).await?;
     let mut errors = Vec::new();
     for (i, block) in structure.blocks.iter().enumerate() {

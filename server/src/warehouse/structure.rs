@@ -18,14 +18,29 @@ use serde_json::{json, Map as JsonMap, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::error::FieldError;
-
 /// A template holds at most this many blocks (and as many relations as blocks squared would
 /// allow is not a useful bound, so relations have their own).
 pub const MAX_TEMPLATE_BLOCKS: usize = 2_000;
 pub const MAX_TEMPLATE_RELATIONS: usize = 10_000;
 
 type Object = JsonMap<String, Value>;
+
+/// One reason a structure is refused: the field it is about and what is wrong with it (the
+/// routes turn these into 422 field errors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -11,8 +11,8 @@ use nox_persistence::warehouse::{invaders, templates};
 use serde_json::{Map as JsonMap, Value};
 use uuid::Uuid;
 
-use super::schema::ConfigSchema;
 use crate::error::{ApiError, ApiResult, FieldError};
+use crate::warehouse::schema::ConfigSchema;
 
 /// Refuses (422) a block body whose `origin_asset_id` or `invaders` name anything but the
 /// organization's own live assets, or whose invader configs break their schemas. Absent or null

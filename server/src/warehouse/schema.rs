@@ -11,8 +11,9 @@ use uuid::Uuid;
 
 /// How many validation messages one refusal lists at most.
 const MAX_MESSAGES: usize = 5;
-/// Conflict details quote at most this many characters (like the projection's own, §4 Rule 8).
-const MAX_DETAIL_CHARS: usize = 60;
+/// A conflict's detail is clipped to this many characters (the validator's messages quote the
+/// offending value, which may be long; §4 Rule 8 keeps conflict reports small).
+const MAX_DETAIL_CHARS: usize = 200;
 
 /// A compiled `config_schema`.
 pub struct ConfigSchema(jsonschema::Validator);
@@ -84,7 +85,7 @@ pub fn screen_usages(projection: &mut Projection, schemas: &HashMap<Uuid, Value>
         projection.usages.remove(&(block_id, invader_id));
         let detail: String = format!("config_snapshot does not match config_schema: {message}")
             .chars()
-            .take(MAX_DETAIL_CHARS + 45)
+            .take(MAX_DETAIL_CHARS)
             .collect();
         projection.conflicts.push(ProjectionConflict {
             entity: EntityKind::InvaderUsage,
