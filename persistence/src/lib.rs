@@ -4,6 +4,7 @@
 //! - [`embedded`]: the private PostgreSQL cluster used when `DATABASE_URL` is unset.
 //! - [`update_log`] and [`compaction`]: the durability contract of DESIGN §3.
 //! - [`iam`]: identity and tenancy rows.
+//! - [`warehouse`]: an organization's reusable assets (templates, invader definitions, folders).
 //! - [`testing`]: one fresh database per test, cloned from a migrated template.
 
 pub mod compaction;
@@ -16,3 +17,4 @@ pub mod migrate;
 pub mod projection_store;
 pub mod testing;
 pub mod update_log;
+pub mod warehouse;

@@ -160,18 +160,15 @@ pub async fn load_context(
     ids: &ReferencedIds,
 ) -> Result<ProjectionContext, PersistenceError> {
     let users = existing(pool, "SELECT id FROM users WHERE id = ANY($1)", &ids.users).await?;
-    let origin_assets = existing(
+    let origin_assets = existing_in_org(
         pool,
-        "SELECT id FROM assets_block_templates WHERE id = ANY($1)",
+        ORIGIN_TEMPLATES_OF_ORG,
         &ids.origin_assets,
+        workspace_id,
     )
     .await?;
-    let invader_assets = existing(
-        pool,
-        "SELECT id FROM assets_invader_definitions WHERE id = ANY($1)",
-        &ids.invader_assets,
-    )
-    .await?;
+    let invader_assets =
+        existing_in_org(pool, INVADERS_OF_ORG, &ids.invader_assets, workspace_id).await?;
     let (foreign_block_ids, existing_block_rows) = split_by_workspace(
         pool,
         CanvasTable::Blocks.name(),
@@ -223,6 +220,41 @@ pub async fn is_used_elsewhere(
     let (foreign, _) =
         split_by_workspace(pool, table.name(), workspace_id, &HashSet::from([id])).await?;
     Ok(foreign.contains(&id))
+}
+
+/// Templates a block of workspace `$2` may name as `origin_asset_id`: those of its own
+/// organization's warehouses (soft-deleted or not: the row exists and the block was made from it).
+/// Another organization's template counts as unknown (docs/design.md §17).
+const ORIGIN_TEMPLATES_OF_ORG: &str =
+    "SELECT t.id FROM assets_block_templates t JOIN warehouses w ON w.id = t.warehouse_id
+     WHERE t.id = ANY($1) AND w.owner_type = 'ORG' AND w.owner_id =
+       (SELECT p.org_id FROM workspaces ws JOIN projects p ON p.id = ws.project_id WHERE ws.id = $2)";
+
+/// Invader definitions a block of workspace `$2` may carry: live definitions in a live warehouse
+/// of its own organization. Another organization's (or a deleted) definition counts as unknown.
+const INVADERS_OF_ORG: &str =
+    "SELECT d.id FROM assets_invader_definitions d JOIN warehouses w ON w.id = d.warehouse_id
+     WHERE d.id = ANY($1) AND d.deleted_at IS NULL AND w.deleted_at IS NULL
+       AND w.owner_type = 'ORG' AND w.owner_id =
+       (SELECT p.org_id FROM workspaces ws JOIN projects p ON p.id = ws.project_id WHERE ws.id = $2)";
+
+/// Of `ids`, those `sql` finds for workspace `$2`.
+async fn existing_in_org(
+    pool: &PgPool,
+    sql: &'static str,
+    ids: &HashSet<Uuid>,
+    workspace_id: Uuid,
+) -> Result<HashSet<Uuid>, PersistenceError> {
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let ids: Vec<Uuid> = ids.iter().copied().collect();
+    let found: Vec<Uuid> = sqlx::query_scalar(sql)
+        .bind(&ids)
+        .bind(workspace_id)
+        .fetch_all(pool)
+        .await?;
+    Ok(found.into_iter().collect())
 }
 
 async fn existing(

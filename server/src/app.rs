@@ -15,7 +15,8 @@ use crate::error::ApiError;
 use crate::live::{hocuspocus, ws};
 use crate::routes::{
     account, api_keys, audit, auth, billing, canvas, features, health, invitations, live, me,
-    members, orgs, projects, roles, sessions, workspaces,
+    members, orgs, projects, roles, sessions, warehouse, warehouse_invaders, warehouse_templates,
+    workspaces,
 };
 use crate::state::AppState;
 use crate::{openapi, web};
@@ -232,6 +233,7 @@ fn routes() -> Router<AppState> {
             "/workspaces/{workspace_id}/projection",
             get(live::projection_status),
         )
+        .merge(warehouse_routes())
         .route("/openapi.json", get(openapi::openapi_json))
         .merge(openapi::docs_page());
     Router::new()
@@ -245,6 +247,66 @@ fn routes() -> Router<AppState> {
         .route("/ws/workspaces/{workspace_id}", get(ws::workspace_socket))
         .route("/readyz", get(health::readyz))
         .nest("/api/v1", api)
+}
+
+/// The warehouse (docs/design.md §17): warehouses, collections, templates, invader definitions.
+fn warehouse_routes() -> Router<AppState> {
+    use warehouse as w;
+    use warehouse_invaders as inv;
+    use warehouse_templates as tpl;
+    Router::new()
+        .route(
+            "/orgs/{org_id}/warehouses",
+            post(w::create_warehouse).get(w::list_warehouses),
+        )
+        .route(
+            "/warehouses/{warehouse_id}",
+            get(w::get_warehouse)
+                .patch(w::update_warehouse)
+                .delete(w::delete_warehouse),
+        )
+        .route(
+            "/warehouses/{warehouse_id}/collections",
+            post(w::create_collection).get(w::list_collections),
+        )
+        .route(
+            "/collections/{collection_id}",
+            get(w::get_collection)
+                .patch(w::update_collection)
+                .delete(w::delete_collection),
+        )
+        .route(
+            "/warehouses/{warehouse_id}/templates",
+            post(tpl::create_template).get(tpl::list_templates),
+        )
+        .route(
+            "/warehouses/{warehouse_id}/templates/from-selection",
+            post(tpl::save_selection),
+        )
+        .route(
+            "/templates/{template_id}",
+            get(tpl::get_template)
+                .patch(tpl::update_template)
+                .delete(tpl::delete_template),
+        )
+        .route(
+            "/workspaces/{workspace_id}/templates/{template_id}/instantiate",
+            post(tpl::instantiate),
+        )
+        .route(
+            "/warehouses/{warehouse_id}/invaders",
+            post(inv::create_invader).get(inv::list_invaders),
+        )
+        .route(
+            "/invaders/{invader_id}",
+            get(inv::get_invader)
+                .patch(inv::update_invader)
+                .delete(inv::delete_invader),
+        )
+        .route(
+            "/workspaces/{workspace_id}/blocks/{block_id}/invaders/{invader_id}",
+            put(inv::apply_invader),
+        )
 }
 
 #[cfg(test)]

@@ -21,4 +21,5 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod validate;
+pub mod warehouse;
 pub mod web;

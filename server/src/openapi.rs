@@ -21,6 +21,7 @@ use crate::routes::{account, api_keys, auth, canvas, live, me, sessions};
 use crate::routes::{
     audit, billing, features, invitations, members, orgs, projects, roles, workspaces,
 };
+use crate::routes::{warehouse, warehouse_invaders, warehouse_templates};
 use crate::state::AppState;
 use crate::web::{DOCS_HTML, DOCS_INIT_JS, DOCS_UI_CSS, DOCS_UI_JS};
 
@@ -74,6 +75,17 @@ impl Modify for BearerAuth {
         canvas::delete_block, canvas::list_relations, canvas::get_relation,
         canvas::create_relation, canvas::patch_relation, canvas::delete_relation,
         live::presence, live::list_locks, live::break_lock, live::projection_status,
+        warehouse::create_warehouse, warehouse::list_warehouses, warehouse::get_warehouse,
+        warehouse::update_warehouse, warehouse::delete_warehouse,
+        warehouse::create_collection, warehouse::list_collections, warehouse::get_collection,
+        warehouse::update_collection, warehouse::delete_collection,
+        warehouse_templates::create_template, warehouse_templates::save_selection,
+        warehouse_templates::list_templates, warehouse_templates::get_template,
+        warehouse_templates::update_template, warehouse_templates::delete_template,
+        warehouse_templates::instantiate,
+        warehouse_invaders::create_invader, warehouse_invaders::list_invaders,
+        warehouse_invaders::get_invader, warehouse_invaders::update_invader,
+        warehouse_invaders::delete_invader, warehouse_invaders::apply_invader,
     ),
     components(schemas(ErrorBody, ErrorDetail, FieldErrorDoc)),
     tags(
@@ -89,6 +101,9 @@ impl Modify for BearerAuth {
         (name = "canvas", description = "Blocks and relations of the live document; writes are \
             Yjs transactions in the workspace's room"),
         (name = "live", description = "Presence, edit locks and the projection report"),
+        (name = "warehouse", description = "An organization's reusable assets: collections \
+            (folders), block templates (save a selection, insert it anywhere) and invader \
+            definitions with JSON Schema configs"),
     )
 )]
 pub struct ApiDoc;

@@ -3,6 +3,7 @@
 
 pub mod hocuspocus;
 pub mod http;
+pub mod warehouse;
 pub mod ws;
 
 use std::net::SocketAddr;

@@ -33,10 +33,13 @@ pub enum Permission {
     /// Create and revoke API keys.
     #[serde(rename = "api_keys:manage")]
     ApiKeysManage,
+    /// Create, edit and delete warehouse content: templates, invader definitions, collections.
+    #[serde(rename = "assets:manage")]
+    AssetsManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 10] = [
         Permission::OrgAdmin,
         Permission::MembersManage,
         Permission::RolesManage,
@@ -46,6 +49,7 @@ impl Permission {
         Permission::LocksOverride,
         Permission::AuditRead,
         Permission::ApiKeysManage,
+        Permission::AssetsManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +63,7 @@ impl Permission {
             Permission::LocksOverride => "locks:override",
             Permission::AuditRead => "audit:read",
             Permission::ApiKeysManage => "api_keys:manage",
+            Permission::AssetsManage => "assets:manage",
         }
     }
 
@@ -136,11 +141,12 @@ pub fn default_roles() -> Vec<RoleTemplate> {
                 LocksOverride,
                 AuditRead,
                 ApiKeysManage,
+                AssetsManage,
             ]),
         },
         RoleTemplate {
             name: "Editor",
-            permissions: list(&[WorkspaceRead, WorkspaceWrite]),
+            permissions: list(&[WorkspaceRead, WorkspaceWrite, AssetsManage]),
         },
         RoleTemplate {
             name: "Viewer",

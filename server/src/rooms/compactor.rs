@@ -2,6 +2,7 @@
 //! the room handed over, diff it against what was last projected, and write snapshot + log trim +
 //! changed rows in one transaction.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -9,14 +10,16 @@ use nox_persistence::compaction::{self, Compaction};
 use nox_persistence::db::Database;
 use nox_persistence::error::PersistenceError;
 use nox_persistence::projection_store;
+use nox_persistence::warehouse::invaders;
 use nox_sync_protocol::canvas::{self, CanvasState};
-use nox_sync_protocol::projection::{self, ProjectionDiff, ProjectionDigest};
+use nox_sync_protocol::projection::{self, ProjectionContext, ProjectionDiff, ProjectionDigest};
 use nox_sync_protocol::snapshot;
 use uuid::Uuid;
 use yrs::updates::decoder::Decode;
 use yrs::{ReadTxn, StateVector, Transact, Update};
 
 use crate::metrics::Metrics;
+use crate::warehouse::schema;
 
 /// What the room hands over: a consistent copy of its document at `covers_seq`.
 pub struct CompactionJob {
@@ -77,8 +80,10 @@ async fn compact(
     }
     let ids = projection::referenced_ids(&canvas);
     let context = projection_store::load_context(db.pool(), job.workspace_id, &ids).await?;
+    let schemas = invader_schemas(db, job.workspace_id, &context).await?;
     let (next, next_digest) = blocking(move || {
-        let next = projection::project(&canvas, &context);
+        let mut next = projection::project(&canvas, &context);
+        schema::screen_usages(&mut next, &schemas);
         let digest = next.digest();
         (next, digest)
     })
@@ -125,6 +130,18 @@ async fn compact(
     }
     record_conflicts(metrics, &previous, &next_digest);
     Ok(Arc::new(next_digest))
+}
+
+/// The `config_schema`s of the invader definitions the document uses (§4 Rule 6: a usage whose
+/// config breaks its definition's schema is dropped and counted; the pure projection has no JSON
+/// Schema validator, so the screening runs here, right after it).
+async fn invader_schemas(
+    db: &Database,
+    workspace_id: Uuid,
+    context: &ProjectionContext,
+) -> Result<HashMap<Uuid, serde_json::Value>, PersistenceError> {
+    let ids: Vec<Uuid> = context.known_invader_assets.iter().copied().collect();
+    invaders::schemas_for_workspace(db.pool(), workspace_id, &ids).await
 }
 
 /// Decodes the state into a scratch document and reads the canvas from it, off the async workers;

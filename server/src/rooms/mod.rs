@@ -13,6 +13,7 @@ mod log_writer;
 pub mod peer;
 mod room;
 mod room_http;
+mod room_insert;
 mod room_locks;
 mod room_waiting;
 
@@ -34,6 +35,7 @@ pub use log_writer::LogWriter;
 use peer::{PeerControl, PeerInfo};
 pub use room::{RoomClosed, RoomCommand};
 pub use room_http::{CanvasEdit, EditError, Edited, HttpRequest, PresenceEntry};
+pub use room_insert::{CanvasInsert, InsertError};
 
 /// How many queued commands a room accepts before senders wait.
 const ROOM_QUEUE: usize = 4096;

@@ -18,11 +18,12 @@ use yrs::Transact;
 use super::lock_table::view;
 use super::peer::ConnId;
 use super::room::{origin_of_conn, WorkspaceRoom};
+use super::room_insert::CanvasInsert;
 use super::room_locks::LockRelease;
 
 /// Transactions made by the server itself carry this origin: it is no peer's id, so every peer
 /// receives them.
-const SERVER_ORIGIN: ConnId = 0;
+pub(super) const SERVER_ORIGIN: ConnId = 0;
 
 /// A change to the canvas requested over HTTP, already checked against the column rules
 /// ([`nox_sync_protocol::rules::body`]); the room checks it against the live canvas.
@@ -136,6 +137,8 @@ pub enum HttpRequest {
         by: Uuid,
         reply: Reply<Option<LockView>>,
     },
+    /// Many new blocks and relations in one transaction (`room_insert.rs`).
+    Insert(CanvasInsert),
 }
 
 impl HttpRequest {
@@ -145,6 +148,7 @@ impl HttpRequest {
             HttpRequest::Edit { reply, .. } => {
                 let _ = reply.send(Err(EditError::Unavailable));
             }
+            HttpRequest::Insert(insert) => insert.refuse(),
             // Dropping the other replies tells the caller the room is gone.
             HttpRequest::Canvas { .. }
             | HttpRequest::Presence { .. }
@@ -158,7 +162,11 @@ impl HttpRequest {
 pub struct PendingHttpReply(Box<dyn FnOnce(bool) + Send + Sync>);
 
 impl PendingHttpReply {
-    fn new<T: Send + Sync + 'static>(reply: Reply<T>, value: T, on_failure: Option<T>) -> Self {
+    pub(super) fn new<T: Send + Sync + 'static>(
+        reply: Reply<T>,
+        value: T,
+        on_failure: Option<T>,
+    ) -> Self {
         Self(Box::new(move |durable| {
             let answer = if durable { Some(value) } else { on_failure };
             if let Some(answer) = answer {
@@ -171,6 +179,7 @@ impl PendingHttpReply {
 impl WorkspaceRoom {
     pub(super) fn on_http(&mut self, request: HttpRequest) {
         match request {
+            HttpRequest::Insert(insert) => self.on_insert(insert),
             HttpRequest::Canvas { reply } => {
                 let canvas = self.read_canvas();
                 self.http_replies

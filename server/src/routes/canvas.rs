@@ -23,6 +23,7 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{Json, Path, Query};
 use crate::pagination::Page;
 use crate::rooms::{CanvasEdit, EditError, Edited, HttpRequest, JoinError};
+use crate::routes::warehouse_references::check_block_fields;
 use crate::state::AppState;
 
 pub(crate) mod list_page;
@@ -164,6 +165,7 @@ pub async fn create_block(
     let access = authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
     let block = body.check().map_err(refused)?;
     let id = block.id.unwrap_or_else(Uuid::new_v4);
+    check_block_fields(&state.db, access.org_id, &block.fields).await?;
     check_id_free(&state, CanvasTable::Blocks, workspace_id, id).await?;
     check_block_quota(&state, access.org_id, workspace_id).await?;
     let edit = CanvasEdit::CreateBlock { id, block };
@@ -184,9 +186,10 @@ pub async fn patch_block(
     Path((workspace_id, id)): Path<(Uuid, String)>,
     Json(body): Json<BlockBody>,
 ) -> ApiResult<Json<Value>> {
-    authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
+    let access = authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
     let id = path_id(Entity::Block, &id)?;
     let changes = body.check_patch().map_err(refused)?;
+    check_block_fields(&state.db, access.org_id, &changes).await?;
     let edit = CanvasEdit::PatchBlock { id, changes };
     let edited = edit_canvas(&state, workspace_id, user.user_id, edit).await?;
     shown(id, edited)
@@ -370,7 +373,7 @@ async fn get_entity(
 }
 
 /// The entity an edit wrote, as the API shows it.
-fn shown(id: Uuid, edited: Edited) -> ApiResult<Json<Value>> {
+pub(crate) fn shown(id: Uuid, edited: Edited) -> ApiResult<Json<Value>> {
     let id = id.to_string();
     match edited {
         Edited::Block(block) => Ok(Json(entity_json(&id, &block))),
@@ -435,7 +438,7 @@ async fn read_canvas(state: &AppState, workspace_id: Uuid) -> ApiResult<CanvasSt
         .map_err(room_unavailable)
 }
 
-async fn edit_canvas(
+pub(crate) async fn edit_canvas(
     state: &AppState,
     workspace_id: Uuid,
     user_id: Uuid,

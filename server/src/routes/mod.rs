@@ -17,4 +17,8 @@ pub(crate) mod projects;
 pub(crate) mod roles;
 pub(crate) mod security_events;
 pub(crate) mod sessions;
+pub(crate) mod warehouse;
+pub(crate) mod warehouse_invaders;
+pub(crate) mod warehouse_references;
+pub(crate) mod warehouse_templates;
 pub(crate) mod workspaces;

@@ -45,8 +45,8 @@ async fn keys_are_shown_once_listed_without_secrets_and_revocable() {
     let prefix = created["key_prefix"].as_str().unwrap();
     assert!(key.starts_with(&format!("{prefix}_")));
     assert_eq!(created["name"], "ci");
-    // Default scopes: everything the creator holds (an owner holds all nine).
-    assert_eq!(created["scopes"].as_array().unwrap().len(), 9);
+    // Default scopes: everything the creator holds (an owner holds all ten).
+    assert_eq!(created["scopes"].as_array().unwrap().len(), 10);
     let key_id = created["id"].as_str().unwrap().to_string();
 
     let list = app.client.get(&keys_path(org), &owner.token).await;

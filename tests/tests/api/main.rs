@@ -21,3 +21,21 @@ mod roles;
 mod security;
 mod sessions;
 mod tenancy;
+mod warehouse;
+
+/// A new member of `org` with the role `role`, joined through a real invitation.
+pub async fn warehouse_member(
+    app: &nox_tests::TestApp,
+    owner: &nox_tests::Session,
+    org: uuid::Uuid,
+    role: &str,
+) -> nox_tests::Session {
+    let name = format!(
+        "{}-{}",
+        role.to_lowercase(),
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    );
+    app.client
+        .add_member(app.pool(), owner, org, &name, role)
+        .await
+}

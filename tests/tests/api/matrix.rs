@@ -17,6 +17,10 @@ struct Ids {
     member: Uuid,
     invitation: Uuid,
     api_key: Uuid,
+    warehouse: Uuid,
+    collection: Uuid,
+    template: Uuid,
+    invader: Uuid,
 }
 
 /// One route: method, path template (`{org}`, `{project}`, ...) and a valid body.
@@ -189,6 +193,94 @@ fn org_scoped_routes(ids: &Ids) -> Vec<Route> {
             None,
         ),
     ]
+    .into_iter()
+    .chain(warehouse_routes(ids))
+    .collect()
+}
+
+/// The warehouse's routes (docs/design.md §17), with valid bodies.
+fn warehouse_routes(ids: &Ids) -> Vec<Route> {
+    let structure = json!({"blocks": [{"id": Uuid::new_v4(), "type": "NODE"}]});
+    vec![
+        route(Method::GET, "/api/v1/orgs/{org}/warehouses", None),
+        route(
+            Method::POST,
+            "/api/v1/orgs/{org}/warehouses",
+            Some(json!({"name": "spy"})),
+        ),
+        route(Method::GET, "/api/v1/warehouses/{warehouse}", None),
+        route(
+            Method::PATCH,
+            "/api/v1/warehouses/{warehouse}",
+            Some(json!({"name": "pwned"})),
+        ),
+        route(Method::DELETE, "/api/v1/warehouses/{warehouse}", None),
+        route(
+            Method::GET,
+            "/api/v1/warehouses/{warehouse}/collections",
+            None,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/warehouses/{warehouse}/collections",
+            Some(json!({"name": "spy"})),
+        ),
+        route(Method::GET, "/api/v1/collections/{collection}", None),
+        route(
+            Method::PATCH,
+            "/api/v1/collections/{collection}",
+            Some(json!({"name": "pwned"})),
+        ),
+        route(Method::DELETE, "/api/v1/collections/{collection}", None),
+        route(
+            Method::GET,
+            "/api/v1/warehouses/{warehouse}/templates",
+            None,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/warehouses/{warehouse}/templates",
+            Some(json!({"name": "spy", "structure_data": structure})),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/warehouses/{warehouse}/templates/from-selection",
+            Some(
+                json!({"workspace_id": ids.workspace, "block_ids": [Uuid::new_v4()],
+                        "name": "spy"}),
+            ),
+        ),
+        route(Method::GET, "/api/v1/templates/{template}", None),
+        route(
+            Method::PATCH,
+            "/api/v1/templates/{template}",
+            Some(json!({"name": "pwned"})),
+        ),
+        route(Method::DELETE, "/api/v1/templates/{template}", None),
+        route(
+            Method::POST,
+            "/api/v1/workspaces/{workspace}/templates/{template}/instantiate",
+            Some(json!({"x": 0, "y": 0})),
+        ),
+        route(Method::GET, "/api/v1/warehouses/{warehouse}/invaders", None),
+        route(
+            Method::POST,
+            "/api/v1/warehouses/{warehouse}/invaders",
+            Some(json!({"code": "spy", "name": "spy", "category": "c", "config_schema": {}})),
+        ),
+        route(Method::GET, "/api/v1/invaders/{invader}", None),
+        route(
+            Method::PATCH,
+            "/api/v1/invaders/{invader}",
+            Some(json!({"name": "pwned"})),
+        ),
+        route(Method::DELETE, "/api/v1/invaders/{invader}", None),
+        route(
+            Method::PUT,
+            "/api/v1/workspaces/{workspace}/blocks/{uuid}/invaders/{invader}",
+            Some(json!({"config": {}})),
+        ),
+    ]
 }
 
 fn fill(template: &str, ids: &Ids) -> String {
@@ -200,6 +292,10 @@ fn fill(template: &str, ids: &Ids) -> String {
         .replace("{member}", &ids.member.to_string())
         .replace("{invitation}", &ids.invitation.to_string())
         .replace("{key}", &ids.api_key.to_string())
+        .replace("{warehouse}", &ids.warehouse.to_string())
+        .replace("{collection}", &ids.collection.to_string())
+        .replace("{template}", &ids.template.to_string())
+        .replace("{invader}", &ids.invader.to_string())
         .replace("{uuid}", &Uuid::new_v4().to_string())
 }
 
@@ -217,6 +313,13 @@ async fn fingerprint(pool: &PgPool, org: Uuid) -> String {
         "SELECT row_to_json(t)::text FROM workspaces t
            WHERE project_id IN (SELECT id FROM projects WHERE org_id = $1) ORDER BY id",
         "SELECT row_to_json(t)::text FROM api_keys t WHERE org_id = $1 ORDER BY id",
+        "SELECT row_to_json(t)::text FROM warehouses t WHERE owner_id = $1 ORDER BY id",
+        "SELECT row_to_json(t)::text FROM asset_collections t
+           WHERE warehouse_id IN (SELECT id FROM warehouses WHERE owner_id = $1) ORDER BY id",
+        "SELECT row_to_json(t)::text FROM assets_block_templates t
+           WHERE warehouse_id IN (SELECT id FROM warehouses WHERE owner_id = $1) ORDER BY id",
+        "SELECT row_to_json(t)::text FROM assets_invader_definitions t
+           WHERE warehouse_id IN (SELECT id FROM warehouses WHERE owner_id = $1) ORDER BY id",
         "SELECT COUNT(*)::text FROM audit_logs WHERE org_id = $1",
         "SELECT COUNT(*)::text FROM workspace_update_log l JOIN workspaces w ON w.id = l.workspace_id
            JOIN projects p ON p.id = w.project_id WHERE p.org_id = $1",
@@ -254,6 +357,7 @@ async fn two_orgs(app: &TestApp) -> (Ids, Session, Session, Ids) {
         .as_str()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| key.id());
+    let assets_a = warehouse_assets(app, &owner_a, org).await;
     let ids_a = Ids {
         org,
         project,
@@ -262,8 +366,13 @@ async fn two_orgs(app: &TestApp) -> (Ids, Session, Session, Ids) {
         member: viewer.user_id,
         invitation,
         api_key,
+        warehouse: assets_a[0],
+        collection: assets_a[1],
+        template: assets_a[2],
+        invader: assets_a[3],
     };
     let (owner_b, org_b, project_b, workspace_b) = c.owner_with_workspace("bob").await;
+    let assets_b = warehouse_assets(app, &owner_b, org_b).await;
     let ids_b = Ids {
         org: org_b,
         project: project_b,
@@ -274,8 +383,33 @@ async fn two_orgs(app: &TestApp) -> (Ids, Session, Session, Ids) {
             .invite(&owner_b, org_b, "other@example.com", "Viewer")
             .await,
         api_key: Uuid::new_v4(),
+        warehouse: assets_b[0],
+        collection: assets_b[1],
+        template: assets_b[2],
+        invader: assets_b[3],
     };
     (ids_a, owner_b, viewer, ids_b)
+}
+
+/// `[warehouse, collection, template, invader definition]` of `org`.
+async fn warehouse_assets(app: &TestApp, owner: &Session, org: Uuid) -> [Uuid; 4] {
+    let c = &app.client;
+    let warehouse = c.create_warehouse(owner, org).await;
+    let collection = c
+        .post(
+            &format!("/api/v1/warehouses/{warehouse}/collections"),
+            &owner.token,
+            json!({"name": "folder"}),
+        )
+        .await
+        .id();
+    let template = c
+        .create_template(owner, warehouse, nox_tests::warehouse::simple_structure(1))
+        .await;
+    let invader = c
+        .create_invader(owner, warehouse, "inv", json!({"type": "object"}))
+        .await;
+    [warehouse, collection, template, invader]
 }
 
 #[tokio::test]
@@ -317,11 +451,22 @@ async fn another_orgs_owner_gets_404_everywhere_and_changes_nothing() {
         member: a.member,
         invitation: a.invitation,
         api_key: a.api_key,
+        warehouse: a.warehouse,
+        collection: a.collection,
+        template: a.template,
+        invader: a.invader,
     };
     for r in org_scoped_routes(&a) {
-        let names_child = ["{role}", "{member}", "{invitation}", "{key}"]
-            .iter()
-            .any(|p| r.path.contains(p));
+        let names_child = [
+            "{role}",
+            "{member}",
+            "{invitation}",
+            "{key}",
+            "{template}",
+            "{invader}",
+        ]
+        .iter()
+        .any(|p| r.path.contains(p));
         if !names_child {
             continue;
         }
@@ -502,6 +647,38 @@ const API_ROUTES: &[(&str, &str)] = &[
         "/api/v1/workspaces/{workspace_id}/locks/{lock_id}",
     ),
     ("get", "/api/v1/workspaces/{workspace_id}/projection"),
+    ("post", "/api/v1/orgs/{org_id}/warehouses"),
+    ("get", "/api/v1/orgs/{org_id}/warehouses"),
+    ("get", "/api/v1/warehouses/{warehouse_id}"),
+    ("patch", "/api/v1/warehouses/{warehouse_id}"),
+    ("delete", "/api/v1/warehouses/{warehouse_id}"),
+    ("post", "/api/v1/warehouses/{warehouse_id}/collections"),
+    ("get", "/api/v1/warehouses/{warehouse_id}/collections"),
+    ("get", "/api/v1/collections/{collection_id}"),
+    ("patch", "/api/v1/collections/{collection_id}"),
+    ("delete", "/api/v1/collections/{collection_id}"),
+    ("post", "/api/v1/warehouses/{warehouse_id}/templates"),
+    ("get", "/api/v1/warehouses/{warehouse_id}/templates"),
+    (
+        "post",
+        "/api/v1/warehouses/{warehouse_id}/templates/from-selection",
+    ),
+    ("get", "/api/v1/templates/{template_id}"),
+    ("patch", "/api/v1/templates/{template_id}"),
+    ("delete", "/api/v1/templates/{template_id}"),
+    (
+        "post",
+        "/api/v1/workspaces/{workspace_id}/templates/{template_id}/instantiate",
+    ),
+    ("post", "/api/v1/warehouses/{warehouse_id}/invaders"),
+    ("get", "/api/v1/warehouses/{warehouse_id}/invaders"),
+    ("get", "/api/v1/invaders/{invader_id}"),
+    ("patch", "/api/v1/invaders/{invader_id}"),
+    ("delete", "/api/v1/invaders/{invader_id}"),
+    (
+        "put",
+        "/api/v1/workspaces/{workspace_id}/blocks/{block_id}/invaders/{invader_id}",
+    ),
 ];
 
 #[tokio::test]

@@ -20,7 +20,7 @@ async fn walking_skeleton_register_to_workspace() {
         .await;
     assert_eq!(org.status, StatusCode::CREATED, "{}", org.body);
     assert_eq!(org.body["role_name"], "Owner");
-    assert_eq!(org.body["permissions"].as_array().unwrap().len(), 9);
+    assert_eq!(org.body["permissions"].as_array().unwrap().len(), 10);
     let org_id = org.id();
 
     // Every new organization has the four default roles.

@@ -193,7 +193,7 @@ async fn assert_blocks_over_http(http: &TestClient, owner: &Session, ws: Uuid, e
         .get(&format!("/api/v1/workspaces/{ws}/blocks"), &owner.token)
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    let items = reply.body["blocks"].as_array().map_or(0, Vec::len);
+    let items = reply.body["items"].as_array().map_or(0, Vec::len);
     assert_eq!(items, expected, "{}", reply.body);
 }
 

@@ -12,6 +12,7 @@ mod missing_dependencies;
 mod projection;
 mod rest;
 mod revocation;
+mod warehouse;
 
 use nox_tests::{Session, TestApp, WsClient};
 use serde_json::{json, Value};
