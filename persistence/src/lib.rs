@@ -4,6 +4,7 @@
 //! - [`embedded`]: the private PostgreSQL cluster used when `DATABASE_URL` is unset.
 //! - [`update_log`] and [`compaction`]: the durability contract of DESIGN §3.
 //! - [`iam`]: identity and tenancy rows.
+//! - [`versions`]: the version history of workspaces (`core_snapshots`).
 //! - [`testing`]: one fresh database per test, cloned from a migrated template.
 
 pub mod compaction;
@@ -16,3 +17,4 @@ pub mod migrate;
 pub mod projection_store;
 pub mod testing;
 pub mod update_log;
+pub mod versions;

@@ -44,9 +44,9 @@ pub const RELATION_FIELDS: [&str; 5] = [
     "visual",
 ];
 /// Block fields stored as nested `Y.Map`s, so concurrent edits to different keys both survive.
-const BLOCK_NESTED: [&str; 3] = ["config", "visual", "invaders"];
+pub(crate) const BLOCK_NESTED: [&str; 3] = ["config", "visual", "invaders"];
 /// Relation fields stored as nested `Y.Map`s.
-const RELATION_NESTED: [&str; 2] = ["rules", "visual"];
+pub(crate) const RELATION_NESTED: [&str; 2] = ["rules", "visual"];
 
 /// Nesting deeper than this is read as `null`: it bounds recursion (stack) on hostile documents and
 /// is far beyond anything the editor writes.
@@ -302,7 +302,7 @@ fn validate_fields(
 
 /// Infallible writer shared by the public puts and the import from rows (rows may hold odd JSONB,
 /// which is then written as an atomic value for the projection to judge).
-fn write_entity(
+pub(crate) fn write_entity(
     txn: &mut TransactionMut,
     root: &str,
     id: &str,
