@@ -14,6 +14,7 @@ pub mod peer;
 mod room;
 mod room_http;
 mod room_locks;
+mod room_versions;
 mod room_waiting;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +35,7 @@ pub use log_writer::LogWriter;
 use peer::{PeerControl, PeerInfo};
 pub use room::{RoomClosed, RoomCommand};
 pub use room_http::{CanvasEdit, EditError, HttpRequest, PresenceEntry};
+pub use room_versions::{RestoreOutcome, VersionState};
 
 /// How many queued commands a room accepts before senders wait.
 const ROOM_QUEUE: usize = 4096;
@@ -57,6 +59,8 @@ pub struct RoomSettings {
     pub compact_interval: Duration,
     pub idle_unload: Duration,
     pub awareness_timeout: Duration,
+    /// Quiet (or busy) time after a change before an automatic version; `None`: off.
+    pub auto_version: Option<Duration>,
 }
 
 /// A way to send commands to a running room.
