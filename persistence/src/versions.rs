@@ -10,6 +10,7 @@ use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
 use crate::error::PersistenceError;
+use crate::iam::audit::{self, NewAuditEntry};
 
 /// Why a version exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -150,6 +151,22 @@ pub async fn insert<'e>(
         .fetch_optional(executor)
         .await?;
     row.map(meta_of).transpose()
+}
+
+/// Stores a version and the audit row describing it (made from the stored version) in one
+/// transaction: both exist or neither. `None` when the workspace is gone.
+pub async fn insert_audited<'a>(
+    pool: &PgPool,
+    version: &NewVersion<'_>,
+    audit_entry: impl FnOnce(&VersionMeta) -> NewAuditEntry<'a>,
+) -> Result<Option<VersionMeta>, PersistenceError> {
+    let mut tx = pool.begin().await?;
+    let Some(stored) = insert(&mut *tx, version).await? else {
+        return Ok(None);
+    };
+    audit::record(&mut *tx, audit_entry(&stored)).await?;
+    tx.commit().await?;
+    Ok(Some(stored))
 }
 
 /// One page of a workspace's versions, newest first, after the `(created_at, id)` of the last one

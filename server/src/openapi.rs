@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_scalar::{Scalar, Servable};
 
 use crate::extract::Json;
-use crate::routes::{account, api_keys, auth, canvas, live, me, sessions};
+use crate::routes::{account, api_keys, auth, canvas, live, me, sessions, versions};
 use crate::routes::{
     audit, billing, features, invitations, members, orgs, projects, roles, workspaces,
 };
@@ -93,6 +93,8 @@ impl Modify for BearerAuth {
         canvas::delete_block, canvas::list_relations, canvas::get_relation,
         canvas::create_relation, canvas::patch_relation, canvas::delete_relation,
         live::presence, live::list_locks, live::break_lock, live::projection_status,
+        versions::create, versions::list, versions::get, versions::canvas, versions::diff,
+        versions::restore,
     ),
     components(schemas(ErrorBody, ErrorDetail, FieldErrorDoc)),
     tags(
@@ -108,6 +110,8 @@ impl Modify for BearerAuth {
         (name = "canvas", description = "Blocks and relations of the live document; writes are \
             Yjs transactions in the workspace's room"),
         (name = "live", description = "Presence, edit locks and the projection report"),
+        (name = "versions", description = "Version history: full document states stored \
+            automatically and on request; diffs; restore as a forward change"),
     )
 )]
 pub struct ApiDoc;

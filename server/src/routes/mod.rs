@@ -18,6 +18,7 @@ pub(crate) mod orgs;
 pub(crate) mod projects;
 pub(crate) mod roles;
 pub(crate) mod sessions;
+pub(crate) mod versions;
 pub(crate) mod workspaces;
 
 use axum::routing::{delete, get, post, put};
@@ -137,6 +138,26 @@ pub fn router() -> Router<AppState> {
             get(canvas::get_relation)
                 .patch(canvas::patch_relation)
                 .delete(canvas::delete_relation),
+        )
+        .route(
+            "/workspaces/{workspace_id}/versions",
+            post(versions::create).get(versions::list),
+        )
+        .route(
+            "/workspaces/{workspace_id}/versions/{version_id}",
+            get(versions::get),
+        )
+        .route(
+            "/workspaces/{workspace_id}/versions/{version_id}/canvas",
+            get(versions::canvas),
+        )
+        .route(
+            "/workspaces/{workspace_id}/versions/{version_id}/diff",
+            get(versions::diff),
+        )
+        .route(
+            "/workspaces/{workspace_id}/versions/{version_id}/restore",
+            post(versions::restore),
         )
         .route("/workspaces/{workspace_id}/presence", get(live::presence))
         .route("/workspaces/{workspace_id}/locks", get(live::list_locks))
