@@ -188,7 +188,10 @@ impl WorkspaceRoom {
         let state = Arc::new(self.take_version());
         let (db, workspace_id) = (self.ctx.db.clone(), self.workspace_id);
         async move {
-            let name = format!("Automatic version {}", Utc::now().format("%Y-%m-%d %H:%M UTC"));
+            let name = format!(
+                "Automatic version {}",
+                Utc::now().format("%Y-%m-%d %H:%M UTC")
+            );
             let version = state.to_new_version(workspace_id, VersionKind::Auto, &name, None, None);
             match versions::store_and_prune(db.pool(), &version).await {
                 Ok(_) => tracing::debug!(%workspace_id, "automatic version stored"),

@@ -248,7 +248,10 @@ pub async fn diff(
     authorize(&state, &user, workspace_id, Permission::WorkspaceRead).await?;
     let base = version_canvas(&state, workspace_id, version_id).await?;
     let (other, against) = match target {
-        DiffTarget::Current => (current_canvas(&state, workspace_id).await?, json!("current")),
+        DiffTarget::Current => (
+            current_canvas(&state, workspace_id).await?,
+            json!("current"),
+        ),
         DiffTarget::Version(other_id) => (
             version_canvas(&state, workspace_id, other_id).await?,
             json!(other_id),

@@ -11,6 +11,7 @@ mod missing_dependencies;
 mod projection;
 mod rest;
 mod revocation;
+mod versions;
 
 use nox_tests::{Session, TestApp, WsClient};
 use serde_json::{json, Value};
