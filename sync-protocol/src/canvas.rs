@@ -162,7 +162,7 @@ fn into_object(value: Value) -> JsonMap<String, Value> {
 
 /// Converts any doc value to JSON, shared types recursively. Types the canvas does not use (XML,
 /// sub-documents, unresolved references) read as `null`.
-fn out_to_json<T: ReadTxn>(txn: &T, value: &Out, depth: usize) -> Value {
+pub(crate) fn out_to_json<T: ReadTxn>(txn: &T, value: &Out, depth: usize) -> Value {
     if depth > MAX_DEPTH {
         return Value::Null;
     }

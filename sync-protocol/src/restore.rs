@@ -6,15 +6,36 @@
 //! nested `Y.Map`, only the differing keys), so the change is small and concurrent edits of other
 //! fields survive. Keys the canvas model does not know are left alone.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde_json::{Map as JsonMap, Value};
-use yrs::{Any, Map, MapPrelim, MapRef, Out, TransactionMut, WriteTxn};
+use yrs::{Map, MapPrelim, MapRef, Out, ReadTxn, TransactionMut, WriteTxn};
 
-use crate::canvas::{
-    json_to_any, read_canvas, write_entity, CanvasState, BLOCKS, BLOCK_NESTED, RELATIONS,
-    RELATION_NESTED,
-};
-use crate::diff::entity_fields;
+use crate::canvas::{json_to_any, out_to_json, BLOCKS, BLOCK_NESTED, RELATIONS, RELATION_NESTED};
+
+/// The canvas exactly as stored: every entity's JSON with all its keys (explicit `null`s and keys
+/// the canvas model does not know included), so a restore reproduces the version faithfully.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawCanvas {
+    pub blocks: BTreeMap<String, Value>,
+    pub relations: BTreeMap<String, Value>,
+}
+
+/// Reads the raw canvas of a document.
+pub fn read_raw_canvas<T: ReadTxn>(txn: &T) -> RawCanvas {
+    let read = |name: &str| -> BTreeMap<String, Value> {
+        txn.get_map(name).map_or_else(BTreeMap::new, |root| {
+            root.iter(txn)
+                .map(|(key, value)| (key.to_owned(), out_to_json(txn, &value, 0)))
+                .collect()
+        })
+    };
+    RawCanvas {
+        blocks: read(BLOCKS),
+        relations: read(RELATIONS),
+    }
+}
 
 /// How many entities a restore touched.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -33,9 +54,9 @@ impl RestoreSummary {
     }
 }
 
-/// Writes into `txn` what makes the canvas read from it equal to `target`.
-pub fn restore_canvas(txn: &mut TransactionMut, target: &CanvasState) -> RestoreSummary {
-    let current = read_canvas(txn);
+/// Writes into `txn` what makes its `blocks` and `relations` equal to `target`.
+pub fn restore_canvas(txn: &mut TransactionMut, target: &RawCanvas) -> RestoreSummary {
+    let current = read_raw_canvas(txn);
     let (blocks_added, blocks_removed, blocks_changed) =
         restore_root(txn, BLOCKS, &BLOCK_NESTED, &current.blocks, &target.blocks);
     let (relations_added, relations_removed, relations_changed) = restore_root(
@@ -56,12 +77,12 @@ pub fn restore_canvas(txn: &mut TransactionMut, target: &CanvasState) -> Restore
 }
 
 /// Restores one root map; returns (added, removed, changed).
-fn restore_root<E: PartialEq + Serialize>(
+fn restore_root(
     txn: &mut TransactionMut,
     root_name: &str,
     nested: &[&str],
-    current: &std::collections::BTreeMap<String, E>,
-    target: &std::collections::BTreeMap<String, E>,
+    current: &BTreeMap<String, Value>,
+    target: &BTreeMap<String, Value>,
 ) -> (usize, usize, usize) {
     let root = txn.get_or_insert_map(root_name);
     let mut removed = 0;
@@ -73,11 +94,11 @@ fn restore_root<E: PartialEq + Serialize>(
     for (id, wanted) in target {
         match current.get(id) {
             None => {
-                write_entity(txn, root_name, id, &present_fields(wanted), nested);
+                insert_entity(txn, &root, id, nested, wanted);
                 added += 1;
             }
             Some(now) if now != wanted => {
-                overwrite_entity(txn, &root, root_name, id, nested, now, wanted);
+                overwrite_entity(txn, &root, id, nested, now, wanted);
                 changed += 1;
             }
             Some(_) => {}
@@ -86,70 +107,79 @@ fn restore_root<E: PartialEq + Serialize>(
     (added, removed, changed)
 }
 
-/// The non-null fields of an entity (an absent field reads as null, so null is "absent").
-fn present_fields(entity: &impl Serialize) -> JsonMap<String, Value> {
-    let mut fields = entity_fields(entity);
-    fields.retain(|_, value| !value.is_null());
-    fields
-}
-
-/// Sets the fields of entity `id` that differ from `wanted`.
-fn overwrite_entity<E: Serialize>(
+/// Inserts entity `id` as a `Y.Map` (nested fields as nested `Y.Map`s, like the editor writes
+/// them); a value that is not an object is stored as it was, an atomic value.
+fn insert_entity(
     txn: &mut TransactionMut,
     root: &MapRef,
-    root_name: &str,
     id: &str,
     nested: &[&str],
-    now: &E,
-    wanted: &E,
+    wanted: &Value,
 ) {
-    let Some(Out::YMap(entity)) = root.get(txn, id) else {
-        // Stored as a plain JSON value (or something odd): replace it with a proper Y.Map.
-        root.remove(txn, id);
-        write_entity(txn, root_name, id, &present_fields(wanted), nested);
+    let Value::Object(fields) = wanted else {
+        root.insert(txn, id, json_to_any(wanted));
         return;
     };
-    let before = entity_fields(now);
-    for (key, value) in entity_fields(wanted) {
-        if before.get(&key) == Some(&value) {
-            continue;
+    let entity = root.insert(txn, id, MapPrelim::default());
+    for (key, value) in fields {
+        set_field(txn, &entity, nested, key, value);
+    }
+}
+
+fn set_field(txn: &mut TransactionMut, entity: &MapRef, nested: &[&str], key: &str, value: &Value) {
+    match value {
+        Value::Object(object) if nested.contains(&key) => {
+            let inner = entity.insert(txn, key, MapPrelim::default());
+            for (k, v) in object {
+                inner.insert(txn, k.as_str(), json_to_any(v));
+            }
         }
-        match value {
-            Value::Null => {
-                entity.remove(txn, &key);
-            }
-            Value::Object(object) if nested.contains(&key.as_str()) => {
-                overwrite_nested(txn, &entity, &key, before.get(&key), object);
-            }
-            other => {
-                entity.insert(txn, key.as_str(), json_to_any(&other));
-            }
+        other => {
+            entity.insert(txn, key, json_to_any(other));
         }
     }
 }
 
-/// Makes the nested map `key` of `entity` hold exactly `wanted`, touching only differing keys
-/// when it already is a `Y.Map`.
+/// Sets the keys of entity `id` that differ from `wanted` and removes the ones it lacks.
+fn overwrite_entity(
+    txn: &mut TransactionMut,
+    root: &MapRef,
+    id: &str,
+    nested: &[&str],
+    now: &Value,
+    wanted: &Value,
+) {
+    let (Some(Out::YMap(entity)), Value::Object(fields), Value::Object(before)) =
+        (root.get(txn, id), wanted, now)
+    else {
+        // A plain JSON value on either side: replace the entity as a whole.
+        insert_entity(txn, root, id, nested, wanted);
+        return;
+    };
+    for key in before.keys().filter(|k| !fields.contains_key(*k)) {
+        entity.remove(txn, key);
+    }
+    for (key, value) in fields {
+        if before.get(key) == Some(value) {
+            continue;
+        }
+        match (value, entity.get(txn, key)) {
+            (Value::Object(object), Some(Out::YMap(inner))) if nested.contains(&key.as_str()) => {
+                overwrite_nested(txn, &inner, before.get(key), object);
+            }
+            _ => set_field(txn, &entity, nested, key, value),
+        }
+    }
+}
+
+/// Makes a nested `Y.Map` hold exactly `wanted`, touching only the differing keys (concurrent
+/// edits of other keys survive).
 fn overwrite_nested(
     txn: &mut TransactionMut,
-    entity: &MapRef,
-    key: &str,
+    inner: &MapRef,
     before: Option<&Value>,
-    wanted: JsonMap<String, Value>,
+    wanted: &JsonMap<String, Value>,
 ) {
-    let inner = match entity.get(txn, key) {
-        Some(Out::YMap(inner)) => inner,
-        _ => {
-            let fresh: MapPrelim = wanted
-                .iter()
-                .map(|(k, v)| (k.as_str(), json_to_any(v)))
-                .collect::<Vec<(&str, Any)>>()
-                .into_iter()
-                .collect();
-            entity.insert(txn, key, fresh);
-            return;
-        }
-    };
     let old = before.and_then(Value::as_object);
     let stale: Vec<String> = inner
         .keys(txn)
@@ -159,7 +189,7 @@ fn overwrite_nested(
     for k in stale {
         inner.remove(txn, &k);
     }
-    for (k, v) in &wanted {
+    for (k, v) in wanted {
         if old.and_then(|o| o.get(k)) != Some(v) {
             inner.insert(txn, k.as_str(), json_to_any(v));
         }
@@ -170,7 +200,9 @@ fn overwrite_nested(
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
-    use crate::canvas::{new_canvas_doc, put_block, put_relation, remove_block};
+    use crate::canvas::{
+        new_canvas_doc, put_block, put_relation, read_canvas, remove_block, CanvasState,
+    };
     use crate::diff::diff_canvas;
     use serde_json::json;
     use yrs::updates::decoder::Decode;
@@ -191,7 +223,11 @@ mod tests {
         put_block(&mut doc.transact_mut(), id, &object(fields)).unwrap();
     }
 
-    fn restore(doc: &Doc, target: &CanvasState) -> RestoreSummary {
+    fn raw(doc: &Doc) -> RawCanvas {
+        read_raw_canvas(&doc.transact())
+    }
+
+    fn restore(doc: &Doc, target: &RawCanvas) -> RestoreSummary {
         restore_canvas(&mut doc.transact_mut(), target)
     }
 
@@ -210,7 +246,8 @@ mod tests {
             &object(json!({"source_block_id": "a", "target_block_id": "b", "type": "LINK"})),
         )
         .unwrap();
-        let version = read(&doc);
+        let version = raw(&doc);
+        let version_canvas = read(&doc);
 
         // Everything that can change after the version was taken.
         block(
@@ -221,10 +258,11 @@ mod tests {
         remove_block(&mut doc.transact_mut(), "b");
         block(&doc, "c", json!({"type": "NODE", "name": "C"}));
         crate::canvas::remove_relation(&mut doc.transact_mut(), "r");
-        assert!(!diff_canvas(&read(&doc), &version).is_empty());
+        assert!(!diff_canvas(&read(&doc), &version_canvas).is_empty());
 
         let summary = restore(&doc, &version);
-        assert_eq!(read(&doc), version);
+        assert_eq!(raw(&doc), version);
+        assert_eq!(read(&doc), version_canvas);
         assert_eq!(summary.blocks_added, 1, "b comes back");
         assert_eq!(summary.blocks_removed, 1, "c goes");
         assert_eq!(summary.blocks_changed, 1, "a is set back");
@@ -243,7 +281,7 @@ mod tests {
             "a",
             json!({"type": "NODE", "name": "A", "visual": {"x": 1}}),
         );
-        let version = read(&server);
+        let version = raw(&server);
         block(&server, "a", json!({"visual": {"x": 2, "y": 3}}));
         let editor = new_canvas_doc();
         let full = server
@@ -262,7 +300,7 @@ mod tests {
             .apply_update(Update::decode_v1(&forward).unwrap())
             .unwrap();
         assert_eq!(
-            read(&editor),
+            raw(&editor),
             version,
             "the editor sees the canvas jump back"
         );
@@ -276,7 +314,7 @@ mod tests {
             "a",
             json!({"type": "NODE", "name": "A", "config": {"k": 1}}),
         );
-        let version = read(&doc);
+        let version = raw(&doc);
         block(&doc, "a", json!({"name": "renamed"}));
         let before = doc.transact().state_vector();
         restore(&doc, &version);
@@ -294,5 +332,42 @@ mod tests {
             "restore update {} bytes vs one field {small}",
             forward.len()
         );
+    }
+
+    #[test]
+    fn explicit_nulls_unknown_keys_and_plain_json_entities_come_back_exactly() {
+        let doc = new_canvas_doc();
+        {
+            let mut txn = doc.transact_mut();
+            let blocks = txn.get_or_insert_map(BLOCKS);
+            let a = blocks.insert(&mut txn, "a", MapPrelim::default());
+            a.insert(&mut txn, "name", "A");
+            a.insert(&mut txn, "parent_block_id", yrs::Any::Null);
+            a.insert(&mut txn, "x-editor-hint", "kept");
+            blocks.insert(
+                &mut txn,
+                "plain",
+                json_to_any(&json!({"name": "P", "type": "NODE"})),
+            );
+        }
+        let version = raw(&doc);
+        assert_eq!(version.blocks["a"]["parent_block_id"], Value::Null);
+        assert!(version.blocks["a"]
+            .as_object()
+            .unwrap()
+            .contains_key("parent_block_id"));
+        {
+            let mut txn = doc.transact_mut();
+            let blocks = txn.get_or_insert_map(BLOCKS);
+            let Some(Out::YMap(a)) = blocks.get(&txn, "a") else {
+                panic!("a is a map")
+            };
+            a.remove(&mut txn, "parent_block_id");
+            a.remove(&mut txn, "x-editor-hint");
+            a.insert(&mut txn, "extra", 1);
+            blocks.remove(&mut txn, "plain");
+        }
+        restore(&doc, &version);
+        assert_eq!(raw(&doc), version);
     }
 }

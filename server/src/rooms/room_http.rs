@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use nox_sync_protocol::canvas::{self, CanvasError, CanvasState};
 use nox_sync_protocol::locks::{LockView, ReleaseReason, ResourceType};
+use nox_sync_protocol::restore::RawCanvas;
 use serde::Serialize;
 use serde_json::{Map as JsonMap, Value};
 use tokio::sync::oneshot;
@@ -112,7 +113,7 @@ pub enum HttpRequest {
     /// Brings the canvas back to `target` as a forward change by `user_id`.
     Restore {
         user_id: Uuid,
-        target: Arc<CanvasState>,
+        target: Arc<RawCanvas>,
         reply: Reply<Result<RestoreOutcome, EditError>>,
     },
 }

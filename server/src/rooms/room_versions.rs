@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use nox_persistence::versions::{self, NewVersion, VersionKind};
-use nox_sync_protocol::canvas::{CanvasState, BLOCKS, RELATIONS};
-use nox_sync_protocol::restore::{self, RestoreSummary};
+use nox_sync_protocol::canvas::{BLOCKS, RELATIONS};
+use nox_sync_protocol::restore::{self, RawCanvas, RestoreSummary};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 use yrs::updates::encoder::Encode;
@@ -134,7 +134,7 @@ impl WorkspaceRoom {
 
     /// Makes the canvas equal to `target` in one server-originated transaction (logged,
     /// broadcast and projected like any edit), after taking the state it replaces.
-    pub(super) fn restore_to(&mut self, user_id: Uuid, target: &CanvasState) -> RestoreOutcome {
+    pub(super) fn restore_to(&mut self, user_id: Uuid, target: &RawCanvas) -> RestoreOutcome {
         let before = self.take_version();
         let summary = {
             let mut txn = self

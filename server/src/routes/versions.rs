@@ -14,7 +14,7 @@ use nox_persistence::iam::workspaces::WorkspaceAccess;
 use nox_persistence::versions::{self, VersionKind, VersionMeta};
 use nox_sync_protocol::canvas::{self, CanvasState};
 use nox_sync_protocol::diff::{self, CanvasDiff};
-use nox_sync_protocol::restore::RestoreSummary;
+use nox_sync_protocol::restore::{self, RawCanvas, RestoreSummary};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
@@ -286,7 +286,7 @@ pub async fn restore(
 ) -> ApiResult<Json<RestoreView>> {
     let access = authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
     let restored = find_version(&state, workspace_id, version_id).await?;
-    let target = Arc::new(version_canvas(&state, workspace_id, version_id).await?);
+    let target = Arc::new(version_raw_canvas(&state, workspace_id, version_id).await?);
     let user_id = user.user_id;
     let outcome: RestoreOutcome = state
         .rooms
@@ -363,10 +363,34 @@ async fn version_canvas(
     workspace_id: Uuid,
     version_id: Uuid,
 ) -> ApiResult<CanvasState> {
+    decode_version(state, workspace_id, version_id, |txn| {
+        canvas::read_canvas(txn)
+    })
+    .await
+}
+
+/// A stored version's canvas exactly as stored, what a restore reproduces.
+async fn version_raw_canvas(
+    state: &AppState,
+    workspace_id: Uuid,
+    version_id: Uuid,
+) -> ApiResult<RawCanvas> {
+    decode_version(state, workspace_id, version_id, |txn| {
+        restore::read_raw_canvas(txn)
+    })
+    .await
+}
+
+async fn decode_version<T: Send + 'static>(
+    state: &AppState,
+    workspace_id: Uuid,
+    version_id: Uuid,
+    read: fn(&yrs::TransactionMut) -> T,
+) -> ApiResult<T> {
     let bytes = versions::state(state.db.pool(), workspace_id, version_id)
         .await?
         .ok_or_else(|| ApiError::not_found("version"))?;
-    tokio::task::spawn_blocking(move || decode_canvas(&bytes))
+    tokio::task::spawn_blocking(move || decode_state(&bytes, read))
         .await
         .map_err(ApiError::internal)?
         .map_err(|detail| {
@@ -375,13 +399,13 @@ async fn version_canvas(
         })
 }
 
-/// The canvas held by a full-state update.
-pub fn decode_canvas(state: &[u8]) -> Result<CanvasState, String> {
+/// Reads a full-state update through `read` (applied to a scratch document).
+fn decode_state<T>(state: &[u8], read: fn(&yrs::TransactionMut) -> T) -> Result<T, String> {
     let doc = canvas::new_canvas_doc();
     let update = Update::decode_v1(state).map_err(|e| e.to_string())?;
     let mut txn = doc.transact_mut();
     txn.apply_update(update).map_err(|e| e.to_string())?;
-    Ok(canvas::read_canvas(&txn))
+    Ok(read(&txn))
 }
 
 async fn current_canvas(state: &AppState, workspace_id: Uuid) -> ApiResult<CanvasState> {
