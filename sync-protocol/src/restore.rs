@@ -371,3 +371,74 @@ mod tests {
         assert_eq!(raw(&doc), version);
     }
 }
+/// A realistic round: many entities, the editor that made the bad change receives the restore.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod replica_tests {
+    use super::*;
+    use crate::canvas::{new_canvas_doc, put_block, read_canvas, remove_block};
+    use serde_json::json;
+    use yrs::updates::decoder::Decode;
+    use yrs::{ReadTxn, StateVector, Transact, Update};
+
+    #[test]
+    fn the_editor_that_made_the_changes_converges_to_the_restored_version() {
+        let writer = new_canvas_doc();
+        let ids: Vec<String> = (0..1000)
+            .map(|_| uuid::Uuid::new_v4().to_string())
+            .collect();
+        {
+            let mut txn = writer.transact_mut();
+            for (i, id) in ids.iter().enumerate() {
+                let f = json!({"type":"service","name":format!("Block {i}"),"config":{"replicas":1,"image":"x"},"visual":{"x":(i%100) as f64 * 40.0}});
+                put_block(&mut txn, id, f.as_object().unwrap()).unwrap();
+            }
+        }
+        let server = new_canvas_doc();
+        let full = writer
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        server
+            .transact_mut()
+            .apply_update(Update::decode_v1(&full).unwrap())
+            .unwrap();
+        let version = read_raw_canvas(&server.transact());
+        let expected = read_canvas(&server.transact());
+        {
+            let sv = writer.transact().state_vector();
+            let mut txn = writer.transact_mut();
+            for id in &ids[..100] {
+                put_block(&mut txn, id, json!({"name":"renamed"}).as_object().unwrap()).unwrap();
+            }
+            for id in &ids[100..200] {
+                remove_block(&mut txn, id);
+            }
+            for i in 0..100 {
+                let f = json!({"type":"service","name":format!("New {i}")});
+                put_block(
+                    &mut txn,
+                    &uuid::Uuid::new_v4().to_string(),
+                    f.as_object().unwrap(),
+                )
+                .unwrap();
+            }
+            drop(txn);
+            let d = writer.transact().encode_diff_v1(&sv);
+            server
+                .transact_mut()
+                .apply_update(Update::decode_v1(&d).unwrap())
+                .unwrap();
+        }
+        let sv = server.transact().state_vector();
+        restore_canvas(&mut server.transact_mut(), &version);
+        assert_eq!(read_canvas(&server.transact()), expected, "server");
+        let d = server.transact().encode_diff_v1(&sv);
+        writer
+            .transact_mut()
+            .apply_update(Update::decode_v1(&d).unwrap())
+            .unwrap();
+        let got = read_canvas(&writer.transact());
+        assert_eq!(got.blocks.len(), expected.blocks.len(), "writer count");
+        assert_eq!(got, expected, "writer");
+    }
+}

@@ -73,42 +73,25 @@ pub async fn run(options: &ServerOptions, config: &VersionsConfig) -> Result<Vec
     let full_id = id_of(&full)?;
 
     // A small change, then back: the everyday "undo the bad edit".
+    let renamed = ids.first().cloned().unwrap_or_default();
+    let original_name = writer.block_name(&renamed);
     churn(&mut writer, &ids, config.churn).await?;
-    rows.push(
-        restore(
-            &env,
-            &base,
-            &full_id,
-            &mut writer,
-            "restore after a small change",
-        )
-        .await?,
-    );
+    let is_back = move |c: &Client| c.block_name(&renamed) == original_name;
+    let case = "restore after a small change";
+    rows.push(restore(&env, &base, &full_id, &mut writer, case, is_back).await?);
     let back = writer.canvas_json() == full_canvas;
     if let (false, Some(row)) = (back, rows.last_mut()) {
         row.note("the editor's canvas differs from the version");
     }
     // Everything removed, then everything back: the worst case for one restore.
-    rows.push(
-        restore(
-            &env,
-            &base,
-            &id_of(&empty)?,
-            &mut writer,
-            "restore the empty version",
-        )
-        .await?,
-    );
-    rows.push(
-        restore(
-            &env,
-            &base,
-            &full_id,
-            &mut writer,
-            "restore 10k+10k onto empty",
-        )
-        .await?,
-    );
+    let (blocks, relations) = (config.blocks, config.relations);
+    let empty_id = id_of(&empty)?;
+    let is_empty = |c: &Client| c.counts() == (0, 0);
+    let case = "restore the empty version";
+    rows.push(restore(&env, &base, &empty_id, &mut writer, case, is_empty).await?);
+    let is_full = move |c: &Client| c.counts() == (blocks, relations);
+    let case = "restore 10k+10k onto empty";
+    rows.push(restore(&env, &base, &full_id, &mut writer, case, is_full).await?);
     if let (true, Some(row)) = (writer.canvas_json() != full_canvas, rows.last_mut()) {
         row.note("the editor's canvas differs from the version");
     }
@@ -170,6 +153,7 @@ async fn restore(
     version_id: &str,
     writer: &mut Client,
     case: &str,
+    seen: impl Fn(&Client) -> bool,
 ) -> Result<Row> {
     let started = Instant::now();
     let restore = env
@@ -177,15 +161,7 @@ async fn restore(
         .post_api(&format!("{base}/{version_id}/restore"), json!({}))
         .await?;
     let answered = started.elapsed();
-    let (blocks, relations) = (
-        restore["restored"]["block_count"].as_u64().unwrap_or(0) as usize,
-        restore["restored"]["relation_count"].as_u64().unwrap_or(0) as usize,
-    );
-    writer
-        .pump_until(Duration::from_secs(60), |c| {
-            c.counts() == (blocks, relations)
-        })
-        .await?;
+    writer.pump_until(Duration::from_secs(60), seen).await?;
     let seen = started.elapsed();
     let changes = &restore["changes"];
     if changes.is_null() {
