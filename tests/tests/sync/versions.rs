@@ -500,3 +500,33 @@ async fn versions_are_private_to_the_workspace_and_need_the_right_permission() {
         .await;
     assert_eq!(denied_create.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn a_room_that_unloads_with_unversioned_changes_stores_an_automatic_version() {
+    // Quiet time far beyond the test: only the unload can take this version.
+    let (app, owner, ws) = setup_with(|c| {
+        c.auto_version_secs = 3_600;
+        c.room_idle_secs = 1;
+    })
+    .await;
+    let mut editor = client(&app, &owner, ws).await;
+    editor.put_block(&id(), block("before leaving")).await;
+    editor.settle().await;
+    editor.disconnect().await;
+
+    let pool = app.pool().clone();
+    eventually("an automatic version when the idle room unloads", || {
+        let pool = pool.clone();
+        async move {
+            let row: Option<(i32,)> = sqlx::query_as(
+                "SELECT block_count FROM core_snapshots WHERE workspace_id = $1 AND kind = 'auto'",
+            )
+            .bind(ws)
+            .fetch_optional(&pool)
+            .await
+            .expect("query");
+            row == Some((1,))
+        }
+    })
+    .await;
+}
