@@ -501,6 +501,24 @@ const API_ROUTES: &[(&str, &str)] = &[
         "/api/v1/workspaces/{workspace_id}/locks/{lock_id}",
     ),
     ("get", "/api/v1/workspaces/{workspace_id}/projection"),
+    ("post", "/api/v1/workspaces/{workspace_id}/versions"),
+    ("get", "/api/v1/workspaces/{workspace_id}/versions"),
+    (
+        "get",
+        "/api/v1/workspaces/{workspace_id}/versions/{version_id}",
+    ),
+    (
+        "get",
+        "/api/v1/workspaces/{workspace_id}/versions/{version_id}/canvas",
+    ),
+    (
+        "get",
+        "/api/v1/workspaces/{workspace_id}/versions/{version_id}/diff",
+    ),
+    (
+        "post",
+        "/api/v1/workspaces/{workspace_id}/versions/{version_id}/restore",
+    ),
 ];
 
 #[tokio::test]
