@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::{Map as JsonMap, Value};
-use yrs::{Map, MapPrelim, MapRef, Out, ReadTxn, TransactionMut, WriteTxn};
+use yrs::{Array, GetString, Map, MapPrelim, MapRef, Out, ReadTxn, TransactionMut, WriteTxn};
 
 use crate::canvas::{json_to_any, out_to_json, BLOCKS, BLOCK_NESTED, RELATIONS, RELATION_NESTED};
 
@@ -54,18 +54,17 @@ impl RestoreSummary {
     }
 }
 
-/// Writes into `txn` what makes its `blocks` and `relations` equal to `target`.
-pub fn restore_canvas(txn: &mut TransactionMut, target: &RawCanvas) -> RestoreSummary {
-    let current = read_raw_canvas(txn);
+/// Writes into `txn` what makes its `blocks` and `relations` equal to those of `version` (a
+/// transaction on the version's document).
+///
+/// Entities are compared structurally, value by value, without building JSON: on a large canvas
+/// most entities are unchanged and cost only the walk. Only entities that differ are read as JSON
+/// and written.
+pub fn restore_canvas<V: ReadTxn>(txn: &mut TransactionMut, version: &V) -> RestoreSummary {
     let (blocks_added, blocks_removed, blocks_changed) =
-        restore_root(txn, BLOCKS, &BLOCK_NESTED, &current.blocks, &target.blocks);
-    let (relations_added, relations_removed, relations_changed) = restore_root(
-        txn,
-        RELATIONS,
-        &RELATION_NESTED,
-        &current.relations,
-        &target.relations,
-    );
+        restore_root(txn, version, BLOCKS, &BLOCK_NESTED);
+    let (relations_added, relations_removed, relations_changed) =
+        restore_root(txn, version, RELATIONS, &RELATION_NESTED);
     RestoreSummary {
         blocks_added,
         blocks_removed,
@@ -77,35 +76,82 @@ pub fn restore_canvas(txn: &mut TransactionMut, target: &RawCanvas) -> RestoreSu
 }
 
 /// Restores one root map; returns (added, removed, changed).
-fn restore_root(
+fn restore_root<V: ReadTxn>(
     txn: &mut TransactionMut,
+    version: &V,
     root_name: &str,
     nested: &[&str],
-    current: &BTreeMap<String, Value>,
-    target: &BTreeMap<String, Value>,
 ) -> (usize, usize, usize) {
     let root = txn.get_or_insert_map(root_name);
-    let mut removed = 0;
-    for id in current.keys().filter(|id| !target.contains_key(*id)) {
+    let wanted_root = version.get_map(root_name);
+    let gone: Vec<String> = root
+        .keys(txn)
+        .filter(|id| {
+            wanted_root
+                .as_ref()
+                .is_none_or(|w| !w.contains_key(version, id))
+        })
+        .map(str::to_owned)
+        .collect();
+    for id in &gone {
         root.remove(txn, id);
-        removed += 1;
     }
+    let Some(wanted_root) = wanted_root else {
+        return (0, gone.len(), 0);
+    };
     let (mut added, mut changed) = (0, 0);
-    for (id, wanted) in target {
-        match current.get(id) {
+    for (id, wanted) in wanted_root.iter(version) {
+        match root.get(txn, id) {
             None => {
-                insert_entity(txn, &root, id, nested, wanted);
+                let wanted = out_to_json(version, &wanted, 0);
+                insert_entity(txn, &root, id, nested, &wanted);
                 added += 1;
             }
-            Some(now) if now != wanted => {
-                overwrite_entity(txn, &root, id, nested, now, wanted);
+            Some(now) if !same_value(txn, &now, version, &wanted, 0) => {
+                let (now, wanted) = (out_to_json(txn, &now, 0), out_to_json(version, &wanted, 0));
+                overwrite_entity(txn, &root, id, nested, &now, &wanted);
                 changed += 1;
             }
             Some(_) => {}
         }
     }
-    (added, removed, changed)
+    (added, gone.len(), changed)
 }
+
+/// Whether two values (of two documents) read the same, compared without converting them.
+/// Conservative: types the canvas does not use compare unequal (and are rewritten).
+fn same_value<A: ReadTxn, B: ReadTxn>(
+    a_txn: &A,
+    a: &Out,
+    b_txn: &B,
+    b: &Out,
+    depth: usize,
+) -> bool {
+    if depth > MAX_COMPARE_DEPTH {
+        return false;
+    }
+    match (a, b) {
+        (Out::Any(x), Out::Any(y)) => x == y,
+        (Out::YMap(x), Out::YMap(y)) => {
+            x.len(a_txn) == y.len(b_txn)
+                && x.iter(a_txn).all(|(key, value)| {
+                    y.get(b_txn, key)
+                        .is_some_and(|other| same_value(a_txn, &value, b_txn, &other, depth + 1))
+                })
+        }
+        (Out::YText(x), Out::YText(y)) => x.get_string(a_txn) == y.get_string(b_txn),
+        (Out::YArray(x), Out::YArray(y)) => {
+            x.len(a_txn) == y.len(b_txn)
+                && x.iter(a_txn)
+                    .zip(y.iter(b_txn))
+                    .all(|(v, w)| same_value(a_txn, &v, b_txn, &w, depth + 1))
+        }
+        _ => false,
+    }
+}
+
+/// Deeper than the JSON reader goes: such values are rewritten rather than compared.
+const MAX_COMPARE_DEPTH: usize = 64;
 
 /// Inserts entity `id` as a `Y.Map` (nested fields as nested `Y.Map`s, like the editor writes
 /// them); a value that is not an object is stored as it was, an atomic value.
@@ -227,8 +273,20 @@ mod tests {
         read_raw_canvas(&doc.transact())
     }
 
-    fn restore(doc: &Doc, target: &RawCanvas) -> RestoreSummary {
-        restore_canvas(&mut doc.transact_mut(), target)
+    fn restore(doc: &Doc, version: &Doc) -> RestoreSummary {
+        restore_canvas(&mut doc.transact_mut(), &version.transact())
+    }
+
+    /// A copy of `doc` as a version stores it (its full state, decoded into a new document).
+    pub(super) fn copy(doc: &Doc) -> Doc {
+        let state = doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        let copy = new_canvas_doc();
+        copy.transact_mut()
+            .apply_update(Update::decode_v1(&state).unwrap())
+            .unwrap();
+        copy
     }
 
     #[test]
@@ -247,6 +305,7 @@ mod tests {
         )
         .unwrap();
         let version = raw(&doc);
+        let version_doc = copy(&doc);
         let version_canvas = read(&doc);
 
         // Everything that can change after the version was taken.
@@ -260,7 +319,7 @@ mod tests {
         crate::canvas::remove_relation(&mut doc.transact_mut(), "r");
         assert!(!diff_canvas(&read(&doc), &version_canvas).is_empty());
 
-        let summary = restore(&doc, &version);
+        let summary = restore(&doc, &version_doc);
         assert_eq!(raw(&doc), version);
         assert_eq!(read(&doc), version_canvas);
         assert_eq!(summary.blocks_added, 1, "b comes back");
@@ -268,7 +327,7 @@ mod tests {
         assert_eq!(summary.blocks_changed, 1, "a is set back");
         assert_eq!(summary.relations_added, 1);
         assert!(
-            restore(&doc, &version).is_empty(),
+            restore(&doc, &version_doc).is_empty(),
             "a second restore changes nothing"
         );
     }
@@ -282,6 +341,7 @@ mod tests {
             json!({"type": "NODE", "name": "A", "visual": {"x": 1}}),
         );
         let version = raw(&server);
+        let version_doc = copy(&server);
         block(&server, "a", json!({"visual": {"x": 2, "y": 3}}));
         let editor = new_canvas_doc();
         let full = server
@@ -293,7 +353,7 @@ mod tests {
             .unwrap();
 
         let before = server.transact().state_vector();
-        restore(&server, &version);
+        restore(&server, &version_doc);
         let forward = server.transact().encode_diff_v1(&before);
         editor
             .transact_mut()
@@ -315,9 +375,11 @@ mod tests {
             json!({"type": "NODE", "name": "A", "config": {"k": 1}}),
         );
         let version = raw(&doc);
+        let version_doc = copy(&doc);
         block(&doc, "a", json!({"name": "renamed"}));
         let before = doc.transact().state_vector();
-        restore(&doc, &version);
+        restore(&doc, &version_doc);
+        assert_eq!(raw(&doc), version);
         let forward = doc.transact().encode_diff_v1(&before);
         // One map entry (the name), not a re-inserted block with its nested maps.
         let small = {
@@ -351,6 +413,7 @@ mod tests {
             );
         }
         let version = raw(&doc);
+        let version_doc = copy(&doc);
         assert_eq!(version.blocks["a"]["parent_block_id"], Value::Null);
         assert!(version.blocks["a"]
             .as_object()
@@ -367,7 +430,7 @@ mod tests {
             a.insert(&mut txn, "extra", 1);
             blocks.remove(&mut txn, "plain");
         }
-        restore(&doc, &version);
+        restore(&doc, &version_doc);
         assert_eq!(raw(&doc), version);
     }
 }
@@ -402,7 +465,7 @@ mod replica_tests {
             .transact_mut()
             .apply_update(Update::decode_v1(&full).unwrap())
             .unwrap();
-        let version = read_raw_canvas(&server.transact());
+        let version = super::tests::copy(&server);
         let expected = read_canvas(&server.transact());
         {
             let sv = writer.transact().state_vector();
@@ -430,7 +493,7 @@ mod replica_tests {
                 .unwrap();
         }
         let sv = server.transact().state_vector();
-        restore_canvas(&mut server.transact_mut(), &version);
+        restore_canvas(&mut server.transact_mut(), &version.transact());
         assert_eq!(read_canvas(&server.transact()), expected, "server");
         let d = server.transact().encode_diff_v1(&sv);
         writer
@@ -440,5 +503,88 @@ mod replica_tests {
         let got = read_canvas(&writer.transact());
         assert_eq!(got.blocks.len(), expected.blocks.len(), "writer count");
         assert_eq!(got, expected, "writer");
+    }
+}
+
+/// Timings of the pure parts of a restore on a 10k + 10k canvas:
+/// `cargo test --release -p nox-sync-protocol -- --ignored --nocapture restore_timings`.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod timing {
+    use super::*;
+    use crate::canvas::{new_canvas_doc, put_block, put_relation, read_canvas};
+    use serde_json::json;
+    use std::time::Instant;
+    use yrs::updates::decoder::Decode;
+    use yrs::{ReadTxn, StateVector, Transact, Update};
+
+    #[test]
+    #[ignore = "timing, run by hand in release"]
+    fn restore_timings() {
+        let doc = new_canvas_doc();
+        let ids: Vec<String> = (0..10_000)
+            .map(|_| uuid::Uuid::new_v4().to_string())
+            .collect();
+        {
+            let mut txn = doc.transact_mut();
+            for (i, id) in ids.iter().enumerate() {
+                let f = json!({"type": "service", "name": format!("Block {i}"),
+                    "config": {"replicas": 1 + i % 3, "image": "nginx:1.27"},
+                    "visual": {"x": (i % 100) as f64 * 40.0, "y": (i / 100) as f64 * 40.0}});
+                put_block(&mut txn, id, f.as_object().unwrap()).unwrap();
+            }
+            for i in 0..10_000 {
+                let f = json!({"source_block_id": ids[i], "target_block_id": ids[(i + 1) % 10_000],
+                    "type": "depends_on", "visual": {"style": "solid"}});
+                put_relation(
+                    &mut txn,
+                    &uuid::Uuid::new_v4().to_string(),
+                    f.as_object().unwrap(),
+                )
+                .unwrap();
+            }
+        }
+        let t = Instant::now();
+        let state = doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        eprintln!("encode {:?} ({} bytes)", t.elapsed(), state.len());
+        let t = Instant::now();
+        let scratch = new_canvas_doc();
+        scratch
+            .transact_mut()
+            .apply_update(Update::decode_v1(&state).unwrap())
+            .unwrap();
+        eprintln!("decode+apply {:?}", t.elapsed());
+        let t = Instant::now();
+        let _ = read_raw_canvas(&scratch.transact());
+        eprintln!("read_raw_canvas {:?}", t.elapsed());
+        let t = Instant::now();
+        let _ = read_canvas(&scratch.transact());
+        eprintln!("read_canvas {:?}", t.elapsed());
+        let t = Instant::now();
+        let summary = restore_canvas(&mut doc.transact_mut(), &scratch.transact());
+        eprintln!("restore (nothing to do) {:?} {summary:?}", t.elapsed());
+        {
+            let mut txn = doc.transact_mut();
+            for id in &ids[..100] {
+                put_block(
+                    &mut txn,
+                    id,
+                    json!({"name": "renamed"}).as_object().unwrap(),
+                )
+                .unwrap();
+            }
+        }
+        let t = Instant::now();
+        let summary = restore_canvas(&mut doc.transact_mut(), &scratch.transact());
+        eprintln!("restore (100 changed) {:?} {summary:?}", t.elapsed());
+        let empty = new_canvas_doc();
+        let t = Instant::now();
+        restore_canvas(&mut doc.transact_mut(), &empty.transact());
+        eprintln!("restore (remove all) {:?}", t.elapsed());
+        let t = Instant::now();
+        restore_canvas(&mut doc.transact_mut(), &scratch.transact());
+        eprintln!("restore (add all) {:?}", t.elapsed());
     }
 }

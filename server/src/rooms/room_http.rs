@@ -8,12 +8,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use nox_sync_protocol::canvas::{self, CanvasError, CanvasState};
 use nox_sync_protocol::locks::{LockView, ReleaseReason, ResourceType};
-use nox_sync_protocol::restore::RawCanvas;
 use serde::Serialize;
 use serde_json::{Map as JsonMap, Value};
 use tokio::sync::oneshot;
 use uuid::Uuid;
-use yrs::Transact;
+use yrs::{Doc, Transact};
 
 use super::lock_table::view;
 use super::peer::ConnId;
@@ -113,7 +112,7 @@ pub enum HttpRequest {
     /// Brings the canvas back to `target` as a forward change by `user_id`.
     Restore {
         user_id: Uuid,
-        target: Arc<RawCanvas>,
+        target: Arc<Doc>,
         reply: Reply<Result<RestoreOutcome, EditError>>,
     },
 }

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use nox_persistence::versions::{self, NewVersion, VersionKind};
 use nox_sync_protocol::canvas::{BLOCKS, RELATIONS};
-use nox_sync_protocol::restore::{self, RawCanvas, RestoreSummary};
+use nox_sync_protocol::restore::{self, RestoreSummary};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 use yrs::updates::encoder::Encode;
-use yrs::{Map, ReadTxn, StateVector, Transact};
+use yrs::{Doc, Map, ReadTxn, StateVector, Transact};
 
 use super::room::{origin_of_conn, WorkspaceRoom};
 use super::room_http::SERVER_ORIGIN;
@@ -132,16 +132,16 @@ impl WorkspaceRoom {
         self.version_state()
     }
 
-    /// Makes the canvas equal to `target` in one server-originated transaction (logged,
+    /// Makes the canvas equal to that of `version` (the version's document) in one server-originated transaction (logged,
     /// broadcast and projected like any edit), after taking the state it replaces.
-    pub(super) fn restore_to(&mut self, user_id: Uuid, target: &RawCanvas) -> RestoreOutcome {
+    pub(super) fn restore_to(&mut self, user_id: Uuid, version: &Doc) -> RestoreOutcome {
         let before = self.take_version();
         let summary = {
             let mut txn = self
                 .awareness
                 .doc()
                 .transact_mut_with(origin_of_conn(SERVER_ORIGIN));
-            restore::restore_canvas(&mut txn, target)
+            restore::restore_canvas(&mut txn, &version.transact())
         };
         self.acting_user = Some(user_id);
         self.collect_emitted();

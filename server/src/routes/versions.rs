@@ -14,13 +14,13 @@ use nox_persistence::iam::workspaces::WorkspaceAccess;
 use nox_persistence::versions::{self, VersionKind, VersionMeta};
 use nox_sync_protocol::canvas::{self, CanvasState};
 use nox_sync_protocol::diff::{self, CanvasDiff};
-use nox_sync_protocol::restore::{self, RawCanvas, RestoreSummary};
+use nox_sync_protocol::restore::RestoreSummary;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 use yrs::updates::decoder::Decode;
-use yrs::{Transact, Update};
+use yrs::{Doc, Transact, Update};
 
 use crate::auth::{AuthUser, Permission};
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -285,8 +285,10 @@ pub async fn restore(
     Path((workspace_id, version_id)): Path<(Uuid, Uuid)>,
 ) -> ApiResult<Json<RestoreView>> {
     let access = authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
+    let started = std::time::Instant::now();
     let restored = find_version(&state, workspace_id, version_id).await?;
-    let target = Arc::new(version_raw_canvas(&state, workspace_id, version_id).await?);
+    let target = Arc::new(version_doc(&state, workspace_id, version_id).await?);
+    let decoded = started.elapsed();
     let user_id = user.user_id;
     let outcome: RestoreOutcome = state
         .rooms
@@ -301,6 +303,7 @@ pub async fn restore(
             tracing::warn!(%workspace_id, error = %err, "restore not applied");
             ApiError::service_unavailable("the restore could not be stored; retry")
         })?;
+    let applied = started.elapsed();
     let name = format!("Before restoring \u{201c}{}\u{201d}", restored.name);
     let name: String = name.chars().take(255).collect();
     let before = outcome.before.to_new_version(
@@ -327,7 +330,15 @@ pub async fn restore(
     .await?
     .ok_or_else(|| ApiError::not_found("workspace"))?;
     versions::prune_for_plan(state.db.pool(), workspace_id).await?;
-    tracing::info!(%workspace_id, %version_id, changes = ?outcome.summary, "version restored");
+    tracing::info!(
+        %workspace_id,
+        %version_id,
+        changes = ?outcome.summary,
+        decoded_ms = decoded.as_millis(),
+        applied_ms = applied.as_millis(),
+        total_ms = started.elapsed().as_millis(),
+        "version restored"
+    );
     Ok(Json(RestoreView {
         restored: restored.into(),
         before_restore: before_restore.into(),
@@ -363,34 +374,18 @@ async fn version_canvas(
     workspace_id: Uuid,
     version_id: Uuid,
 ) -> ApiResult<CanvasState> {
-    decode_version(state, workspace_id, version_id, |txn| {
-        canvas::read_canvas(txn)
-    })
-    .await
+    let doc = version_doc(state, workspace_id, version_id).await?;
+    tokio::task::spawn_blocking(move || canvas::read_canvas(&doc.transact()))
+        .await
+        .map_err(ApiError::internal)
 }
 
-/// A stored version's canvas exactly as stored, what a restore reproduces.
-async fn version_raw_canvas(
-    state: &AppState,
-    workspace_id: Uuid,
-    version_id: Uuid,
-) -> ApiResult<RawCanvas> {
-    decode_version(state, workspace_id, version_id, |txn| {
-        restore::read_raw_canvas(txn)
-    })
-    .await
-}
-
-async fn decode_version<T: Send + 'static>(
-    state: &AppState,
-    workspace_id: Uuid,
-    version_id: Uuid,
-    read: fn(&yrs::TransactionMut) -> T,
-) -> ApiResult<T> {
+/// A stored version decoded into a document of its own (what a restore compares against).
+async fn version_doc(state: &AppState, workspace_id: Uuid, version_id: Uuid) -> ApiResult<Doc> {
     let bytes = versions::state(state.db.pool(), workspace_id, version_id)
         .await?
         .ok_or_else(|| ApiError::not_found("version"))?;
-    tokio::task::spawn_blocking(move || decode_state(&bytes, read))
+    tokio::task::spawn_blocking(move || decode_state(&bytes))
         .await
         .map_err(ApiError::internal)?
         .map_err(|detail| {
@@ -399,13 +394,14 @@ async fn decode_version<T: Send + 'static>(
         })
 }
 
-/// Reads a full-state update through `read` (applied to a scratch document).
-fn decode_state<T>(state: &[u8], read: fn(&yrs::TransactionMut) -> T) -> Result<T, String> {
+/// A full-state update applied to a new document.
+fn decode_state(state: &[u8]) -> Result<Doc, String> {
     let doc = canvas::new_canvas_doc();
     let update = Update::decode_v1(state).map_err(|e| e.to_string())?;
-    let mut txn = doc.transact_mut();
-    txn.apply_update(update).map_err(|e| e.to_string())?;
-    Ok(read(&txn))
+    doc.transact_mut()
+        .apply_update(update)
+        .map_err(|e| e.to_string())?;
+    Ok(doc)
 }
 
 async fn current_canvas(state: &AppState, workspace_id: Uuid) -> ApiResult<CanvasState> {
