@@ -140,7 +140,9 @@ pub async fn create(
         );
     }
     v.finish()?;
+    let started = std::time::Instant::now();
     let taken = take_state(&state, workspace_id).await?;
+    let taken_after = started.elapsed();
     let version = taken.to_new_version(
         workspace_id,
         VersionKind::Named,
@@ -160,7 +162,14 @@ pub async fn create(
     })
     .await?
     .ok_or_else(|| ApiError::not_found("workspace"))?;
-    tracing::info!(%workspace_id, version_id = %stored.id, "named version stored");
+    tracing::info!(
+        %workspace_id,
+        version_id = %stored.id,
+        taken_ms = taken_after.as_millis(),
+        total_ms = started.elapsed().as_millis(),
+        bytes = stored.size_bytes,
+        "named version stored"
+    );
     Ok((StatusCode::CREATED, Json(stored.into())))
 }
 
