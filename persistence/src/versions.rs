@@ -72,8 +72,10 @@ pub struct VersionMeta {
     pub created_at: DateTime<Utc>,
     pub block_count: i32,
     pub relation_count: i32,
-    /// Bytes of the stored state.
+    /// Bytes of the state (a Yjs v1 update).
     pub size_bytes: i64,
+    /// Bytes the state takes in the table (after PostgreSQL's TOAST compression).
+    pub stored_bytes: i64,
 }
 
 type MetaRow = (
@@ -87,10 +89,12 @@ type MetaRow = (
     i32,
     i32,
     i64,
+    i64,
 );
 
 const META_COLUMNS: &str = "id, workspace_id, kind, name, commit_message, created_by_id, \
-     created_at, block_count, relation_count, COALESCE(octet_length(state), 0)::BIGINT";
+     created_at, block_count, relation_count, COALESCE(octet_length(state), 0)::BIGINT, \
+     COALESCE(pg_column_size(state), 0)::BIGINT";
 
 fn meta_of(row: MetaRow) -> Result<VersionMeta, PersistenceError> {
     let (
@@ -104,6 +108,7 @@ fn meta_of(row: MetaRow) -> Result<VersionMeta, PersistenceError> {
         blocks,
         relations,
         size,
+        stored,
     ) = row;
     Ok(VersionMeta {
         id,
@@ -116,6 +121,7 @@ fn meta_of(row: MetaRow) -> Result<VersionMeta, PersistenceError> {
         block_count: blocks,
         relation_count: relations,
         size_bytes: size,
+        stored_bytes: stored,
     })
 }
 

@@ -64,10 +64,8 @@ pub async fn run(options: &ServerOptions, config: &VersionsConfig) -> Result<Vec
         .set("takes", take_ms.len() as u64)
         .num("median_ms", median(&mut take_ms))
         .num("max_ms", take_ms.iter().copied().fold(0.0, f64::max))
-        .num(
-            "stored_kib",
-            full["size_bytes"].as_f64().unwrap_or(0.0) / 1024.0,
-        )
+        .num("state_kib", kib(&full["size_bytes"]))
+        .num("stored_kib", kib(&full["stored_bytes"]))
         .num("doc_kib", doc_bytes as f64 / 1024.0);
     rows.push(row);
     let full_id = id_of(&full)?;
@@ -105,6 +103,10 @@ async fn take(env: &Env, base: &str, name: &str) -> Result<(Duration, Value)> {
     let started = Instant::now();
     let version = env.tenant.post_api(base, json!({ "name": name })).await?;
     Ok((started.elapsed(), version))
+}
+
+fn kib(bytes: &Value) -> f64 {
+    bytes.as_f64().unwrap_or(0.0) / 1024.0
 }
 
 fn median(values: &mut [f64]) -> f64 {

@@ -48,8 +48,10 @@ pub struct VersionView {
     pub created_at: DateTime<Utc>,
     pub block_count: i32,
     pub relation_count: i32,
-    /// Bytes of the stored state (a Yjs v1 update).
+    /// Bytes of the state (a Yjs v1 update).
     pub size_bytes: i64,
+    /// Bytes it takes in the database (after PostgreSQL's compression).
+    pub stored_bytes: i64,
 }
 
 impl From<VersionMeta> for VersionView {
@@ -65,6 +67,7 @@ impl From<VersionMeta> for VersionView {
             block_count: v.block_count,
             relation_count: v.relation_count,
             size_bytes: v.size_bytes,
+            stored_bytes: v.stored_bytes,
         }
     }
 }

@@ -66,6 +66,8 @@ async fn named_versions_are_listed_read_and_diffed_field_by_field() {
     assert_eq!(v1["created_by"], owner.user_id.to_string());
     assert_eq!(v1["description"], "first description");
     assert!(v1["size_bytes"].as_i64().unwrap_or(0) > 0);
+    let stored = v1["stored_bytes"].as_i64().unwrap_or(0);
+    assert!(stored > 0 && stored <= v1["size_bytes"].as_i64().unwrap_or(0) + 8);
     let v1_id = v1["id"].as_str().expect("id").to_string();
 
     editor
