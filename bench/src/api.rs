@@ -93,6 +93,14 @@ impl Tenant {
     }
 }
 
+impl Tenant {
+    /// `POST /api/v1{path}` with the tenant's token; the JSON answer (an error status fails).
+    pub async fn post_api(&self, path: &str, body: Value) -> Result<Value> {
+        let url = format!("{}/api/v1{path}", self.base_url);
+        post(&self.http, &url, Some(&self.token), body).await
+    }
+}
+
 async fn post(
     http: &reqwest::Client,
     url: &str,

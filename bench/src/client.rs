@@ -400,6 +400,19 @@ impl Client {
             .map_or(0, HashSet::len)
     }
 
+    /// The `name` of block `id` in our document (`None`: no such block or no string name).
+    pub fn block_name(&self, id: &str) -> Option<String> {
+        let txn = self.doc.transact();
+        let blocks = txn.get_map(canvas::BLOCKS)?;
+        match yrs::Map::get(&blocks, &txn, id)? {
+            yrs::Out::YMap(block) => match yrs::Map::get(&block, &txn, "name")? {
+                yrs::Out::Any(yrs::Any::String(name)) => Some(name.to_string()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// The canvas as canonical JSON, for convergence checks.
     pub fn canvas_json(&self) -> String {
         let txn = self.doc.transact();

@@ -26,6 +26,7 @@ use scenarios::fanout::FanoutConfig;
 use scenarios::idle::IdleConfig;
 use scenarios::join_storm::JoinStormConfig;
 use scenarios::many_docs::ManyDocsConfig;
+use scenarios::versions::VersionsConfig;
 use server::ServerOptions;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -37,6 +38,8 @@ enum Scenario {
     Connections,
     JoinStorm,
     DurabilityCost,
+    /// Version history: taking and restoring versions of the 10k+10k canvas.
+    Versions,
     /// Every scenario above, in that order.
     All,
 }
@@ -178,6 +181,7 @@ async fn main() -> Result<()> {
             Scenario::Connections,
             Scenario::JoinStorm,
             Scenario::DurabilityCost,
+            Scenario::Versions,
         ],
         one => vec![one],
     };
@@ -277,6 +281,18 @@ async fn run_one(
                 options,
                 &args.noop_server_bin,
                 &args.fanout(&args.durability_clients),
+            )
+            .await
+        }
+        Scenario::Versions => {
+            scenarios::versions::run(
+                options,
+                &VersionsConfig {
+                    blocks: args.blocks,
+                    relations: args.relations,
+                    takes: 5,
+                    churn: 100,
+                },
             )
             .await
         }

@@ -5,6 +5,7 @@
 //! - [`update_log`] and [`compaction`]: the durability contract of DESIGN §3.
 //! - [`iam`]: identity and tenancy rows.
 //! - [`warehouse`]: an organization's reusable assets (templates, invader definitions, folders).
+//! - [`versions`]: the version history of workspaces (`core_snapshots`).
 //! - [`testing`]: one fresh database per test, cloned from a migrated template.
 
 pub mod compaction;
@@ -17,4 +18,5 @@ pub mod migrate;
 pub mod projection_store;
 pub mod testing;
 pub mod update_log;
+pub mod versions;
 pub mod warehouse;

@@ -15,8 +15,8 @@ use crate::error::ApiError;
 use crate::live::{hocuspocus, ws};
 use crate::routes::{
     account, api_keys, audit, auth, billing, canvas, features, health, invitations, live, me,
-    members, orgs, projects, roles, sessions, warehouse, warehouse_invaders, warehouse_templates,
-    workspaces,
+    members, orgs, projects, roles, sessions, versions, warehouse, warehouse_invaders,
+    warehouse_templates, workspaces,
 };
 use crate::state::AppState;
 use crate::{openapi, web};
@@ -222,6 +222,26 @@ fn routes() -> Router<AppState> {
             get(canvas::get_relation)
                 .patch(canvas::patch_relation)
                 .delete(canvas::delete_relation),
+        )
+        .route(
+            "/workspaces/{workspace_id}/versions",
+            post(versions::create).get(versions::list),
+        )
+        .route(
+            "/workspaces/{workspace_id}/versions/{version_id}",
+            get(versions::get),
+        )
+        .route(
+            "/workspaces/{workspace_id}/versions/{version_id}/canvas",
+            get(versions::canvas),
+        )
+        .route(
+            "/workspaces/{workspace_id}/versions/{version_id}/diff",
+            get(versions::diff),
+        )
+        .route(
+            "/workspaces/{workspace_id}/versions/{version_id}/restore",
+            post(versions::restore),
         )
         .route("/workspaces/{workspace_id}/presence", get(live::presence))
         .route("/workspaces/{workspace_id}/locks", get(live::list_locks))

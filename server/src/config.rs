@@ -83,6 +83,11 @@ pub struct Config {
     #[arg(long, env = "NOX_ROOM_IDLE_SECS", default_value_t = 30)]
     pub room_idle_secs: u64,
 
+    /// Seconds of quiet after a change (or of continuous editing) after which a workspace's state
+    /// is stored as an automatic version. 0 turns automatic versions off.
+    #[arg(long, env = "NOX_AUTO_VERSION_SECS", default_value_t = 300)]
+    pub auto_version_secs: u64,
+
     /// Milliseconds after which an awareness state its client has not renewed is dropped (the
     /// y-websocket server uses 30 s; clients renew every 15 s).
     #[arg(long, env = "NOX_AWARENESS_TIMEOUT_MS", default_value_t = 30_000)]
@@ -143,6 +148,10 @@ impl Config {
     pub fn room_idle(&self) -> Duration {
         Duration::from_secs(self.room_idle_secs)
     }
+    /// `None` when automatic versions are off.
+    pub fn auto_version(&self) -> Option<Duration> {
+        (self.auto_version_secs > 0).then(|| Duration::from_secs(self.auto_version_secs))
+    }
 
     /// A configuration with every default, for tests and embedding.
     pub fn defaults() -> Self {
@@ -164,6 +173,7 @@ impl fmt::Debug for Config {
             .field("compact_interval_ms", &self.compact_interval_ms)
             .field("compaction_concurrency", &self.compaction_concurrency)
             .field("room_idle_secs", &self.room_idle_secs)
+            .field("auto_version_secs", &self.auto_version_secs)
             .finish_non_exhaustive()
     }
 }

@@ -17,7 +17,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail, FieldErrorDoc};
 use crate::extract::Json;
-use crate::routes::{account, api_keys, auth, canvas, live, me, sessions};
+use crate::routes::{account, api_keys, auth, canvas, live, me, sessions, versions};
 use crate::routes::{
     audit, billing, features, invitations, members, orgs, projects, roles, workspaces,
 };
@@ -86,6 +86,8 @@ impl Modify for BearerAuth {
         warehouse_invaders::create_invader, warehouse_invaders::list_invaders,
         warehouse_invaders::get_invader, warehouse_invaders::update_invader,
         warehouse_invaders::delete_invader, warehouse_invaders::apply_invader,
+        versions::create, versions::list, versions::get, versions::canvas, versions::diff,
+        versions::restore,
     ),
     components(schemas(ErrorBody, ErrorDetail, FieldErrorDoc)),
     tags(
@@ -104,6 +106,8 @@ impl Modify for BearerAuth {
         (name = "warehouse", description = "An organization's reusable assets: collections \
             (folders), block templates (save a selection, insert it anywhere) and invader \
             definitions with JSON Schema configs"),
+        (name = "versions", description = "Version history: full document states stored \
+            automatically and on request; diffs; restore as a forward change"),
     )
 )]
 pub struct ApiDoc;

@@ -68,6 +68,7 @@ impl Application {
                 compact_interval: config.compact_interval(),
                 idle_unload: config.room_idle(),
                 awareness_timeout: Duration::from_millis(config.awareness_timeout_ms),
+                auto_version: config.auto_version(),
             },
         }));
         let state = AppState {

@@ -160,7 +160,7 @@ fn into_object(value: Value) -> JsonMap<String, Value> {
 
 /// Converts any doc value to JSON, shared types recursively. Types the canvas does not use (XML,
 /// sub-documents, unresolved references) read as `null`.
-fn out_to_json<T: ReadTxn>(txn: &T, value: &Out, depth: usize) -> Value {
+pub(crate) fn out_to_json<T: ReadTxn>(txn: &T, value: &Out, depth: usize) -> Value {
     if depth > MAX_DEPTH {
         return Value::Null;
     }
@@ -312,7 +312,7 @@ fn validate_fields(
 
 /// Infallible writer shared by the public puts and the import from rows (rows may hold odd JSONB,
 /// which is then written as an atomic value for the projection to judge).
-fn write_entity(
+pub(crate) fn write_entity(
     txn: &mut TransactionMut,
     root: &str,
     id: &str,

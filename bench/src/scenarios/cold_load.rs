@@ -105,7 +105,10 @@ pub async fn run(options: &ServerOptions, config: &ColdLoadConfig) -> Result<Vec
 }
 
 /// Blocks in batches, then relations chaining them, each batch one update; waits for acks.
-async fn write_content(writer: &mut Client, config: &ColdLoadConfig) -> Result<Vec<String>> {
+pub(super) async fn write_content(
+    writer: &mut Client,
+    config: &ColdLoadConfig,
+) -> Result<Vec<String>> {
     let ids = client::block_ids(config.blocks);
     ensure!(
         !ids.is_empty() || config.relations == 0,

@@ -15,6 +15,7 @@ mod room;
 mod room_http;
 mod room_insert;
 mod room_locks;
+mod room_versions;
 mod room_waiting;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +37,7 @@ use peer::{PeerControl, PeerInfo};
 pub use room::{RoomClosed, RoomCommand};
 pub use room_http::{CanvasEdit, EditError, Edited, HttpRequest, PresenceEntry};
 pub use room_insert::{CanvasInsert, InsertError};
+pub use room_versions::{RestoreOutcome, VersionState};
 
 /// How many queued commands a room accepts before senders wait.
 const ROOM_QUEUE: usize = 4096;
@@ -59,6 +61,8 @@ pub struct RoomSettings {
     pub compact_interval: Duration,
     pub idle_unload: Duration,
     pub awareness_timeout: Duration,
+    /// Quiet (or busy) time after a change before an automatic version; `None`: off.
+    pub auto_version: Option<Duration>,
 }
 
 /// A way to send commands to a running room.

@@ -30,6 +30,7 @@ use super::log_writer::AppendError;
 use super::peer::{CloseReason, ConnId, Peer, PeerControl, PeerInfo};
 use super::room_http::{HttpRequest, PendingHttpReply};
 use super::room_locks::LockRelease;
+use super::room_versions::AutoVersions;
 use super::room_waiting;
 use super::RoomContext;
 use nox_sync_protocol::locks::LockCommand;
@@ -133,6 +134,8 @@ pub struct WorkspaceRoom {
     pub(super) acting_user: Option<Uuid>,
     /// What of the document waits for changes the server never received (`room_waiting.rs`).
     pub(super) waiting: room_waiting::Waiting,
+    /// When the next automatic version is due (`room_versions.rs`).
+    pub(super) auto_versions: AutoVersions,
 }
 
 impl WorkspaceRoom {
@@ -177,6 +180,7 @@ impl WorkspaceRoom {
             http_replies: Vec::new(),
             acting_user: None,
             waiting,
+            auto_versions: AutoVersions::default(),
         }
     }
 
@@ -641,6 +645,7 @@ impl WorkspaceRoom {
                 self.start_compaction(slot);
             }
         }
+        self.auto_version_tick();
         // Tick work happens outside a batch: deliver at once (nothing to make durable).
         self.deliver();
         let idle_long_enough = self
@@ -648,6 +653,7 @@ impl WorkspaceRoom {
             .is_some_and(|since| since.elapsed() >= self.ctx.settings.idle_unload);
         if idle_long_enough && self.compaction.is_none() && !self.has_uncompacted() {
             tracing::debug!(workspace_id = %self.workspace_id, "unloading idle room");
+            self.auto_version_before_stop().await;
             self.stopping = true;
         }
     }
@@ -723,6 +729,7 @@ impl WorkspaceRoom {
     /// Flush, finish or run the final compaction, close every peer with 1012.
     async fn shutdown(&mut self) {
         self.flush().await;
+        self.auto_version_before_stop().await;
         if let Some(running) = self.compaction.take() {
             let outcome = running.await.ok();
             self.on_compaction_done(outcome);

@@ -3,6 +3,8 @@
 //! editors see them at once and they are logged, compacted and projected like any client update.
 //! Every answer waits for the batch to be durable.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use nox_sync_protocol::canvas::{self, BlockEntry, CanvasError, CanvasState, RelationEntry};
 use nox_sync_protocol::locks::{LockView, ReleaseReason, ResourceType};
@@ -13,13 +15,14 @@ use serde::Serialize;
 use serde_json::{Map as JsonMap, Value};
 use tokio::sync::oneshot;
 use uuid::Uuid;
-use yrs::Transact;
+use yrs::{Doc, Transact};
 
 use super::lock_table::view;
 use super::peer::ConnId;
 use super::room::{origin_of_conn, WorkspaceRoom};
 use super::room_insert::CanvasInsert;
 use super::room_locks::LockRelease;
+use super::room_versions::{RestoreOutcome, VersionState};
 
 /// Transactions made by the server itself carry this origin: it is no peer's id, so every peer
 /// receives them.
@@ -139,6 +142,16 @@ pub enum HttpRequest {
     },
     /// Many new blocks and relations in one transaction (`room_insert.rs`).
     Insert(CanvasInsert),
+    /// The document's full state for a version (`room_versions.rs`), once durable.
+    TakeVersion {
+        reply: Reply<VersionState>,
+    },
+    /// Brings the canvas back to `target` as a forward change by `user_id`.
+    Restore {
+        user_id: Uuid,
+        target: Arc<Doc>,
+        reply: Reply<Result<RestoreOutcome, EditError>>,
+    },
 }
 
 impl HttpRequest {
@@ -149,11 +162,15 @@ impl HttpRequest {
                 let _ = reply.send(Err(EditError::Unavailable));
             }
             HttpRequest::Insert(insert) => insert.refuse(),
+            HttpRequest::Restore { reply, .. } => {
+                let _ = reply.send(Err(EditError::Unavailable));
+            }
             // Dropping the other replies tells the caller the room is gone.
             HttpRequest::Canvas { .. }
             | HttpRequest::Presence { .. }
             | HttpRequest::Locks { .. }
-            | HttpRequest::BreakLock { .. } => {}
+            | HttpRequest::BreakLock { .. }
+            | HttpRequest::TakeVersion { .. } => {}
         }
     }
 }
@@ -223,6 +240,21 @@ impl WorkspaceRoom {
                 });
                 self.http_replies
                     .push(PendingHttpReply::new(reply, answer, None));
+            }
+            HttpRequest::TakeVersion { reply } => {
+                let state = self.take_version();
+                self.http_replies
+                    .push(PendingHttpReply::new(reply, state, None));
+            }
+            HttpRequest::Restore {
+                user_id,
+                target,
+                reply,
+            } => {
+                let outcome = Ok(self.restore_to(user_id, &target));
+                let failure = Some(Err(EditError::Unavailable));
+                self.http_replies
+                    .push(PendingHttpReply::new(reply, outcome, failure));
             }
         }
     }

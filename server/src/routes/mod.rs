@@ -17,6 +17,7 @@ pub(crate) mod projects;
 pub(crate) mod roles;
 pub(crate) mod security_events;
 pub(crate) mod sessions;
+pub(crate) mod versions;
 pub(crate) mod warehouse;
 pub(crate) mod warehouse_invaders;
 pub(crate) mod warehouse_references;

@@ -679,6 +679,24 @@ const API_ROUTES: &[(&str, &str)] = &[
         "put",
         "/api/v1/workspaces/{workspace_id}/blocks/{block_id}/invaders/{invader_id}",
     ),
+    ("post", "/api/v1/workspaces/{workspace_id}/versions"),
+    ("get", "/api/v1/workspaces/{workspace_id}/versions"),
+    (
+        "get",
+        "/api/v1/workspaces/{workspace_id}/versions/{version_id}",
+    ),
+    (
+        "get",
+        "/api/v1/workspaces/{workspace_id}/versions/{version_id}/canvas",
+    ),
+    (
+        "get",
+        "/api/v1/workspaces/{workspace_id}/versions/{version_id}/diff",
+    ),
+    (
+        "post",
+        "/api/v1/workspaces/{workspace_id}/versions/{version_id}/restore",
+    ),
 ];
 
 #[tokio::test]

@@ -12,6 +12,7 @@ mod missing_dependencies;
 mod projection;
 mod rest;
 mod revocation;
+mod versions;
 mod warehouse;
 
 use nox_tests::{Session, TestApp, WsClient};

@@ -1,0 +1,188 @@
+//! `versions` (issue 14): what a version costs on the 10,000 blocks + 10,000 relations canvas —
+//! taking one (`POST …/versions`: the room encodes its state, the row is written), the bytes it
+//! stores, and restoring one (`POST …/versions/{id}/restore`: decode the version, compute and apply
+//! the forward change in the room, make it durable, store the "before restore" version), plus when
+//! a connected editor has seen the restore. Times are HTTP round trips, so they include everything.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+use super::cold_load::{write_content, ColdLoadConfig};
+use super::Env;
+use crate::client::{self, Client};
+use crate::report::Row;
+use crate::server::ServerOptions;
+
+#[derive(Debug, Clone)]
+pub struct VersionsConfig {
+    pub blocks: usize,
+    pub relations: usize,
+    /// Versions taken of the full canvas (the cost is reported over all of them).
+    pub takes: usize,
+    /// Blocks renamed, removed and added between the version and its restore ("small change").
+    pub churn: usize,
+}
+
+pub async fn run(options: &ServerOptions, config: &VersionsConfig) -> Result<Vec<Row>> {
+    let env = Env::start(options).await?;
+    let ws = env
+        .tenant
+        .create_workspaces(1)
+        .await?
+        .pop()
+        .context("no workspace")?;
+    let base = format!("/workspaces/{ws}/versions");
+    let empty = take(&env, &base, "empty").await?.1;
+
+    let mut writer = env.connect(&ws, 0, true).await?;
+    let ids = write_content(
+        &mut writer,
+        &ColdLoadConfig {
+            blocks: config.blocks,
+            relations: config.relations,
+            batch: 500,
+            loads: 0,
+        },
+    )
+    .await?;
+    let full_canvas = writer.canvas_json();
+    let doc_bytes = writer.state_len();
+
+    let mut rows = Vec::new();
+    let mut take_ms: Vec<f64> = Vec::new();
+    let mut full = Value::Null;
+    for i in 0..config.takes.max(1) {
+        let (elapsed, version) = take(&env, &base, &format!("full #{i}")).await?;
+        take_ms.push(elapsed.as_secs_f64() * 1e3);
+        full = version;
+    }
+    let mut row = Row::new("versions", "take a version (10k+10k)");
+    row.set("blocks", full["block_count"].clone())
+        .set("relations", full["relation_count"].clone())
+        .set("takes", take_ms.len() as u64)
+        .num("median_ms", median(&mut take_ms))
+        .num("max_ms", take_ms.iter().copied().fold(0.0, f64::max))
+        .num("state_kib", kib(&full["size_bytes"]))
+        .num("stored_kib", kib(&full["stored_bytes"]))
+        .num("doc_kib", doc_bytes as f64 / 1024.0);
+    rows.push(row);
+    let full_id = id_of(&full)?;
+
+    // A small change, then back: the everyday "undo the bad edit".
+    let renamed = ids.first().cloned().unwrap_or_default();
+    let original_name = writer.block_name(&renamed);
+    churn(&mut writer, &ids, config.churn).await?;
+    let is_back = move |c: &Client| c.block_name(&renamed) == original_name;
+    let case = "restore after a small change";
+    rows.push(restore(&env, &base, &full_id, &mut writer, case, is_back).await?);
+    let back = writer.canvas_json() == full_canvas;
+    if let (false, Some(row)) = (back, rows.last_mut()) {
+        row.note("the editor's canvas differs from the version");
+    }
+    // Everything removed, then everything back: the worst case for one restore.
+    let (blocks, relations) = (config.blocks, config.relations);
+    let empty_id = id_of(&empty)?;
+    let is_empty = |c: &Client| c.counts() == (0, 0);
+    let case = "restore the empty version";
+    rows.push(restore(&env, &base, &empty_id, &mut writer, case, is_empty).await?);
+    let is_full = move |c: &Client| c.counts() == (blocks, relations);
+    let case = "restore 10k+10k onto empty";
+    rows.push(restore(&env, &base, &full_id, &mut writer, case, is_full).await?);
+    if let (true, Some(row)) = (writer.canvas_json() != full_canvas, rows.last_mut()) {
+        row.note("the editor's canvas differs from the version");
+    }
+    writer.close().await;
+    let mut env = env;
+    env.server.stop().await?;
+    Ok(rows)
+}
+
+async fn take(env: &Env, base: &str, name: &str) -> Result<(Duration, Value)> {
+    let started = Instant::now();
+    let version = env.tenant.post_api(base, json!({ "name": name })).await?;
+    Ok((started.elapsed(), version))
+}
+
+fn kib(bytes: &Value) -> f64 {
+    bytes.as_f64().unwrap_or(0.0) / 1024.0
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn id_of(version: &Value) -> Result<String> {
+    Ok(version["id"]
+        .as_str()
+        .context("version without id")?
+        .to_string())
+}
+
+/// Renames, removes and adds `n` blocks each, in one update, durably.
+async fn churn(writer: &mut Client, ids: &[String], n: usize) -> Result<()> {
+    let n = n.min(ids.len() / 2);
+    let added = client::block_ids(n);
+    writer
+        .edit(|txn| {
+            for id in &ids[..n] {
+                let fields = json!({ "name": "renamed" });
+                let fields = fields.as_object().context("fields")?;
+                nox_sync_protocol::canvas::put_block(txn, id, fields)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+            for id in &ids[n..2 * n] {
+                nox_sync_protocol::canvas::remove_block(txn, id);
+            }
+            for (i, id) in added.iter().enumerate() {
+                let fields = client::block_fields(i);
+                let fields = fields.as_object().context("fields")?;
+                nox_sync_protocol::canvas::put_block(txn, id, fields)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+            Ok(())
+        })
+        .await?;
+    writer.wait_acked(Duration::from_secs(60)).await
+}
+
+/// Restores `version_id` and measures the request and when the connected editor has seen it.
+async fn restore(
+    env: &Env,
+    base: &str,
+    version_id: &str,
+    writer: &mut Client,
+    case: &str,
+    seen: impl Fn(&Client) -> bool,
+) -> Result<Row> {
+    let started = Instant::now();
+    let restore = env
+        .tenant
+        .post_api(&format!("{base}/{version_id}/restore"), json!({}))
+        .await?;
+    let answered = started.elapsed();
+    writer.pump_until(Duration::from_secs(60), seen).await?;
+    let seen = started.elapsed();
+    let changes = &restore["changes"];
+    if changes.is_null() {
+        bail!("restore answered without changes: {restore}");
+    }
+    let mut row = Row::new("versions", case);
+    row.num("restore_ms", answered.as_secs_f64() * 1e3)
+        .num("seen_live_ms", seen.as_secs_f64() * 1e3)
+        .set("blocks_added", changes["blocks_added"].clone())
+        .set("blocks_removed", changes["blocks_removed"].clone())
+        .set("blocks_changed", changes["blocks_changed"].clone())
+        .set("relations_added", changes["relations_added"].clone())
+        .set("relations_removed", changes["relations_removed"].clone())
+        .num(
+            "before_version_kib",
+            restore["before_restore"]["size_bytes"]
+                .as_f64()
+                .unwrap_or(0.0)
+                / 1024.0,
+        );
+    Ok(row)
+}

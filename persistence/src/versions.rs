@@ -1,0 +1,359 @@
+//! `core_snapshots`: the version history of a workspace (issue 14).
+//!
+//! A version is the full state of the workspace's Yjs document (a v1 update) taken from the room's
+//! durable state, with its state vector and the block / relation counts. Versions are written once
+//! and never rewritten; retention deletes old automatic versions, never named ones.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
+
+use crate::error::PersistenceError;
+use crate::iam::audit::{self, NewAuditEntry};
+
+/// Why a version exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionKind {
+    /// Asked for by a user, with a name: never pruned automatically.
+    Named,
+    /// Taken by the server after a workspace changed and went quiet.
+    Auto,
+    /// Taken by the server just before a restore (restoring it undoes the restore).
+    BeforeRestore,
+}
+
+impl VersionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionKind::Named => "named",
+            VersionKind::Auto => "auto",
+            VersionKind::BeforeRestore => "before_restore",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, PersistenceError> {
+        match text {
+            "named" => Ok(VersionKind::Named),
+            "auto" => Ok(VersionKind::Auto),
+            "before_restore" => Ok(VersionKind::BeforeRestore),
+            other => Err(PersistenceError::Invariant(format!(
+                "unknown version kind `{other}`"
+            ))),
+        }
+    }
+}
+
+/// A version to store.
+#[derive(Debug, Clone)]
+pub struct NewVersion<'a> {
+    pub workspace_id: Uuid,
+    pub kind: VersionKind,
+    pub name: &'a str,
+    pub description: Option<&'a str>,
+    pub created_by: Option<Uuid>,
+    /// The document's full state, a Yjs v1 update.
+    pub state: &'a [u8],
+    pub state_vector: &'a [u8],
+    pub block_count: i32,
+    pub relation_count: i32,
+}
+
+/// What is known of a version without its content.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionMeta {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub kind: VersionKind,
+    pub name: String,
+    pub description: Option<String>,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub block_count: i32,
+    pub relation_count: i32,
+    /// Bytes of the state (a Yjs v1 update).
+    pub size_bytes: i64,
+    /// Bytes the state takes in the table (after PostgreSQL's TOAST compression).
+    pub stored_bytes: i64,
+}
+
+type MetaRow = (
+    Uuid,
+    Uuid,
+    String,
+    String,
+    Option<String>,
+    Option<Uuid>,
+    DateTime<Utc>,
+    i32,
+    i32,
+    i64,
+    i64,
+);
+
+const META_COLUMNS: &str = "id, workspace_id, kind, name, commit_message, created_by_id, \
+     created_at, block_count, relation_count, COALESCE(octet_length(state), 0)::BIGINT, \
+     COALESCE(pg_column_size(state), 0)::BIGINT";
+
+fn meta_of(row: MetaRow) -> Result<VersionMeta, PersistenceError> {
+    let (
+        id,
+        workspace_id,
+        kind,
+        name,
+        description,
+        created_by,
+        created_at,
+        blocks,
+        relations,
+        size,
+        stored,
+    ) = row;
+    Ok(VersionMeta {
+        id,
+        workspace_id,
+        kind: VersionKind::parse(&kind)?,
+        name,
+        description,
+        created_by,
+        created_at,
+        block_count: blocks,
+        relation_count: relations,
+        size_bytes: size,
+        stored_bytes: stored,
+    })
+}
+
+/// Stores a version (the project comes from the workspace). `None` when the workspace is gone.
+pub async fn insert<'e>(
+    executor: impl PgExecutor<'e>,
+    version: &NewVersion<'_>,
+) -> Result<Option<VersionMeta>, PersistenceError> {
+    let summary = serde_json::json!({
+        "encoding": "yjs-update-v1",
+        "blocks": version.block_count,
+        "relations": version.relation_count,
+    });
+    let sql = format!(
+        "INSERT INTO core_snapshots
+           (project_id, workspace_id, kind, name, commit_message, created_by_id, full_state_dump,
+            state, state_vector, block_count, relation_count)
+         SELECT w.project_id, w.id, $2, $3, $4, $5, $6, $7, $8, $9, $10
+         FROM workspaces w WHERE w.id = $1
+         RETURNING {META_COLUMNS}"
+    );
+    let row: Option<MetaRow> = sqlx::query_as(&sql)
+        .bind(version.workspace_id)
+        .bind(version.kind.as_str())
+        .bind(version.name)
+        .bind(version.description)
+        .bind(version.created_by)
+        .bind(summary)
+        .bind(version.state)
+        .bind(version.state_vector)
+        .bind(version.block_count)
+        .bind(version.relation_count)
+        .fetch_optional(executor)
+        .await?;
+    row.map(meta_of).transpose()
+}
+
+/// Stores a version and the audit row describing it (made from the stored version) in one
+/// transaction: both exist or neither. `None` when the workspace is gone.
+pub async fn insert_audited<'a>(
+    pool: &PgPool,
+    version: &NewVersion<'_>,
+    audit_entry: impl FnOnce(&VersionMeta) -> NewAuditEntry<'a>,
+) -> Result<Option<VersionMeta>, PersistenceError> {
+    let mut tx = pool.begin().await?;
+    let Some(stored) = insert(&mut *tx, version).await? else {
+        return Ok(None);
+    };
+    audit::record(&mut *tx, audit_entry(&stored)).await?;
+    tx.commit().await?;
+    Ok(Some(stored))
+}
+
+/// One page of a workspace's versions, newest first, after the `(created_at, id)` of the last one
+/// served. `limit` rows at most.
+pub async fn list(
+    pool: &PgPool,
+    workspace_id: Uuid,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<VersionMeta>, PersistenceError> {
+    let sql = format!(
+        "SELECT {META_COLUMNS} FROM core_snapshots
+         WHERE workspace_id = $1 AND state IS NOT NULL
+           AND ($2::TIMESTAMPTZ IS NULL OR (created_at, id) < ($2, $3))
+         ORDER BY created_at DESC, id DESC
+         LIMIT $4"
+    );
+    let rows: Vec<MetaRow> = sqlx::query_as(&sql)
+        .bind(workspace_id)
+        .bind(after.map(|a| a.0))
+        .bind(after.map(|a| a.1))
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter().map(meta_of).collect()
+}
+
+/// A version of this workspace (another workspace's version is `None`, like a missing one).
+pub async fn find(
+    pool: &PgPool,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> Result<Option<VersionMeta>, PersistenceError> {
+    let sql = format!(
+        "SELECT {META_COLUMNS} FROM core_snapshots
+         WHERE id = $1 AND workspace_id = $2 AND state IS NOT NULL"
+    );
+    let row: Option<MetaRow> = sqlx::query_as(&sql)
+        .bind(id)
+        .bind(workspace_id)
+        .fetch_optional(pool)
+        .await?;
+    row.map(meta_of).transpose()
+}
+
+/// The stored full state of a version of this workspace.
+pub async fn state(
+    pool: &PgPool,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Vec<u8>>, PersistenceError> {
+    let row: Option<(Vec<u8>,)> = sqlx::query_as(
+        "SELECT state FROM core_snapshots
+         WHERE id = $1 AND workspace_id = $2 AND state IS NOT NULL",
+    )
+    .bind(id)
+    .bind(workspace_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| r.0))
+}
+
+/// How long automatic versions are kept. Named versions are never pruned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Automatic versions older than this many days are deleted; `None`: no age limit.
+    pub max_age_days: Option<i64>,
+    /// Only the newest this many automatic versions are kept; `None`: no count limit.
+    pub max_versions: Option<i64>,
+}
+
+/// The retention of a billing plan (`subscriptions.plan_id`); unknown plans get the free one.
+pub fn retention_for_plan(plan_id: &str) -> Retention {
+    match plan_id {
+        "team" => Retention {
+            max_age_days: Some(365),
+            max_versions: Some(500),
+        },
+        "enterprise" => Retention {
+            max_age_days: None,
+            max_versions: Some(5_000),
+        },
+        _ => Retention {
+            max_age_days: Some(30),
+            max_versions: Some(50),
+        },
+    }
+}
+
+/// The plan of the organization owning the workspace (`free` without a subscription row).
+pub async fn plan_of_workspace(
+    pool: &PgPool,
+    workspace_id: Uuid,
+) -> Result<String, PersistenceError> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT s.plan_id FROM workspaces w
+         JOIN projects p ON p.id = w.project_id
+         JOIN subscriptions s ON s.org_id = p.org_id
+         WHERE w.id = $1",
+    )
+    .bind(workspace_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map_or_else(|| "free".to_string(), |r| r.0))
+}
+
+/// Deletes the workspace's automatic versions (`auto` and `before_restore`) that `retention` no
+/// longer keeps, as of `now`. Returns how many were deleted.
+pub async fn prune(
+    pool: &PgPool,
+    workspace_id: Uuid,
+    retention: Retention,
+    now: DateTime<Utc>,
+) -> Result<u64, PersistenceError> {
+    let cutoff = retention
+        .max_age_days
+        .map(|days| now - Duration::days(days));
+    let result = sqlx::query(
+        "DELETE FROM core_snapshots WHERE id IN (
+           SELECT id FROM (
+             SELECT id, created_at,
+                    ROW_NUMBER() OVER (ORDER BY created_at DESC, id DESC) AS newest
+             FROM core_snapshots
+             WHERE workspace_id = $1 AND kind <> 'named'
+           ) automatic
+           WHERE ($2::TIMESTAMPTZ IS NOT NULL AND created_at < $2)
+              OR ($3::BIGINT IS NOT NULL AND newest > $3)
+         )",
+    )
+    .bind(workspace_id)
+    .bind(cutoff)
+    .bind(retention.max_versions)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// Stores a version and applies the plan's retention in one call (what every writer does).
+pub async fn store_and_prune(
+    pool: &PgPool,
+    version: &NewVersion<'_>,
+) -> Result<Option<VersionMeta>, PersistenceError> {
+    let stored = insert(pool, version).await?;
+    if stored.is_some() {
+        prune_for_plan(pool, version.workspace_id).await?;
+    }
+    Ok(stored)
+}
+
+/// Applies the retention of the workspace's plan.
+pub async fn prune_for_plan(pool: &PgPool, workspace_id: Uuid) -> Result<u64, PersistenceError> {
+    let plan = plan_of_workspace(pool, workspace_id).await?;
+    prune(pool, workspace_id, retention_for_plan(&plan), Utc::now()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paid_plans_keep_more_than_free() {
+        let free = retention_for_plan("free");
+        assert_eq!(free.max_age_days, Some(30));
+        assert_eq!(free.max_versions, Some(50));
+        assert_eq!(retention_for_plan("no-such-plan"), free);
+        for paid in ["team", "enterprise"] {
+            let kept = retention_for_plan(paid);
+            assert!(kept.max_versions > free.max_versions);
+            assert!(kept.max_age_days.is_none_or(|d| d > 30));
+        }
+    }
+
+    #[test]
+    fn kinds_round_trip_through_their_column_text() {
+        for kind in [
+            VersionKind::Named,
+            VersionKind::Auto,
+            VersionKind::BeforeRestore,
+        ] {
+            assert_eq!(VersionKind::parse(kind.as_str()).ok(), Some(kind));
+        }
+        assert!(VersionKind::parse("other").is_err());
+    }
+}

@@ -1,0 +1,234 @@
+//! Versions in the room (issue 14): taking the document's durable full state, restoring a version
+//! as a forward change, and automatic versions after a workspace changed and went quiet.
+//!
+//! The room owns the document, so both the state of a version and the restore transaction are
+//! made here. A state taken while answering an HTTP request is handed out only once the batch it
+//! was taken in is durable (like every HTTP answer), so a version never holds an update storage
+//! does not. Automatic versions are taken on the tick, between batches, when the document holds
+//! nothing but durable updates.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use nox_persistence::versions::{self, NewVersion, VersionKind};
+use nox_sync_protocol::canvas::{BLOCKS, RELATIONS};
+use nox_sync_protocol::restore::{self, RestoreSummary};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, Map, ReadTxn, StateVector, Transact};
+
+use super::room::{origin_of_conn, WorkspaceRoom};
+use super::room_http::SERVER_ORIGIN;
+
+/// The full state of the document, as a version stores it.
+#[derive(Debug, Clone)]
+pub struct VersionState {
+    /// Yjs v1 update holding the whole document.
+    pub state: Vec<u8>,
+    pub state_vector: Vec<u8>,
+    pub blocks: i32,
+    pub relations: i32,
+}
+
+impl VersionState {
+    /// The row to store for this state.
+    pub fn to_new_version<'a>(
+        &'a self,
+        workspace_id: Uuid,
+        kind: VersionKind,
+        name: &'a str,
+        description: Option<&'a str>,
+        created_by: Option<Uuid>,
+    ) -> NewVersion<'a> {
+        NewVersion {
+            workspace_id,
+            kind,
+            name,
+            description,
+            created_by,
+            state: &self.state,
+            state_vector: &self.state_vector,
+            block_count: self.blocks,
+            relation_count: self.relations,
+        }
+    }
+}
+
+/// What a restore did: the state just before it (to store as the "before restore" version) and
+/// how many entities it touched.
+#[derive(Debug, Clone)]
+pub struct RestoreOutcome {
+    pub before: VersionState,
+    pub summary: RestoreSummary,
+}
+
+/// When the next automatic version is due.
+#[derive(Default)]
+pub(super) struct AutoVersions {
+    /// The room's document version last looked at.
+    seen: u64,
+    /// The first change not yet in a version, and the latest one.
+    first_change: Option<Instant>,
+    last_change: Option<Instant>,
+    /// The automatic version being stored.
+    storing: Option<JoinHandle<()>>,
+}
+
+impl AutoVersions {
+    /// Notes whether the document changed since the last look.
+    fn observe(&mut self, document_version: u64, now: Instant) {
+        if document_version != self.seen {
+            self.seen = document_version;
+            self.first_change.get_or_insert(now);
+            self.last_change = Some(now);
+        }
+    }
+
+    /// Due when the workspace changed and then stayed quiet for `after`, or has kept changing for
+    /// `after` since its first unversioned change (so a busy workspace gets versions too).
+    fn due(&self, after: Duration, now: Instant) -> bool {
+        match (self.first_change, self.last_change) {
+            (Some(first), Some(last)) => {
+                now.duration_since(last) >= after || now.duration_since(first) >= after
+            }
+            _ => false,
+        }
+    }
+
+    /// Everything up to `document_version` is in a version now.
+    fn taken(&mut self, document_version: u64) {
+        self.seen = document_version;
+        self.first_change = None;
+        self.last_change = None;
+    }
+
+    fn has_unversioned_changes(&self, document_version: u64) -> bool {
+        self.first_change.is_some() || document_version != self.seen
+    }
+}
+
+impl WorkspaceRoom {
+    /// The document's full state and counts (durable only between batches, or once the batch
+    /// this is taken in has committed).
+    pub(super) fn version_state(&self) -> VersionState {
+        let txn = self.awareness.doc().transact();
+        let count = |root: &str| {
+            txn.get_map(root)
+                .map_or(0, |map| i32::try_from(map.len(&txn)).unwrap_or(i32::MAX))
+        };
+        VersionState {
+            state: txn.encode_state_as_update_v1(&StateVector::default()),
+            state_vector: txn.state_vector().encode_v1(),
+            blocks: count(BLOCKS),
+            relations: count(RELATIONS),
+        }
+    }
+
+    /// State for a version requested over HTTP: the automatic one is no longer needed for it.
+    pub(super) fn take_version(&mut self) -> VersionState {
+        self.auto_versions.taken(self.version);
+        self.version_state()
+    }
+
+    /// Makes the canvas equal to that of `version` (the version's document) in one server-originated transaction (logged,
+    /// broadcast and projected like any edit), after taking the state it replaces.
+    pub(super) fn restore_to(&mut self, user_id: Uuid, version: &Doc) -> RestoreOutcome {
+        let before = self.take_version();
+        let summary = {
+            let mut txn = self
+                .awareness
+                .doc()
+                .transact_mut_with(origin_of_conn(SERVER_ORIGIN));
+            restore::restore_canvas(&mut txn, &version.transact())
+        };
+        self.acting_user = Some(user_id);
+        self.collect_emitted();
+        self.acting_user = None;
+        RestoreOutcome { before, summary }
+    }
+
+    /// On every tick: stores an automatic version when one is due (in the background; at most
+    /// one at a time).
+    pub(super) fn auto_version_tick(&mut self) {
+        let Some(after) = self.ctx.settings.auto_version else {
+            return;
+        };
+        let now = Instant::now();
+        self.auto_versions.observe(self.version, now);
+        let storing = self
+            .auto_versions
+            .storing
+            .as_ref()
+            .is_some_and(|task| !task.is_finished());
+        if storing || !self.auto_versions.due(after, now) {
+            return;
+        }
+        let job = self.auto_version_job();
+        self.auto_versions.storing = Some(tokio::spawn(job));
+    }
+
+    /// Before the room stops (unloaded or shut down): nothing will change any more, so unversioned
+    /// changes are stored as an automatic version now, and a version being stored is waited for.
+    pub(super) async fn auto_version_before_stop(&mut self) {
+        if let Some(task) = self.auto_versions.storing.take() {
+            let _ = task.await;
+        }
+        if self.ctx.settings.auto_version.is_none()
+            || !self.auto_versions.has_unversioned_changes(self.version)
+        {
+            return;
+        }
+        self.auto_version_job().await;
+    }
+
+    /// Takes the state now and returns the work of storing it (and applying retention).
+    fn auto_version_job(&mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let state = Arc::new(self.take_version());
+        let (db, workspace_id) = (self.ctx.db.clone(), self.workspace_id);
+        async move {
+            let name = format!(
+                "Automatic version {}",
+                Utc::now().format("%Y-%m-%d %H:%M UTC")
+            );
+            let version = state.to_new_version(workspace_id, VersionKind::Auto, &name, None, None);
+            match versions::store_and_prune(db.pool(), &version).await {
+                Ok(_) => tracing::debug!(%workspace_id, "automatic version stored"),
+                Err(err) => {
+                    tracing::warn!(%workspace_id, error = %err, "automatic version not stored")
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_is_due_after_quiet_or_after_long_editing() {
+        let after = Duration::from_secs(300);
+        let start = Instant::now();
+        let mut auto = AutoVersions::default();
+        auto.observe(0, start);
+        assert!(!auto.due(after, start + after), "nothing changed");
+
+        auto.observe(1, start);
+        assert!(!auto.due(after, start + Duration::from_secs(10)));
+        assert!(auto.due(after, start + after), "quiet for the whole period");
+
+        // Edited every minute: due once the first unversioned change is `after` old.
+        for minute in 1..5 {
+            auto.observe(1 + minute, start + Duration::from_secs(60 * minute));
+        }
+        assert!(!auto.due(after, start + Duration::from_secs(290)));
+        assert!(auto.due(after, start + Duration::from_secs(301)));
+
+        auto.taken(5);
+        assert!(!auto.has_unversioned_changes(5));
+        assert!(!auto.due(after, start + Duration::from_secs(10_000)));
+        assert!(auto.has_unversioned_changes(6));
+    }
+}

@@ -1,0 +1,425 @@
+//! Version history of a workspace (issue 14): `/api/v1/workspaces/{id}/versions…`.
+//!
+//! A version is the full state of the workspace's document, taken by its room (so it holds only
+//! durable updates) and stored in `core_snapshots`. Reads decode a stored state into a scratch
+//! document; a restore is a forward change made by the room, preceded by a `before_restore`
+//! version of the state it replaces, so restoring that one undoes it.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use nox_persistence::versions::{self, VersionKind, VersionMeta};
+use nox_sync_protocol::canvas::{self, CanvasState};
+use nox_sync_protocol::diff::{self, CanvasDiff};
+use nox_sync_protocol::restore::RestoreSummary;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+use uuid::Uuid;
+use yrs::updates::decoder::Decode;
+use yrs::{Doc, Transact, Update};
+
+use super::canvas::authorize;
+use crate::access::AuthUser;
+use crate::auth::Permission;
+use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
+use crate::extract::{Json, Path, Query};
+use crate::http_caller::ClientInfo;
+use crate::pagination::{Page, PageParams};
+use crate::rooms::{EditError, HttpRequest, JoinError, RestoreOutcome, VersionState};
+use crate::state::AppState;
+use crate::validate::Validator;
+
+/// A version as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionView {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    /// `named` (asked for by a user, never pruned automatically), `auto` (taken after the
+    /// workspace changed and went quiet) or `before_restore` (taken just before a restore).
+    pub kind: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// Null for automatic versions.
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub block_count: i32,
+    pub relation_count: i32,
+    /// Bytes of the state (a Yjs v1 update).
+    pub size_bytes: i64,
+    /// Bytes it takes in the database (after PostgreSQL's compression).
+    pub stored_bytes: i64,
+}
+
+impl From<VersionMeta> for VersionView {
+    fn from(v: VersionMeta) -> Self {
+        VersionView {
+            id: v.id,
+            workspace_id: v.workspace_id,
+            kind: v.kind.as_str().to_string(),
+            name: v.name,
+            description: v.description,
+            created_by: v.created_by,
+            created_at: v.created_at,
+            block_count: v.block_count,
+            relation_count: v.relation_count,
+            size_bytes: v.size_bytes,
+            stored_bytes: v.stored_bytes,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateVersionRequest {
+    /// 1–255 characters.
+    pub name: String,
+    /// At most 10 000 characters.
+    pub description: Option<String>,
+}
+
+/// What a restore did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RestoreView {
+    /// The version the canvas now equals.
+    pub restored: VersionView,
+    /// The state just before the restore; restoring it undoes the restore.
+    pub before_restore: VersionView,
+    /// Entities added, removed and changed by the restore.
+    #[schema(value_type = Object)]
+    pub changes: RestoreSummary,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DiffParams {
+    /// `current` (the live document, the default) or the id of another version of this workspace.
+    against: Option<String>,
+}
+
+/// Where the other side of a diff comes from.
+enum DiffTarget {
+    Current,
+    Version(Uuid),
+}
+
+const MAX_DESCRIPTION: usize = 10_000;
+
+/// Stores a named version of the workspace's current state (`workspace:write`).
+#[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/versions", tag = "versions",
+    params(("workspace_id" = Uuid, Path)), request_body = CreateVersionRequest,
+    responses((status = 201, body = VersionView), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    user: AuthUser,
+    client: ClientInfo,
+    Path(workspace_id): Path<Uuid>,
+    Json(body): Json<CreateVersionRequest>,
+) -> ApiResult<(StatusCode, Json<VersionView>)> {
+    let access = authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
+    let mut v = Validator::new();
+    v.text("name", &body.name, 255);
+    if let Some(d) = &body.description {
+        v.check(
+            d.chars().count() <= MAX_DESCRIPTION,
+            "description",
+            "must be at most 10000 characters",
+        );
+    }
+    v.finish()?;
+    let started = std::time::Instant::now();
+    let taken = take_state(&state, workspace_id).await?;
+    let taken_after = started.elapsed();
+    let version = taken.to_new_version(
+        workspace_id,
+        VersionKind::Named,
+        body.name.trim(),
+        body.description.as_deref(),
+        Some(user.user_id),
+    );
+    let who = client.actor(&user);
+    let stored = versions::insert_audited(state.db.pool(), &version, |stored| {
+        who.entry(
+            access.org_id,
+            "workspace.version_created",
+            "workspace",
+            workspace_id,
+            Some(json!({ "version_id": stored.id, "name": stored.name })),
+        )
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found("workspace"))?;
+    tracing::info!(
+        %workspace_id,
+        version_id = %stored.id,
+        taken_ms = taken_after.as_millis(),
+        total_ms = started.elapsed().as_millis(),
+        bytes = stored.size_bytes,
+        "named version stored"
+    );
+    Ok((StatusCode::CREATED, Json(stored.into())))
+}
+
+/// The workspace's versions, newest first (`workspace:read`).
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/versions", tag = "versions",
+    params(("workspace_id" = Uuid, Path), PageParams),
+    responses((status = 200, body = Page<VersionView>), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(workspace_id): Path<Uuid>,
+    Query(params): Query<PageParams>,
+) -> ApiResult<Json<Page<VersionView>>> {
+    authorize(&state, &user, workspace_id, Permission::WorkspaceRead).await?;
+    let page = params.resolve()?;
+    let rows = versions::list(state.db.pool(), workspace_id, page.after, page.fetch()).await?;
+    Ok(Json(page.page(
+        rows,
+        |v| (v.created_at, v.id),
+        VersionView::from,
+    )))
+}
+
+/// One version's metadata with its block and relation counts (`workspace:read`).
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/versions/{version_id}",
+    tag = "versions", params(("workspace_id" = Uuid, Path), ("version_id" = Uuid, Path)),
+    responses((status = 200, body = VersionView), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((workspace_id, version_id)): Path<(Uuid, Uuid)>,
+) -> ApiResult<Json<VersionView>> {
+    authorize(&state, &user, workspace_id, Permission::WorkspaceRead).await?;
+    let found = find_version(&state, workspace_id, version_id).await?;
+    Ok(Json(found.into()))
+}
+
+/// The blocks and relations of a version, as the block / relation REST shows them.
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/versions/{version_id}/canvas",
+    tag = "versions", params(("workspace_id" = Uuid, Path), ("version_id" = Uuid, Path)),
+    responses((status = 200, description = "`{\"blocks\": [...], \"relations\": [...]}`"),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn canvas(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((workspace_id, version_id)): Path<(Uuid, Uuid)>,
+) -> ApiResult<Json<Value>> {
+    authorize(&state, &user, workspace_id, Permission::WorkspaceRead).await?;
+    let canvas = version_canvas(&state, workspace_id, version_id).await?;
+    let blocks: Vec<Value> = canvas
+        .blocks
+        .iter()
+        .map(|(id, b)| diff::entity_json(id, b))
+        .collect();
+    let relations: Vec<Value> = canvas
+        .relations
+        .iter()
+        .map(|(id, r)| diff::entity_json(id, r))
+        .collect();
+    Ok(Json(json!({ "blocks": blocks, "relations": relations })))
+}
+
+/// What changed from the version to `against` (the live document by default, or another version):
+/// entities added, removed and changed, field by field (`before` = the version).
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/versions/{version_id}/diff",
+    tag = "versions",
+    params(("workspace_id" = Uuid, Path), ("version_id" = Uuid, Path), DiffParams),
+    responses((status = 200, description = "`{\"base\", \"against\", \"blocks\": {added, removed, \
+        changed}, \"relations\": {...}}`"),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn diff(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((workspace_id, version_id)): Path<(Uuid, Uuid)>,
+    Query(params): Query<DiffParams>,
+) -> ApiResult<Json<Value>> {
+    let target = parse_against(params.against.as_deref())?;
+    authorize(&state, &user, workspace_id, Permission::WorkspaceRead).await?;
+    let base = version_canvas(&state, workspace_id, version_id).await?;
+    let (other, against) = match target {
+        DiffTarget::Current => (
+            current_canvas(&state, workspace_id).await?,
+            json!("current"),
+        ),
+        DiffTarget::Version(other_id) => (
+            version_canvas(&state, workspace_id, other_id).await?,
+            json!(other_id),
+        ),
+    };
+    let CanvasDiff { blocks, relations } =
+        tokio::task::spawn_blocking(move || diff::diff_canvas(&base, &other))
+            .await
+            .map_err(ApiError::internal)?;
+    Ok(Json(json!({
+        "base": version_id,
+        "against": against,
+        "blocks": blocks,
+        "relations": relations,
+    })))
+}
+
+/// Brings the live canvas back to the version, as a forward change that open editors see at once
+/// (`workspace:write`, audited). The state it replaces is stored first as a `before_restore`
+/// version.
+#[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/versions/{version_id}/restore",
+    tag = "versions", params(("workspace_id" = Uuid, Path), ("version_id" = Uuid, Path)),
+    responses((status = 200, body = RestoreView), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn restore(
+    State(state): State<AppState>,
+    user: AuthUser,
+    client: ClientInfo,
+    Path((workspace_id, version_id)): Path<(Uuid, Uuid)>,
+) -> ApiResult<Json<RestoreView>> {
+    let access = authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
+    let started = std::time::Instant::now();
+    let restored = find_version(&state, workspace_id, version_id).await?;
+    let target = Arc::new(version_doc(&state, workspace_id, version_id).await?);
+    let decoded = started.elapsed();
+    let user_id = user.user_id;
+    let outcome: RestoreOutcome = state
+        .rooms
+        .request(workspace_id, |reply| HttpRequest::Restore {
+            user_id,
+            target: target.clone(),
+            reply,
+        })
+        .await
+        .map_err(room_unavailable)?
+        .map_err(|err: EditError| {
+            tracing::warn!(%workspace_id, error = %err, "restore not applied");
+            ApiError::service_unavailable("the restore could not be stored; retry")
+        })?;
+    let applied = started.elapsed();
+    let name = format!("Before restoring \u{201c}{}\u{201d}", restored.name);
+    let name: String = name.chars().take(255).collect();
+    let before = outcome.before.to_new_version(
+        workspace_id,
+        VersionKind::BeforeRestore,
+        &name,
+        None,
+        Some(user_id),
+    );
+    let who = client.actor(&user);
+    let before_restore = versions::insert_audited(state.db.pool(), &before, |stored| {
+        who.entry(
+            access.org_id,
+            "workspace.version_restored",
+            "workspace",
+            workspace_id,
+            Some(json!({
+                "version_id": version_id,
+                "before_restore_version_id": stored.id,
+                "changes": outcome.summary,
+            })),
+        )
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found("workspace"))?;
+    versions::prune_for_plan(state.db.pool(), workspace_id).await?;
+    tracing::info!(
+        %workspace_id,
+        %version_id,
+        changes = ?outcome.summary,
+        decoded_ms = decoded.as_millis(),
+        applied_ms = applied.as_millis(),
+        total_ms = started.elapsed().as_millis(),
+        "version restored"
+    );
+    Ok(Json(RestoreView {
+        restored: restored.into(),
+        before_restore: before_restore.into(),
+        changes: outcome.summary,
+    }))
+}
+
+fn parse_against(against: Option<&str>) -> ApiResult<DiffTarget> {
+    match against {
+        None | Some("") | Some("current") => Ok(DiffTarget::Current),
+        Some(text) => Uuid::parse_str(text).map(DiffTarget::Version).map_err(|_| {
+            ApiError::validation(vec![FieldError::new(
+                "against",
+                "must be `current` or a version id",
+            )])
+        }),
+    }
+}
+
+async fn find_version(
+    state: &AppState,
+    workspace_id: Uuid,
+    version_id: Uuid,
+) -> ApiResult<VersionMeta> {
+    versions::find(state.db.pool(), workspace_id, version_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("version"))
+}
+
+/// A stored version's canvas, decoded off the async workers (a large canvas takes milliseconds).
+async fn version_canvas(
+    state: &AppState,
+    workspace_id: Uuid,
+    version_id: Uuid,
+) -> ApiResult<CanvasState> {
+    let doc = version_doc(state, workspace_id, version_id).await?;
+    tokio::task::spawn_blocking(move || canvas::read_canvas(&doc.transact()))
+        .await
+        .map_err(ApiError::internal)
+}
+
+/// A stored version decoded into a document of its own (what a restore compares against).
+async fn version_doc(state: &AppState, workspace_id: Uuid, version_id: Uuid) -> ApiResult<Doc> {
+    let bytes = versions::state(state.db.pool(), workspace_id, version_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("version"))?;
+    tokio::task::spawn_blocking(move || decode_state(&bytes))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|detail| {
+            tracing::error!(%workspace_id, %version_id, %detail, "stored version does not decode");
+            ApiError::internal("stored version is corrupt")
+        })
+}
+
+/// A full-state update applied to a new document.
+fn decode_state(state: &[u8]) -> Result<Doc, String> {
+    let doc = canvas::new_canvas_doc();
+    let update = Update::decode_v1(state).map_err(|e| e.to_string())?;
+    doc.transact_mut()
+        .apply_update(update)
+        .map_err(|e| e.to_string())?;
+    Ok(doc)
+}
+
+async fn current_canvas(state: &AppState, workspace_id: Uuid) -> ApiResult<CanvasState> {
+    state
+        .rooms
+        .request(workspace_id, |reply| HttpRequest::Canvas { reply })
+        .await
+        .map_err(room_unavailable)
+}
+
+async fn take_state(state: &AppState, workspace_id: Uuid) -> ApiResult<VersionState> {
+    state
+        .rooms
+        .request(workspace_id, |reply| HttpRequest::TakeVersion { reply })
+        .await
+        .map_err(room_unavailable)
+}
+
+fn room_unavailable(err: JoinError) -> ApiError {
+    tracing::warn!(error = %err, "workspace room unavailable");
+    ApiError::service_unavailable("the workspace is not available right now; retry")
+}

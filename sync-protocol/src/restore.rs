@@ -1,0 +1,591 @@
+//! Restoring a version as a forward change (issue 14): the writes that make a document's `blocks`
+//! and `relations` equal to a target canvas state, inside one transaction of the live document.
+//!
+//! Nothing of the document's history is rewritten: entities the target lacks are deleted, missing
+//! ones are inserted, and of an entity present in both only the differing fields are set (inside a
+//! nested `Y.Map`, only the differing keys), so the change is small and concurrent edits of other
+//! fields survive. Keys the canvas model does not know are left alone.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Map as JsonMap, Value};
+use yrs::{Array, GetString, Map, MapPrelim, MapRef, Out, ReadTxn, TransactionMut, WriteTxn};
+
+use crate::canvas::{json_to_any, out_to_json, BLOCKS, RELATIONS};
+use crate::rules::{BLOCK_OBJECT_FIELDS, RELATION_OBJECT_FIELDS};
+
+/// The canvas exactly as stored: every entity's JSON with all its keys (explicit `null`s and keys
+/// the canvas model does not know included), so a restore reproduces the version faithfully.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawCanvas {
+    pub blocks: BTreeMap<String, Value>,
+    pub relations: BTreeMap<String, Value>,
+}
+
+/// Reads the raw canvas of a document.
+pub fn read_raw_canvas<T: ReadTxn>(txn: &T) -> RawCanvas {
+    let read = |name: &str| -> BTreeMap<String, Value> {
+        txn.get_map(name).map_or_else(BTreeMap::new, |root| {
+            root.iter(txn)
+                .map(|(key, value)| (key.to_owned(), out_to_json(txn, &value, 0)))
+                .collect()
+        })
+    };
+    RawCanvas {
+        blocks: read(BLOCKS),
+        relations: read(RELATIONS),
+    }
+}
+
+/// How many entities a restore touched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RestoreSummary {
+    pub blocks_added: usize,
+    pub blocks_removed: usize,
+    pub blocks_changed: usize,
+    pub relations_added: usize,
+    pub relations_removed: usize,
+    pub relations_changed: usize,
+}
+
+impl RestoreSummary {
+    pub fn is_empty(&self) -> bool {
+        *self == RestoreSummary::default()
+    }
+}
+
+/// Writes into `txn` what makes its `blocks` and `relations` equal to those of `version` (a
+/// transaction on the version's document).
+///
+/// Entities are compared structurally, value by value, without building JSON: on a large canvas
+/// most entities are unchanged and cost only the walk. Only entities that differ are read as JSON
+/// and written.
+pub fn restore_canvas<V: ReadTxn>(txn: &mut TransactionMut, version: &V) -> RestoreSummary {
+    let (blocks_added, blocks_removed, blocks_changed) =
+        restore_root(txn, version, BLOCKS, &BLOCK_OBJECT_FIELDS);
+    let (relations_added, relations_removed, relations_changed) =
+        restore_root(txn, version, RELATIONS, &RELATION_OBJECT_FIELDS);
+    RestoreSummary {
+        blocks_added,
+        blocks_removed,
+        blocks_changed,
+        relations_added,
+        relations_removed,
+        relations_changed,
+    }
+}
+
+/// Restores one root map; returns (added, removed, changed).
+fn restore_root<V: ReadTxn>(
+    txn: &mut TransactionMut,
+    version: &V,
+    root_name: &str,
+    nested: &[&str],
+) -> (usize, usize, usize) {
+    let root = txn.get_or_insert_map(root_name);
+    let wanted_root = version.get_map(root_name);
+    let gone: Vec<String> = root
+        .keys(txn)
+        .filter(|id| {
+            wanted_root
+                .as_ref()
+                .is_none_or(|w| !w.contains_key(version, id))
+        })
+        .map(str::to_owned)
+        .collect();
+    for id in &gone {
+        root.remove(txn, id);
+    }
+    let Some(wanted_root) = wanted_root else {
+        return (0, gone.len(), 0);
+    };
+    let (mut added, mut changed) = (0, 0);
+    for (id, wanted) in wanted_root.iter(version) {
+        match root.get(txn, id) {
+            None => {
+                let wanted = out_to_json(version, &wanted, 0);
+                insert_entity(txn, &root, id, nested, &wanted);
+                added += 1;
+            }
+            Some(now) if !same_value(txn, &now, version, &wanted, 0) => {
+                let (now, wanted) = (out_to_json(txn, &now, 0), out_to_json(version, &wanted, 0));
+                overwrite_entity(txn, &root, id, nested, &now, &wanted);
+                changed += 1;
+            }
+            Some(_) => {}
+        }
+    }
+    (added, gone.len(), changed)
+}
+
+/// Whether two values (of two documents) read the same, compared without converting them.
+/// Conservative: types the canvas does not use compare unequal (and are rewritten).
+fn same_value<A: ReadTxn, B: ReadTxn>(
+    a_txn: &A,
+    a: &Out,
+    b_txn: &B,
+    b: &Out,
+    depth: usize,
+) -> bool {
+    if depth > MAX_COMPARE_DEPTH {
+        return false;
+    }
+    match (a, b) {
+        (Out::Any(x), Out::Any(y)) => x == y,
+        (Out::YMap(x), Out::YMap(y)) => {
+            x.len(a_txn) == y.len(b_txn)
+                && x.iter(a_txn).all(|(key, value)| {
+                    y.get(b_txn, key)
+                        .is_some_and(|other| same_value(a_txn, &value, b_txn, &other, depth + 1))
+                })
+        }
+        (Out::YText(x), Out::YText(y)) => x.get_string(a_txn) == y.get_string(b_txn),
+        (Out::YArray(x), Out::YArray(y)) => {
+            x.len(a_txn) == y.len(b_txn)
+                && x.iter(a_txn)
+                    .zip(y.iter(b_txn))
+                    .all(|(v, w)| same_value(a_txn, &v, b_txn, &w, depth + 1))
+        }
+        _ => false,
+    }
+}
+
+/// Deeper than the JSON reader goes: such values are rewritten rather than compared.
+const MAX_COMPARE_DEPTH: usize = 64;
+
+/// Inserts entity `id` as a `Y.Map` (nested fields as nested `Y.Map`s, like the editor writes
+/// them); a value that is not an object is stored as it was, an atomic value.
+fn insert_entity(
+    txn: &mut TransactionMut,
+    root: &MapRef,
+    id: &str,
+    nested: &[&str],
+    wanted: &Value,
+) {
+    let Value::Object(fields) = wanted else {
+        root.insert(txn, id, json_to_any(wanted));
+        return;
+    };
+    let entity = root.insert(txn, id, MapPrelim::default());
+    for (key, value) in fields {
+        set_field(txn, &entity, nested, key, value);
+    }
+}
+
+fn set_field(txn: &mut TransactionMut, entity: &MapRef, nested: &[&str], key: &str, value: &Value) {
+    match value {
+        Value::Object(object) if nested.contains(&key) => {
+            let inner = entity.insert(txn, key, MapPrelim::default());
+            for (k, v) in object {
+                inner.insert(txn, k.as_str(), json_to_any(v));
+            }
+        }
+        other => {
+            entity.insert(txn, key, json_to_any(other));
+        }
+    }
+}
+
+/// Sets the keys of entity `id` that differ from `wanted` and removes the ones it lacks.
+fn overwrite_entity(
+    txn: &mut TransactionMut,
+    root: &MapRef,
+    id: &str,
+    nested: &[&str],
+    now: &Value,
+    wanted: &Value,
+) {
+    let (Some(Out::YMap(entity)), Value::Object(fields), Value::Object(before)) =
+        (root.get(txn, id), wanted, now)
+    else {
+        // A plain JSON value on either side: replace the entity as a whole.
+        insert_entity(txn, root, id, nested, wanted);
+        return;
+    };
+    for key in before.keys().filter(|k| !fields.contains_key(*k)) {
+        entity.remove(txn, key);
+    }
+    for (key, value) in fields {
+        if before.get(key) == Some(value) {
+            continue;
+        }
+        match (value, entity.get(txn, key)) {
+            (Value::Object(object), Some(Out::YMap(inner))) if nested.contains(&key.as_str()) => {
+                overwrite_nested(txn, &inner, before.get(key), object);
+            }
+            _ => set_field(txn, &entity, nested, key, value),
+        }
+    }
+}
+
+/// Makes a nested `Y.Map` hold exactly `wanted`, touching only the differing keys (concurrent
+/// edits of other keys survive).
+fn overwrite_nested(
+    txn: &mut TransactionMut,
+    inner: &MapRef,
+    before: Option<&Value>,
+    wanted: &JsonMap<String, Value>,
+) {
+    let old = before.and_then(Value::as_object);
+    let stale: Vec<String> = inner
+        .keys(txn)
+        .filter(|k| !wanted.contains_key(*k))
+        .map(str::to_owned)
+        .collect();
+    for k in stale {
+        inner.remove(txn, &k);
+    }
+    for (k, v) in wanted {
+        if old.and_then(|o| o.get(k)) != Some(v) {
+            inner.insert(txn, k.as_str(), json_to_any(v));
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use crate::canvas::{
+        new_canvas_doc, put_block, put_relation, read_canvas, remove_block, CanvasState,
+    };
+    use crate::diff::diff_canvas;
+    use serde_json::json;
+    use yrs::updates::decoder::Decode;
+    use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
+
+    fn object(value: Value) -> JsonMap<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    fn read(doc: &Doc) -> CanvasState {
+        read_canvas(&doc.transact())
+    }
+
+    fn block(doc: &Doc, id: &str, fields: Value) {
+        put_block(&mut doc.transact_mut(), id, &object(fields)).unwrap();
+    }
+
+    fn raw(doc: &Doc) -> RawCanvas {
+        read_raw_canvas(&doc.transact())
+    }
+
+    fn restore(doc: &Doc, version: &Doc) -> RestoreSummary {
+        restore_canvas(&mut doc.transact_mut(), &version.transact())
+    }
+
+    /// A copy of `doc` as a version stores it (its full state, decoded into a new document).
+    pub(super) fn copy(doc: &Doc) -> Doc {
+        let state = doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        let copy = new_canvas_doc();
+        copy.transact_mut()
+            .apply_update(Update::decode_v1(&state).unwrap())
+            .unwrap();
+        copy
+    }
+
+    #[test]
+    fn restoring_makes_the_canvas_equal_to_the_version() {
+        let doc = new_canvas_doc();
+        block(
+            &doc,
+            "a",
+            json!({"type": "NODE", "name": "A", "config": {"k": 1, "gone": true}}),
+        );
+        block(&doc, "b", json!({"type": "NODE", "name": "B"}));
+        put_relation(
+            &mut doc.transact_mut(),
+            "r",
+            &object(json!({"source_block_id": "a", "target_block_id": "b", "type": "LINK"})),
+        )
+        .unwrap();
+        let version = raw(&doc);
+        let version_doc = copy(&doc);
+        let version_canvas = read(&doc);
+
+        // Everything that can change after the version was taken.
+        block(
+            &doc,
+            "a",
+            json!({"name": "A2", "config": {"k": 2, "new": "x"}, "parent_block_id": "b"}),
+        );
+        remove_block(&mut doc.transact_mut(), "b");
+        block(&doc, "c", json!({"type": "NODE", "name": "C"}));
+        crate::canvas::remove_relation(&mut doc.transact_mut(), "r");
+        assert!(!diff_canvas(&read(&doc), &version_canvas).is_empty());
+
+        let summary = restore(&doc, &version_doc);
+        assert_eq!(raw(&doc), version);
+        assert_eq!(read(&doc), version_canvas);
+        assert_eq!(summary.blocks_added, 1, "b comes back");
+        assert_eq!(summary.blocks_removed, 1, "c goes");
+        assert_eq!(summary.blocks_changed, 1, "a is set back");
+        assert_eq!(summary.relations_added, 1);
+        assert!(
+            restore(&doc, &version_doc).is_empty(),
+            "a second restore changes nothing"
+        );
+    }
+
+    #[test]
+    fn a_restore_is_an_update_other_replicas_converge_to() {
+        let server = new_canvas_doc();
+        block(
+            &server,
+            "a",
+            json!({"type": "NODE", "name": "A", "visual": {"x": 1}}),
+        );
+        let version = raw(&server);
+        let version_doc = copy(&server);
+        block(&server, "a", json!({"visual": {"x": 2, "y": 3}}));
+        let editor = new_canvas_doc();
+        let full = server
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        editor
+            .transact_mut()
+            .apply_update(Update::decode_v1(&full).unwrap())
+            .unwrap();
+
+        let before = server.transact().state_vector();
+        restore(&server, &version_doc);
+        let forward = server.transact().encode_diff_v1(&before);
+        editor
+            .transact_mut()
+            .apply_update(Update::decode_v1(&forward).unwrap())
+            .unwrap();
+        assert_eq!(
+            raw(&editor),
+            version,
+            "the editor sees the canvas jump back"
+        );
+    }
+
+    #[test]
+    fn unchanged_fields_are_not_rewritten() {
+        let doc = new_canvas_doc();
+        block(
+            &doc,
+            "a",
+            json!({"type": "NODE", "name": "A", "config": {"k": 1}}),
+        );
+        let version = raw(&doc);
+        let version_doc = copy(&doc);
+        block(&doc, "a", json!({"name": "renamed"}));
+        let before = doc.transact().state_vector();
+        restore(&doc, &version_doc);
+        assert_eq!(raw(&doc), version);
+        let forward = doc.transact().encode_diff_v1(&before);
+        // One map entry (the name), not a re-inserted block with its nested maps.
+        let small = {
+            let scratch = new_canvas_doc();
+            let sv = scratch.transact().state_vector();
+            block(&scratch, "z", json!({"name": "A"}));
+            let size = scratch.transact().encode_diff_v1(&sv).len();
+            size
+        };
+        assert!(
+            forward.len() <= small + 8,
+            "restore update {} bytes vs one field {small}",
+            forward.len()
+        );
+    }
+
+    #[test]
+    fn explicit_nulls_unknown_keys_and_plain_json_entities_come_back_exactly() {
+        let doc = new_canvas_doc();
+        {
+            let mut txn = doc.transact_mut();
+            let blocks = txn.get_or_insert_map(BLOCKS);
+            let a = blocks.insert(&mut txn, "a", MapPrelim::default());
+            a.insert(&mut txn, "name", "A");
+            a.insert(&mut txn, "parent_block_id", yrs::Any::Null);
+            a.insert(&mut txn, "x-editor-hint", "kept");
+            blocks.insert(
+                &mut txn,
+                "plain",
+                json_to_any(&json!({"name": "P", "type": "NODE"})),
+            );
+        }
+        let version = raw(&doc);
+        let version_doc = copy(&doc);
+        assert_eq!(version.blocks["a"]["parent_block_id"], Value::Null);
+        assert!(version.blocks["a"]
+            .as_object()
+            .unwrap()
+            .contains_key("parent_block_id"));
+        {
+            let mut txn = doc.transact_mut();
+            let blocks = txn.get_or_insert_map(BLOCKS);
+            let Some(Out::YMap(a)) = blocks.get(&txn, "a") else {
+                panic!("a is a map")
+            };
+            a.remove(&mut txn, "parent_block_id");
+            a.remove(&mut txn, "x-editor-hint");
+            a.insert(&mut txn, "extra", 1);
+            blocks.remove(&mut txn, "plain");
+        }
+        restore(&doc, &version_doc);
+        assert_eq!(raw(&doc), version);
+    }
+}
+/// A realistic round: many entities, the editor that made the bad change receives the restore.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod replica_tests {
+    use super::*;
+    use crate::canvas::{new_canvas_doc, put_block, read_canvas, remove_block};
+    use serde_json::json;
+    use yrs::updates::decoder::Decode;
+    use yrs::{ReadTxn, StateVector, Transact, Update};
+
+    #[test]
+    fn the_editor_that_made_the_changes_converges_to_the_restored_version() {
+        let writer = new_canvas_doc();
+        let ids: Vec<String> = (0..1000)
+            .map(|_| uuid::Uuid::new_v4().to_string())
+            .collect();
+        {
+            let mut txn = writer.transact_mut();
+            for (i, id) in ids.iter().enumerate() {
+                let f = json!({"type":"service","name":format!("Block {i}"),"config":{"replicas":1,"image":"x"},"visual":{"x":(i%100) as f64 * 40.0}});
+                put_block(&mut txn, id, f.as_object().unwrap()).unwrap();
+            }
+        }
+        let server = new_canvas_doc();
+        let full = writer
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        server
+            .transact_mut()
+            .apply_update(Update::decode_v1(&full).unwrap())
+            .unwrap();
+        let version = super::tests::copy(&server);
+        let expected = read_canvas(&server.transact());
+        {
+            let sv = writer.transact().state_vector();
+            let mut txn = writer.transact_mut();
+            for id in &ids[..100] {
+                put_block(&mut txn, id, json!({"name":"renamed"}).as_object().unwrap()).unwrap();
+            }
+            for id in &ids[100..200] {
+                remove_block(&mut txn, id);
+            }
+            for i in 0..100 {
+                let f = json!({"type":"service","name":format!("New {i}")});
+                put_block(
+                    &mut txn,
+                    &uuid::Uuid::new_v4().to_string(),
+                    f.as_object().unwrap(),
+                )
+                .unwrap();
+            }
+            drop(txn);
+            let d = writer.transact().encode_diff_v1(&sv);
+            server
+                .transact_mut()
+                .apply_update(Update::decode_v1(&d).unwrap())
+                .unwrap();
+        }
+        let sv = server.transact().state_vector();
+        restore_canvas(&mut server.transact_mut(), &version.transact());
+        assert_eq!(read_canvas(&server.transact()), expected, "server");
+        let d = server.transact().encode_diff_v1(&sv);
+        writer
+            .transact_mut()
+            .apply_update(Update::decode_v1(&d).unwrap())
+            .unwrap();
+        let got = read_canvas(&writer.transact());
+        assert_eq!(got.blocks.len(), expected.blocks.len(), "writer count");
+        assert_eq!(got, expected, "writer");
+    }
+}
+
+/// Timings of the pure parts of a restore on a 10k + 10k canvas:
+/// `cargo test --release -p nox-sync-protocol -- --ignored --nocapture restore_timings`.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod timing {
+    use super::*;
+    use crate::canvas::{new_canvas_doc, put_block, put_relation, read_canvas};
+    use serde_json::json;
+    use std::time::Instant;
+    use yrs::updates::decoder::Decode;
+    use yrs::{ReadTxn, StateVector, Transact, Update};
+
+    #[test]
+    #[ignore = "timing, run by hand in release"]
+    fn restore_timings() {
+        let doc = new_canvas_doc();
+        let ids: Vec<String> = (0..10_000)
+            .map(|_| uuid::Uuid::new_v4().to_string())
+            .collect();
+        {
+            let mut txn = doc.transact_mut();
+            for (i, id) in ids.iter().enumerate() {
+                let f = json!({"type": "service", "name": format!("Block {i}"),
+                    "config": {"replicas": 1 + i % 3, "image": "nginx:1.27"},
+                    "visual": {"x": (i % 100) as f64 * 40.0, "y": (i / 100) as f64 * 40.0}});
+                put_block(&mut txn, id, f.as_object().unwrap()).unwrap();
+            }
+            for i in 0..10_000 {
+                let f = json!({"source_block_id": ids[i], "target_block_id": ids[(i + 1) % 10_000],
+                    "type": "depends_on", "visual": {"style": "solid"}});
+                put_relation(
+                    &mut txn,
+                    &uuid::Uuid::new_v4().to_string(),
+                    f.as_object().unwrap(),
+                )
+                .unwrap();
+            }
+        }
+        let t = Instant::now();
+        let state = doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        eprintln!("encode {:?} ({} bytes)", t.elapsed(), state.len());
+        let t = Instant::now();
+        let scratch = new_canvas_doc();
+        scratch
+            .transact_mut()
+            .apply_update(Update::decode_v1(&state).unwrap())
+            .unwrap();
+        eprintln!("decode+apply {:?}", t.elapsed());
+        let t = Instant::now();
+        let _ = read_raw_canvas(&scratch.transact());
+        eprintln!("read_raw_canvas {:?}", t.elapsed());
+        let t = Instant::now();
+        let _ = read_canvas(&scratch.transact());
+        eprintln!("read_canvas {:?}", t.elapsed());
+        let t = Instant::now();
+        let summary = restore_canvas(&mut doc.transact_mut(), &scratch.transact());
+        eprintln!("restore (nothing to do) {:?} {summary:?}", t.elapsed());
+        {
+            let mut txn = doc.transact_mut();
+            for id in &ids[..100] {
+                put_block(
+                    &mut txn,
+                    id,
+                    json!({"name": "renamed"}).as_object().unwrap(),
+                )
+                .unwrap();
+            }
+        }
+        let t = Instant::now();
+        let summary = restore_canvas(&mut doc.transact_mut(), &scratch.transact());
+        eprintln!("restore (100 changed) {:?} {summary:?}", t.elapsed());
+        let empty = new_canvas_doc();
+        let t = Instant::now();
+        restore_canvas(&mut doc.transact_mut(), &empty.transact());
+        eprintln!("restore (remove all) {:?}", t.elapsed());
+        let t = Instant::now();
+        restore_canvas(&mut doc.transact_mut(), &scratch.transact());
+        eprintln!("restore (add all) {:?}", t.elapsed());
+    }
+}

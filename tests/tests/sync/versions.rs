@@ -1,0 +1,534 @@
+//! Version history (issue 14): named and automatic versions, diffs, restore as a live forward
+//! change that survives a restart, retention, and tenancy.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::{block, client, eventually, id, member_with_role, setup_with};
+use nox_tests::{Session, TestApp};
+
+/// A server whose automatic versions are off unless a test turns them on.
+async fn setup_manual() -> (TestApp, Session, Uuid) {
+    setup_with(|c| c.auto_version_secs = 0).await
+}
+
+async fn named_version(app: &TestApp, who: &Session, ws: Uuid, name: &str) -> Value {
+    let reply = app
+        .client
+        .post(
+            &format!("/api/v1/workspaces/{ws}/versions"),
+            &who.token,
+            json!({ "name": name, "description": format!("{name} description") }),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.body
+}
+
+fn ids(entities: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = entities
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|e| e["id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+fn sorted(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn named_versions_are_listed_read_and_diffed_field_by_field() {
+    let (app, owner, ws) = setup_manual().await;
+    let mut editor = client(&app, &owner, ws).await;
+    let (a, b, c, r) = (id(), id(), id(), id());
+    editor.put_block(&a, block("A")).await;
+    editor.put_block(&b, block("B")).await;
+    editor
+        .put_relation(
+            &r,
+            json!({ "source_block_id": a, "target_block_id": b, "type": "LINK" }),
+        )
+        .await;
+    editor.settle().await;
+    let v1 = named_version(&app, &owner, ws, "first").await;
+    assert_eq!(v1["kind"], "named");
+    assert_eq!(v1["block_count"], 2);
+    assert_eq!(v1["relation_count"], 1);
+    assert_eq!(v1["created_by"], owner.user_id.to_string());
+    assert_eq!(v1["description"], "first description");
+    assert!(v1["size_bytes"].as_i64().unwrap_or(0) > 0);
+    let stored = v1["stored_bytes"].as_i64().unwrap_or(0);
+    assert!(stored > 0 && stored <= v1["size_bytes"].as_i64().unwrap_or(0) + 8);
+    let v1_id = v1["id"].as_str().expect("id").to_string();
+
+    editor
+        .put_block(
+            &a,
+            json!({ "name": "A renamed", "visual": { "x": 99, "y": 20 } }),
+        )
+        .await;
+    editor.remove_block(&b).await;
+    editor.put_block(&c, block("C")).await;
+    editor.settle().await;
+    let v2 = named_version(&app, &owner, ws, "second").await;
+    let v2_id = v2["id"].as_str().expect("id").to_string();
+    let base = format!("/api/v1/workspaces/{ws}/versions");
+
+    // Newest first, paginated.
+    let page = app
+        .client
+        .get(&format!("{base}?limit=1"), &owner.token)
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(page.body["items"][0]["id"], v2_id.as_str());
+    let cursor = page.body["next_cursor"].as_str().expect("a second page");
+    let next = app
+        .client
+        .get(&format!("{base}?limit=1&cursor={cursor}"), &owner.token)
+        .await;
+    assert_eq!(next.body["items"][0]["id"], v1_id.as_str());
+    assert_eq!(next.body["next_cursor"], Value::Null);
+
+    let meta = app
+        .client
+        .get(&format!("{base}/{v1_id}"), &owner.token)
+        .await;
+    assert_eq!(meta.status, StatusCode::OK);
+    assert_eq!(meta.body["name"], "first");
+    assert_eq!(meta.body["block_count"], 2);
+
+    // The version's canvas is what it was, whatever happened since.
+    let canvas = app
+        .client
+        .get(&format!("{base}/{v1_id}/canvas"), &owner.token)
+        .await;
+    assert_eq!(canvas.status, StatusCode::OK, "{}", canvas.body);
+    assert_eq!(
+        ids(&canvas.body["blocks"]),
+        sorted(vec![a.clone(), b.clone()])
+    );
+    let a_then = canvas.body["blocks"]
+        .as_array()
+        .and_then(|bs| bs.iter().find(|x| x["id"] == a.as_str()))
+        .expect("block a");
+    assert_eq!(a_then["name"], "A");
+    assert_eq!(a_then["type"], "NODE");
+    assert_eq!(canvas.body["relations"][0]["source_block_id"], a.as_str());
+
+    for against in ["current", v2_id.as_str()] {
+        let diff = app
+            .client
+            .get(
+                &format!("{base}/{v1_id}/diff?against={against}"),
+                &owner.token,
+            )
+            .await;
+        assert_eq!(diff.status, StatusCode::OK, "{}", diff.body);
+        let blocks = &diff.body["blocks"];
+        assert_eq!(ids(&blocks["added"]), vec![c.clone()], "{against}");
+        assert_eq!(ids(&blocks["removed"]), vec![b.clone()], "{against}");
+        assert_eq!(blocks["changed"].as_array().map(Vec::len), Some(1));
+        let change = &blocks["changed"][0];
+        assert_eq!(change["id"], a.as_str());
+        let fields: Vec<&String> = change["fields"]
+            .as_object()
+            .expect("fields")
+            .keys()
+            .collect();
+        assert_eq!(fields, ["name", "visual"], "only the fields that changed");
+        assert_eq!(change["fields"]["name"]["before"], "A");
+        assert_eq!(change["fields"]["name"]["after"], "A renamed");
+        assert_eq!(change["fields"]["visual"]["after"]["x"], 99);
+        // The relation still exists in the document (removing a block leaves it).
+        assert!(diff.body["relations"]["removed"]
+            .as_array()
+            .is_some_and(Vec::is_empty));
+    }
+    let same = app
+        .client
+        .get(&format!("{base}/{v2_id}/diff"), &owner.token)
+        .await;
+    assert_eq!(same.body["against"], "current");
+    assert_eq!(same.body["blocks"]["changed"], json!([]));
+    assert_eq!(same.body["blocks"]["added"], json!([]));
+}
+
+#[tokio::test]
+async fn bad_ids_and_bodies_answer_json_errors() {
+    let (app, owner, ws) = setup_manual().await;
+    let base = format!("/api/v1/workspaces/{ws}/versions");
+    let bad_path = app
+        .client
+        .get(&format!("{base}/not-a-uuid"), &owner.token)
+        .await;
+    // The server's rule for every path id: a malformed one is the client's mistake, 400 (JSON).
+    assert_eq!(bad_path.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad_path.code(), "invalid_id", "{}", bad_path.body);
+    let missing = app
+        .client
+        .get(&format!("{base}/{}", Uuid::new_v4()), &owner.token)
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.code(), "not_found");
+    for path in ["canvas", "diff", "restore"] {
+        let url = format!("{base}/{}/{path}", Uuid::new_v4());
+        let reply = if path == "restore" {
+            app.client.post(&url, &owner.token, json!({})).await
+        } else {
+            app.client.get(&url, &owner.token).await
+        };
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    let v = named_version(&app, &owner, ws, "v").await;
+    let bad_against = app
+        .client
+        .get(
+            &format!(
+                "{base}/{}/diff?against=yesterday",
+                v["id"].as_str().expect("id")
+            ),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(bad_against.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let blank = app
+        .client
+        .post(&base, &owner.token, json!({ "name": "  " }))
+        .await;
+    assert_eq!(
+        blank.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        blank.body
+    );
+    let bad_limit = app
+        .client
+        .get(&format!("{base}?limit=0"), &owner.token)
+        .await;
+    assert_eq!(bad_limit.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn a_restore_is_seen_live_is_undoable_audited_and_survives_a_restart() {
+    let (app, owner, ws) = setup_manual().await;
+    let mut editor = client(&app, &owner, ws).await;
+    let (a, b, c) = (id(), id(), id());
+    editor.put_block(&a, block("A")).await;
+    editor.put_block(&b, block("B")).await;
+    editor.settle().await;
+    let v1 = named_version(&app, &owner, ws, "good").await;
+    let v1_id = v1["id"].as_str().expect("id").to_string();
+
+    // The "bad import": a rename, a removal, an addition.
+    editor.put_block(&a, json!({ "name": "broken" })).await;
+    editor.remove_block(&b).await;
+    editor.put_block(&c, block("C")).await;
+    editor.settle().await;
+    let mut watcher = client(&app, &owner, ws).await;
+    assert_eq!(watcher.block_count(), 2);
+
+    let base = format!("/api/v1/workspaces/{ws}/versions");
+    let restored = app
+        .client
+        .post(&format!("{base}/{v1_id}/restore"), &owner.token, json!({}))
+        .await;
+    assert_eq!(restored.status, StatusCode::OK, "{}", restored.body);
+    assert_eq!(restored.body["restored"]["id"], v1_id.as_str());
+    assert_eq!(restored.body["before_restore"]["kind"], "before_restore");
+    assert_eq!(restored.body["before_restore"]["block_count"], 2);
+    assert_eq!(restored.body["changes"]["blocks_added"], 1);
+    assert_eq!(restored.body["changes"]["blocks_removed"], 1);
+    assert_eq!(restored.body["changes"]["blocks_changed"], 1);
+    let before_id = restored.body["before_restore"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    // Open editors jump back live.
+    let back = |client: &nox_tests::WsClient| {
+        let canvas = client.canvas_json();
+        canvas["blocks"][&a]["name"] == "A"
+            && canvas["blocks"][&b]["name"] == "B"
+            && canvas["blocks"].get(&c).is_none()
+    };
+    watcher.pump_until(back).await;
+    editor.pump_until(back).await;
+    let diff = app
+        .client
+        .get(
+            &format!("{base}/{v1_id}/diff?against=current"),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(diff.body["blocks"]["added"], json!([]), "{}", diff.body);
+    assert_eq!(diff.body["blocks"]["removed"], json!([]));
+    assert_eq!(diff.body["blocks"]["changed"], json!([]));
+
+    let audited: (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM audit_logs WHERE action = 'workspace.version_restored'
+         AND target_id = $1 AND actor_id = $2 AND metadata->>'version_id' = $3",
+    )
+    .bind(ws)
+    .bind(owner.user_id)
+    .bind(&v1_id)
+    .fetch_one(app.pool())
+    .await
+    .expect("audit count");
+    assert_eq!(audited.0, 1);
+
+    // Undo: restore the version taken just before the restore.
+    let undo = app
+        .client
+        .post(
+            &format!("{base}/{before_id}/restore"),
+            &owner.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(undo.status, StatusCode::OK, "{}", undo.body);
+    let undone = |client: &nox_tests::WsClient| {
+        let canvas = client.canvas_json();
+        canvas["blocks"][&a]["name"] == "broken"
+            && canvas["blocks"].get(&b).is_none()
+            && canvas["blocks"][&c]["name"] == "C"
+    };
+    watcher.pump_until(undone).await;
+    // Nothing already stored was rewritten: the first version still reads as it was.
+    let v1_canvas = app
+        .client
+        .get(&format!("{base}/{v1_id}/canvas"), &owner.token)
+        .await;
+    assert_eq!(
+        ids(&v1_canvas.body["blocks"]),
+        sorted(vec![a.clone(), b.clone()])
+    );
+
+    // And back to v1 once more, then across a restart.
+    let again = app
+        .client
+        .post(&format!("{base}/{v1_id}/restore"), &owner.token, json!({}))
+        .await;
+    assert_eq!(again.status, StatusCode::OK);
+    drop(editor);
+    drop(watcher);
+    let app = app.restart().await;
+    let fresh = client(&app, &owner, ws).await;
+    assert!(back(&fresh), "after a restart: {}", fresh.canvas_json());
+    let listed = app.client.get(&base, &owner.token).await;
+    let kinds: Vec<&str> = listed.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|v| v["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "before_restore").count(),
+        3,
+        "{kinds:?}"
+    );
+}
+
+#[tokio::test]
+async fn automatic_versions_follow_changes_and_then_quiet() {
+    let (app, owner, ws) = setup_with(|c| c.auto_version_secs = 1).await;
+    let mut editor = client(&app, &owner, ws).await;
+    let base = format!("/api/v1/workspaces/{ws}/versions");
+    let count_auto = |app: &TestApp| {
+        let (client, token, base) = (app.client.clone(), owner.token.clone(), base.clone());
+        async move {
+            let listed = client.get(&base, &token).await;
+            listed.body["items"]
+                .as_array()
+                .map(|items| items.iter().filter(|v| v["kind"] == "auto").count())
+                .unwrap_or(0)
+        }
+    };
+    assert_eq!(count_auto(&app).await, 0, "no change, no version");
+
+    editor.put_block(&id(), block("first")).await;
+    editor.settle().await;
+    eventually("an automatic version after the edit", || {
+        let counted = count_auto(&app);
+        async move { counted.await == 1 }
+    })
+    .await;
+    let listed = app.client.get(&base, &owner.token).await;
+    let auto = &listed.body["items"][0];
+    assert_eq!(auto["kind"], "auto");
+    assert_eq!(auto["block_count"], 1);
+    assert_eq!(auto["created_by"], Value::Null);
+
+    editor.put_block(&id(), block("second")).await;
+    editor.settle().await;
+    eventually("a second automatic version", || {
+        let counted = count_auto(&app);
+        async move { counted.await == 2 }
+    })
+    .await;
+    let listed = app.client.get(&base, &owner.token).await;
+    assert_eq!(
+        listed.body["items"][0]["block_count"], 2,
+        "the newest state"
+    );
+}
+
+#[tokio::test]
+async fn retention_prunes_old_automatic_versions_but_never_named_ones() {
+    let (app, owner, ws) = setup_manual().await;
+    let mut editor = client(&app, &owner, ws).await;
+    editor.put_block(&id(), block("A")).await;
+    editor.settle().await;
+    let named = named_version(&app, &owner, ws, "keep me").await;
+    let named_id: Uuid = named["id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("id");
+    // History as if the workspace had been used for a long time (free plan: 30 days / 50).
+    sqlx::query(
+        "INSERT INTO core_snapshots
+           (project_id, workspace_id, kind, name, full_state_dump, state, state_vector,
+            created_at, created_by_id)
+         SELECT project_id, workspace_id, k.kind, 'old', full_state_dump, state, state_vector,
+                NOW() - k.age, created_by_id
+         FROM core_snapshots s,
+              LATERAL (SELECT 'auto' AS kind, make_interval(mins => i) AS age
+                       FROM generate_series(1, 55) i
+                       UNION ALL
+                       SELECT 'auto', make_interval(days => 40 + i) FROM generate_series(1, 5) i
+                       UNION ALL
+                       SELECT 'named', make_interval(days => 400)) k
+         WHERE s.id = $1",
+    )
+    .bind(named_id)
+    .execute(app.pool())
+    .await
+    .expect("old versions");
+
+    // Storing a version applies the plan's retention (here the restore's "before" version).
+    let restore = app
+        .client
+        .post(
+            &format!("/api/v1/workspaces/{ws}/versions/{named_id}/restore"),
+            &owner.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(restore.status, StatusCode::OK, "{}", restore.body);
+
+    let counts: (i64, i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*) FILTER (WHERE kind <> 'named'),
+                COUNT(*) FILTER (WHERE kind = 'named'),
+                COUNT(*) FILTER (WHERE kind <> 'named' AND created_at < NOW() - INTERVAL '30 days')
+         FROM core_snapshots WHERE workspace_id = $1",
+    )
+    .bind(ws)
+    .fetch_one(app.pool())
+    .await
+    .expect("counts");
+    assert_eq!(counts.0, 50, "the newest 50 automatic versions stay");
+    assert_eq!(counts.1, 2, "named versions are never pruned, however old");
+    assert_eq!(counts.2, 0, "automatic versions older than 30 days go");
+    let before_kept: (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM core_snapshots WHERE workspace_id = $1 AND kind = 'before_restore'",
+    )
+    .bind(ws)
+    .fetch_one(app.pool())
+    .await
+    .expect("before");
+    assert_eq!(before_kept.0, 1, "the newest (the one just taken) is kept");
+}
+
+#[tokio::test]
+async fn versions_are_private_to_the_workspace_and_need_the_right_permission() {
+    let (app, owner, ws) = setup_manual().await;
+    let v = named_version(&app, &owner, ws, "mine").await;
+    let vid = v["id"].as_str().expect("id").to_string();
+    let base = format!("/api/v1/workspaces/{ws}/versions");
+
+    let (stranger, _, _, their_ws) = app.client.owner_with_workspace("stranger").await;
+    for path in [
+        base.clone(),
+        format!("{base}/{vid}"),
+        format!("{base}/{vid}/canvas"),
+        format!("{base}/{vid}/diff"),
+        // Their own workspace, my version id: still not found.
+        format!("/api/v1/workspaces/{their_ws}/versions/{vid}"),
+        format!("/api/v1/workspaces/{their_ws}/versions/{vid}/canvas"),
+    ] {
+        let reply = app.client.get(&path, &stranger.token).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::NOT_FOUND,
+            "{path}: {}",
+            reply.body
+        );
+    }
+    let foreign_restore = app
+        .client
+        .post(
+            &format!("/api/v1/workspaces/{their_ws}/versions/{vid}/restore"),
+            &stranger.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(foreign_restore.status, StatusCode::NOT_FOUND);
+    let stranger_create = app
+        .client
+        .post(&base, &stranger.token, json!({ "name": "x" }))
+        .await;
+    assert_eq!(stranger_create.status, StatusCode::NOT_FOUND);
+
+    let viewer = member_with_role(&app, ws, "Viewer").await;
+    let listed = app.client.get(&base, &viewer.token).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(1));
+    let denied = app
+        .client
+        .post(&format!("{base}/{vid}/restore"), &viewer.token, json!({}))
+        .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    let denied_create = app
+        .client
+        .post(&base, &viewer.token, json!({ "name": "x" }))
+        .await;
+    assert_eq!(denied_create.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_room_that_unloads_with_unversioned_changes_stores_an_automatic_version() {
+    // Quiet time far beyond the test: only the unload can take this version.
+    let (app, owner, ws) = setup_with(|c| {
+        c.auto_version_secs = 3_600;
+        c.room_idle_secs = 1;
+    })
+    .await;
+    let mut editor = client(&app, &owner, ws).await;
+    editor.put_block(&id(), block("before leaving")).await;
+    editor.settle().await;
+    editor.disconnect().await;
+
+    let pool = app.pool().clone();
+    eventually("an automatic version when the idle room unloads", || {
+        let pool = pool.clone();
+        async move {
+            let row: Option<(i32,)> = sqlx::query_as(
+                "SELECT block_count FROM core_snapshots WHERE workspace_id = $1 AND kind = 'auto'",
+            )
+            .bind(ws)
+            .fetch_optional(&pool)
+            .await
+            .expect("query");
+            row == Some((1,))
+        }
+    })
+    .await;
+}
