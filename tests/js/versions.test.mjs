@@ -44,7 +44,7 @@ describe('versions', () => {
     const base = `/workspaces/${workspaceId}`
     await waitFor(async () => {
       const listed = await server.expect(200, 'GET', `${base}/blocks`, { token: user.token })
-      return listed.blocks.length === 2
+      return listed.items.length === 2
     }, 10_000, 'the server to hold both blocks')
     const version = await server.expect(201, 'POST', `${base}/versions`, {
       token: user.token, body: { name: 'before the bad import', description: 'known good' }

@@ -16,6 +16,7 @@ use crate::error::ErrorBody;
 use crate::error::{ApiResult, FieldError};
 use crate::extract::{Json, Path};
 use crate::http_caller::ClientInfo;
+use crate::pagination::Page;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -88,10 +89,12 @@ pub struct ChangePlanRequest {
 
 /// The plan catalogue.
 #[utoipa::path(get, path = "/api/v1/plans", tag = "billing",
-    responses((status = 200, body = Vec<PlanView>)),
+    responses((status = 200, body = Page<PlanView>)),
     security(("bearer" = [])))]
-pub async fn plans(_user: AuthUser) -> Json<Vec<PlanView>> {
-    Json(billing::PLANS.iter().map(PlanView::from).collect())
+pub async fn plans(_user: AuthUser) -> Json<Page<PlanView>> {
+    Json(Page::whole(
+        billing::PLANS.iter().map(PlanView::from).collect(),
+    ))
 }
 
 /// The organization's subscription and quotas (`org:admin`).

@@ -30,7 +30,7 @@ use crate::state::AppState;
 /// this: its presence is empty.
 #[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/presence", tag = "live",
     params(("workspace_id" = Uuid, Path)),
-    responses((status = 200, description = "`{\"users\": [{user_id, full_name, avatar_url, connections, since}]}`"),
+    responses((status = 200, description = "`{\"items\": [{user_id, full_name, avatar_url, connections, since}], \"next_cursor\": null}` (one page: everyone connected)"),
         (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn presence(
@@ -58,7 +58,7 @@ pub async fn presence(
             "since": entry.since,
         }));
     }
-    Ok(Json(json!({ "users": list })))
+    Ok(Json(Page::whole(list)))
 }
 
 /// A live edit lock as `GET /locks` shows it (documentation schema of `LockView`).

@@ -49,7 +49,7 @@ async fn subscription_and_usage() {
         assert_eq!(denied.status, StatusCode::FORBIDDEN, "{path}");
     }
     let plans = c.get("/api/v1/plans", &viewer.token).await;
-    assert_eq!(plans.body.as_array().unwrap().len(), 3);
+    assert_eq!(plans.body["items"].as_array().unwrap().len(), 3);
 
     let path = format!("/api/v1/orgs/{org}/subscription");
     let denied = c

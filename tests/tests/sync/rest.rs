@@ -287,7 +287,7 @@ async fn presence_is_what_the_server_knows_and_awareness_cannot_be_forged() {
     let bob = member_with_role(&app, ws, "Editor").await;
     let path = format!("/api/v1/workspaces/{ws}/presence");
     assert_eq!(
-        app.client.get(&path, &owner.token).await.body["users"],
+        app.client.get(&path, &owner.token).await.body["items"],
         json!([])
     );
 
@@ -295,7 +295,7 @@ async fn presence_is_what_the_server_knows_and_awareness_cannot_be_forged() {
     let _a2 = client(&app, &owner, ws).await;
     let mut b = client(&app, &bob, ws).await;
     let listed = app.client.get(&path, &owner.token).await;
-    let users = listed.body["users"].as_array().expect("users").clone();
+    let users = listed.body["items"].as_array().expect("items").clone();
     assert_eq!(users.len(), 2);
     let owner_entry = users
         .iter()
@@ -322,7 +322,7 @@ async fn presence_is_what_the_server_knows_and_awareness_cannot_be_forged() {
 
     b.disconnect().await;
     eventually("bob leaves the presence list", || async {
-        app.client.get(&path, &owner.token).await.body["users"]
+        app.client.get(&path, &owner.token).await.body["items"]
             .as_array()
             .map(|u| u.len())
             == Some(1)
