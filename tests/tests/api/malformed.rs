@@ -464,6 +464,87 @@ fn catalogue(f: &Fixture, token: &str) -> Vec<Case> {
     cases
 }
 
+/// Cases for every route the OpenAPI document lists (the matrix test keeps it equal to the
+/// router): every path parameter malformed, no credential at all, and a body with a NUL character
+/// sent to ids that name nothing. None of these may touch data, so valid fixture ids are never used
+/// here.
+fn every_route(openapi: &Value) -> Vec<Case> {
+    let mut cases = Vec::new();
+    let Some(paths) = openapi["paths"].as_object() else {
+        return cases;
+    };
+    for (template, item) in paths {
+        let Some(operations) = item.as_object() else {
+            continue;
+        };
+        for (method, operation) in operations {
+            let Ok(method) = method.to_uppercase().parse::<Method>() else {
+                continue;
+            };
+            let params: Vec<String> = template
+                .split('/')
+                .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+                .map(str::to_string)
+                .collect();
+            let fill = |value: &dyn Fn(&str) -> String| {
+                params.iter().fold(template.clone(), |path, p| {
+                    path.replace(&format!("{{{p}}}"), &value(p))
+                })
+            };
+            let public = operation["security"].as_array().is_none_or(Vec::is_empty);
+            let with_body = matches!(method, Method::POST | Method::PUT | Method::PATCH);
+            // Only operations that read a JSON body can be judged on one (`POST /auth/logout`
+            // reads none, and answering it would end the fixture's session).
+            let reads_body = operation["requestBody"]["content"]["application/json"].is_object();
+            if !params.is_empty() {
+                // An id parameter that is not a UUID is 400; a key parameter (a flag's name) that
+                // names nothing is 404. Either way a JSON 4xx.
+                let all_ids = params.iter().all(|p| p.ends_with("_id"));
+                cases.push(Case {
+                    name: format!("{method} {template} with malformed parameters"),
+                    method: method.clone(),
+                    path: fill(&|_| "not-a-uuid".to_string()),
+                    token: Some(String::new()),
+                    body: if with_body {
+                        Body::Json(json!({}))
+                    } else {
+                        Body::None
+                    },
+                    expect: all_ids.then_some(StatusCode::BAD_REQUEST),
+                });
+            }
+            let unknown = fill(&|p| {
+                if p.ends_with("_id") {
+                    Uuid::new_v4().to_string()
+                } else {
+                    "no-such-key".to_string()
+                }
+            });
+            if !public {
+                cases.push(Case {
+                    name: format!("{method} {template} without a credential"),
+                    method: method.clone(),
+                    path: unknown.clone(),
+                    token: None,
+                    body: Body::None,
+                    expect: Some(StatusCode::UNAUTHORIZED),
+                });
+            }
+            if with_body && reads_body {
+                cases.push(Case {
+                    name: format!("{method} {template} with a NUL in the body"),
+                    method: method.clone(),
+                    path: unknown,
+                    token: Some(String::new()),
+                    body: Body::Json(json!({"name": "a\u{0000}b", "value": "\u{0000}"})),
+                    expect: None,
+                });
+            }
+        }
+    }
+    cases
+}
+
 /// Sends one case; returns what was wrong with the answer, if anything.
 async fn check(http: &reqwest::Client, base: &str, case: &Case) -> Option<String> {
     let mut request = http.request(case.method.clone(), format!("{base}{}", case.path));
@@ -545,7 +626,19 @@ async fn every_malformed_request_gets_a_json_4xx_and_changes_nothing() {
         .await
         .body;
 
-    let cases = catalogue(&fixture, &owner.token);
+    let mut cases = catalogue(&fixture, &owner.token);
+    let openapi = c
+        .send(Method::GET, "/api/v1/openapi.json", None, None)
+        .await
+        .body;
+    let mut swept = every_route(&openapi);
+    for case in &mut swept {
+        if case.token.as_deref() == Some("") {
+            case.token = Some(owner.token.clone());
+        }
+    }
+    assert!(swept.len() >= 100, "only {} route cases", swept.len());
+    cases.extend(swept);
     assert!(cases.len() >= 100, "only {} cases", cases.len());
     let http = reqwest::Client::new();
     let mut failures = Vec::new();
