@@ -6,6 +6,7 @@
 //! - [`iam`]: identity and tenancy rows.
 //! - [`testing`]: one fresh database per test, cloned from a migrated template.
 
+pub mod collab;
 pub mod compaction;
 pub mod db;
 pub mod embedded;

@@ -17,6 +17,7 @@ use crate::routes::{
     account, api_keys, audit, auth, billing, canvas, features, health, invitations, live, me,
     members, orgs, projects, roles, sessions, workspaces,
 };
+use crate::routes::comments;
 use crate::state::AppState;
 use crate::{openapi, web};
 
@@ -232,6 +233,7 @@ fn routes() -> Router<AppState> {
             "/workspaces/{workspace_id}/projection",
             get(live::projection_status),
         )
+        .merge(collaboration_routes())
         .route("/openapi.json", get(openapi::openapi_json))
         .merge(openapi::docs_page());
     Router::new()
@@ -245,6 +247,29 @@ fn routes() -> Router<AppState> {
         .route("/ws/workspaces/{workspace_id}", get(ws::workspace_socket))
         .route("/readyz", get(health::readyz))
         .nest("/api/v1", api)
+}
+
+/// Comments, files, chat and notes (issue 16).
+fn collaboration_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/workspaces/{workspace_id}/comments",
+            get(comments::list).post(comments::create),
+        )
+        .route(
+            "/workspaces/{workspace_id}/comments/{comment_id}",
+            get(comments::get)
+                .patch(comments::update)
+                .delete(comments::delete),
+        )
+        .route(
+            "/workspaces/{workspace_id}/comments/{comment_id}/resolve",
+            post(comments::resolve),
+        )
+        .route(
+            "/workspaces/{workspace_id}/comments/{comment_id}/reopen",
+            post(comments::reopen),
+        )
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail, FieldErrorDoc};
 use crate::extract::Json;
+use crate::routes::comments;
 use crate::routes::{account, api_keys, auth, canvas, live, me, sessions};
 use crate::routes::{
     audit, billing, features, invitations, members, orgs, projects, roles, workspaces,
@@ -74,6 +75,8 @@ impl Modify for BearerAuth {
         canvas::delete_block, canvas::list_relations, canvas::get_relation,
         canvas::create_relation, canvas::patch_relation, canvas::delete_relation,
         live::presence, live::list_locks, live::break_lock, live::projection_status,
+        comments::create, comments::list, comments::get, comments::update, comments::delete,
+        comments::resolve, comments::reopen,
     ),
     components(schemas(ErrorBody, ErrorDetail, FieldErrorDoc)),
     tags(
@@ -89,6 +92,8 @@ impl Modify for BearerAuth {
         (name = "canvas", description = "Blocks and relations of the live document; writes are \
             Yjs transactions in the workspace's room"),
         (name = "live", description = "Presence, edit locks and the projection report"),
+        (name = "comments", description = "Threads on blocks, relations and workspaces; pushed \
+            live as stateless `comment.*` events (`?comments=1`)"),
     )
 )]
 pub struct ApiDoc;
