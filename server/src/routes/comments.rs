@@ -13,9 +13,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use nox_persistence::collab::comments::{
-    self, Comment, CommentChange, CommentFilter, NewComment,
-};
+use nox_persistence::collab::comments::{self, Comment, CommentChange, CommentFilter, NewComment};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -201,9 +199,17 @@ async fn anchor(
         ("WORKSPACE", None) => workspace_id,
         ("WORKSPACE", Some(id)) if id == workspace_id => workspace_id,
         ("WORKSPACE", Some(_)) => {
-            return Err(field_error("target_id", "must be this workspace's id or omitted"))
+            return Err(field_error(
+                "target_id",
+                "must be this workspace's id or omitted",
+            ))
         }
-        (_, None) => return Err(field_error("target_id", "is required for a BLOCK or RELATION")),
+        (_, None) => {
+            return Err(field_error(
+                "target_id",
+                "is required for a BLOCK or RELATION",
+            ))
+        }
         (_, Some(id)) => {
             check_on_canvas(state, workspace_id, target_type, id).await?;
             id
@@ -326,8 +332,14 @@ pub async fn list(
         block_id: params.block_id,
         resolved: params.resolved,
     };
-    let rows =
-        comments::list(state.db.pool(), workspace_id, filter, page.after, page.fetch()).await?;
+    let rows = comments::list(
+        state.db.pool(),
+        workspace_id,
+        filter,
+        page.after,
+        page.fetch(),
+    )
+    .await?;
     Ok(Json(page.page(
         rows,
         |c| (c.created_at, c.id),
@@ -425,7 +437,16 @@ pub async fn update(
         .text("content", &body.content, MAX_COMMENT_CHARS)
         .finish()?;
     let change = CommentChange::Edit(body.content.trim());
-    let view = apply(&state, &user, &client, &grant, &comment, change, "comment.updated").await?;
+    let view = apply(
+        &state,
+        &user,
+        &client,
+        &grant,
+        &comment,
+        change,
+        "comment.updated",
+    )
+    .await?;
     Ok(Json(view))
 }
 
@@ -445,7 +466,16 @@ pub async fn delete(
     let (grant, comment) = writable(&state, user, workspace_id, comment_id).await?;
     require_author(&user, &comment)?;
     let change = CommentChange::Delete;
-    apply(&state, &user, &client, &grant, &comment, change, "comment.deleted").await?;
+    apply(
+        &state,
+        &user,
+        &client,
+        &grant,
+        &comment,
+        change,
+        "comment.deleted",
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -475,7 +505,16 @@ pub async fn resolve(
     let (grant, comment) = writable(&state, user, workspace_id, comment_id).await?;
     require_root(&comment)?;
     let change = CommentChange::Resolve;
-    let view = apply(&state, &user, &client, &grant, &comment, change, "comment.resolved").await?;
+    let view = apply(
+        &state,
+        &user,
+        &client,
+        &grant,
+        &comment,
+        change,
+        "comment.resolved",
+    )
+    .await?;
     Ok(Json(view))
 }
 
@@ -494,7 +533,16 @@ pub async fn reopen(
     let (grant, comment) = writable(&state, user, workspace_id, comment_id).await?;
     require_root(&comment)?;
     let change = CommentChange::Reopen;
-    let view = apply(&state, &user, &client, &grant, &comment, change, "comment.reopened").await?;
+    let view = apply(
+        &state,
+        &user,
+        &client,
+        &grant,
+        &comment,
+        change,
+        "comment.reopened",
+    )
+    .await?;
     Ok(Json(view))
 }
 

@@ -188,6 +188,37 @@ fn org_scoped_routes(ids: &Ids) -> Vec<Route> {
             "/api/v1/workspaces/{workspace}/projection",
             None,
         ),
+        route(Method::GET, "/api/v1/workspaces/{workspace}/comments", None),
+        route(
+            Method::POST,
+            "/api/v1/workspaces/{workspace}/comments",
+            Some(json!({"content": "spy"})),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/workspaces/{workspace}/comments/{uuid}",
+            None,
+        ),
+        route(
+            Method::PATCH,
+            "/api/v1/workspaces/{workspace}/comments/{uuid}",
+            Some(json!({"content": "pwned"})),
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/workspaces/{workspace}/comments/{uuid}",
+            None,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/workspaces/{workspace}/comments/{uuid}/resolve",
+            None,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/workspaces/{workspace}/comments/{uuid}/reopen",
+            None,
+        ),
     ]
 }
 
@@ -218,6 +249,9 @@ async fn fingerprint(pool: &PgPool, org: Uuid) -> String {
            WHERE project_id IN (SELECT id FROM projects WHERE org_id = $1) ORDER BY id",
         "SELECT row_to_json(t)::text FROM api_keys t WHERE org_id = $1 ORDER BY id",
         "SELECT COUNT(*)::text FROM audit_logs WHERE org_id = $1",
+        "SELECT row_to_json(t)::text FROM comments t WHERE workspace_id IN
+           (SELECT w.id FROM workspaces w JOIN projects p ON p.id = w.project_id
+            WHERE p.org_id = $1) ORDER BY id",
         "SELECT COUNT(*)::text FROM workspace_update_log l JOIN workspaces w ON w.id = l.workspace_id
            JOIN projects p ON p.id = w.project_id WHERE p.org_id = $1",
     ];
@@ -502,6 +536,28 @@ const API_ROUTES: &[(&str, &str)] = &[
         "/api/v1/workspaces/{workspace_id}/locks/{lock_id}",
     ),
     ("get", "/api/v1/workspaces/{workspace_id}/projection"),
+    ("get", "/api/v1/workspaces/{workspace_id}/comments"),
+    ("post", "/api/v1/workspaces/{workspace_id}/comments"),
+    (
+        "get",
+        "/api/v1/workspaces/{workspace_id}/comments/{comment_id}",
+    ),
+    (
+        "patch",
+        "/api/v1/workspaces/{workspace_id}/comments/{comment_id}",
+    ),
+    (
+        "delete",
+        "/api/v1/workspaces/{workspace_id}/comments/{comment_id}",
+    ),
+    (
+        "post",
+        "/api/v1/workspaces/{workspace_id}/comments/{comment_id}/resolve",
+    ),
+    (
+        "post",
+        "/api/v1/workspaces/{workspace_id}/comments/{comment_id}/reopen",
+    ),
 ];
 
 #[tokio::test]

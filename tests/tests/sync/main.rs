@@ -2,6 +2,7 @@
 //! WebSockets.
 
 mod access;
+mod comments;
 mod convergence;
 mod durability;
 mod gates;
