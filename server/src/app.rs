@@ -1,7 +1,10 @@
 //! The axum [`Router`]: every route of the server, and the middleware around them (request ids,
 //! tracing, body limits, JSON errors for everything the framework answers itself).
 
+use std::convert::Infallible;
+
 use axum::body::to_bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, Request, StatusCode};
 use axum::middleware::map_response;
 use axum::response::{IntoResponse, Response};
@@ -13,7 +16,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 use crate::live::{hocuspocus, ws};
-use crate::routes::comments;
+use crate::routes::{comments, files};
 use crate::routes::{
     account, api_keys, audit, auth, billing, canvas, features, health, invitations, live, me,
     members, orgs, projects, roles, sessions, workspaces,
@@ -28,11 +31,13 @@ const MAX_PLAIN_MESSAGE: usize = 1024;
 
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
+    let max_upload = state.config.max_upload_bytes;
     routes()
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .merge(upload_routes(max_upload))
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(state)
-        .layer(RequestBodyLimitLayer::new(max_body))
-        // Outside the body limit, so its 413 is rewritten too.
+        // Outside the body limits, so their 413 is rewritten too.
         .layer(map_response(json_errors))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
@@ -249,6 +254,22 @@ fn routes() -> Router<AppState> {
         .nest("/api/v1", api)
 }
 
+/// Room for the multipart framing around an upload of the largest allowed size.
+const UPLOAD_FRAMING_BYTES: usize = 64 * 1024;
+
+/// The upload route, the one route outside the global body limit: its own limit is
+/// `NOX_MAX_UPLOAD_BYTES` (the handler stops at the plan's smaller limit while streaming).
+fn upload_routes(max_upload: usize) -> Router<AppState> {
+    let limit = max_upload.saturating_add(UPLOAD_FRAMING_BYTES);
+    Router::new().route(
+        "/api/v1/projects/{project_id}/files",
+        post(files::upload)
+            .layer::<_, Infallible>(DefaultBodyLimit::max(limit))
+            .layer::<_, Infallible>(RequestBodyLimitLayer::new(limit))
+            .get(files::list),
+    )
+}
+
 /// Comments, files, chat and notes (issue 16).
 fn collaboration_routes() -> Router<AppState> {
     Router::new()
@@ -269,6 +290,22 @@ fn collaboration_routes() -> Router<AppState> {
         .route(
             "/workspaces/{workspace_id}/comments/{comment_id}/reopen",
             post(comments::reopen),
+        )
+        .route(
+            "/projects/{project_id}/files/{file_id}",
+            get(files::get).delete(files::delete),
+        )
+        .route(
+            "/projects/{project_id}/files/{file_id}/content",
+            get(files::download),
+        )
+        .route(
+            "/projects/{project_id}/files/{file_id}/attachments",
+            get(files::list_attachments).post(files::attach),
+        )
+        .route(
+            "/projects/{project_id}/files/{file_id}/attachments/{attachment_id}",
+            delete(files::detach),
         )
 }
 

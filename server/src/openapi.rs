@@ -17,7 +17,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail, FieldErrorDoc};
 use crate::extract::Json;
-use crate::routes::comments;
+use crate::routes::{comments, files};
 use crate::routes::{account, api_keys, auth, canvas, live, me, sessions};
 use crate::routes::{
     audit, billing, features, invitations, members, orgs, projects, roles, workspaces,
@@ -77,6 +77,8 @@ impl Modify for BearerAuth {
         live::presence, live::list_locks, live::break_lock, live::projection_status,
         comments::create, comments::list, comments::get, comments::update, comments::delete,
         comments::resolve, comments::reopen,
+        files::upload, files::list, files::get, files::download, files::delete, files::attach,
+        files::list_attachments, files::detach,
     ),
     components(schemas(ErrorBody, ErrorDetail, FieldErrorDoc)),
     tags(
@@ -94,6 +96,8 @@ impl Modify for BearerAuth {
         (name = "live", description = "Presence, edit locks and the projection report"),
         (name = "comments", description = "Threads on blocks, relations and workspaces; pushed \
             live as stateless `comment.*` events (`?comments=1`)"),
+        (name = "files", description = "Uploads (multipart, content-addressed, sniffed content \
+            type), downloads and attachments to blocks, comments and chat messages"),
     )
 )]
 pub struct ApiDoc;

@@ -3,3 +3,4 @@
 //! server has authorized, so a foreign id is not found.
 
 pub mod comments;
+pub mod files;

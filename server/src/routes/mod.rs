@@ -8,6 +8,7 @@ pub(crate) mod billing;
 pub(crate) mod canvas;
 pub(crate) mod comments;
 pub(crate) mod features;
+pub(crate) mod files;
 pub(crate) mod health;
 pub(crate) mod invitations;
 pub(crate) mod live;
