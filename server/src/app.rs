@@ -16,11 +16,11 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 use crate::live::{hocuspocus, ws};
-use crate::routes::{comments, files};
 use crate::routes::{
     account, api_keys, audit, auth, billing, canvas, features, health, invitations, live, me,
     members, orgs, projects, roles, sessions, workspaces,
 };
+use crate::routes::{comments, files};
 use crate::state::AppState;
 use crate::{openapi, web};
 

@@ -26,8 +26,11 @@ pub trait FileStore: Send + Sync {
 
     /// Takes a fully written staged file whose SHA-256 is `sha256_hex` into the store and returns
     /// its key. Idempotent: the same content always has the same key. The staged file is consumed.
-    fn put<'a>(&'a self, staged: &'a Path, sha256_hex: &'a str)
-        -> BoxFuture<'a, io::Result<String>>;
+    fn put<'a>(
+        &'a self,
+        staged: &'a Path,
+        sha256_hex: &'a str,
+    ) -> BoxFuture<'a, io::Result<String>>;
 
     /// The content under `key`, or `None` when the store has no such key.
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, io::Result<Option<StoredContent>>>;
@@ -184,7 +187,13 @@ mod tests {
         assert!(key_for("../../etc/passwd").is_none());
         assert!(key_for(&SHA.to_uppercase()).is_none());
         assert!(is_key(&format!("9f/{}", &SHA[2..])));
-        for bad in ["../x", "9f/../../etc/passwd", "", SHA, &format!("/9/{}", &SHA[2..])] {
+        for bad in [
+            "../x",
+            "9f/../../etc/passwd",
+            "",
+            SHA,
+            &format!("/9/{}", &SHA[2..]),
+        ] {
             assert!(!is_key(bad), "{bad}");
         }
     }
@@ -193,10 +202,19 @@ mod tests {
     fn content_types_are_sniffed() {
         assert_eq!(sniff_content_type(b"\x89PNG\r\n\x1a\nrest"), "image/png");
         assert_eq!(sniff_content_type(b"%PDF-1.7"), "application/pdf");
-        assert_eq!(sniff_content_type("héllo".as_bytes()), "text/plain; charset=utf-8");
-        assert_eq!(sniff_content_type(b"MZ\x90\x00"), "application/octet-stream");
+        assert_eq!(
+            sniff_content_type("héllo".as_bytes()),
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(
+            sniff_content_type(b"MZ\x90\x00"),
+            "application/octet-stream"
+        );
         // A cut multi-byte character at the end of the prefix is still text.
-        assert_eq!(sniff_content_type(&"é".as_bytes()[..1]), "text/plain; charset=utf-8");
+        assert_eq!(
+            sniff_content_type(&"é".as_bytes()[..1]),
+            "text/plain; charset=utf-8"
+        );
     }
 
     #[test]
@@ -219,7 +237,11 @@ mod tests {
             assert_eq!(key, format!("9f/{}", &SHA[2..]));
             assert!(!staged.exists(), "the staged file is consumed");
         }
-        let mut content = store.get(&format!("9f/{}", &SHA[2..])).await.expect("get").expect("some");
+        let mut content = store
+            .get(&format!("9f/{}", &SHA[2..]))
+            .await
+            .expect("get")
+            .expect("some");
         let mut read = Vec::new();
         content.reader.read_to_end(&mut read).await.expect("read");
         assert_eq!((content.len, read.as_slice()), (4, &b"test"[..]));

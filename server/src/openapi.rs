@@ -17,11 +17,11 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail, FieldErrorDoc};
 use crate::extract::Json;
-use crate::routes::{comments, files};
 use crate::routes::{account, api_keys, auth, canvas, live, me, sessions};
 use crate::routes::{
     audit, billing, features, invitations, members, orgs, projects, roles, workspaces,
 };
+use crate::routes::{comments, files};
 use crate::state::AppState;
 use crate::web::{DOCS_HTML, DOCS_INIT_JS, DOCS_UI_CSS, DOCS_UI_JS};
 

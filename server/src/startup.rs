@@ -59,12 +59,13 @@ impl Application {
                     source,
                 })?;
         let files_dir = config.file_store_dir();
-        let files = crate::file_store::LocalFileStore::open(files_dir.clone()).map_err(|source| {
-            StartupError::DataDir {
-                path: files_dir.display().to_string(),
-                source,
-            }
-        })?;
+        let files =
+            crate::file_store::LocalFileStore::open(files_dir.clone()).map_err(|source| {
+                StartupError::DataDir {
+                    path: files_dir.display().to_string(),
+                    source,
+                }
+            })?;
         let files = Arc::new(files);
         let metrics = Metrics::new();
         let rooms = Arc::new(RoomRegistry::new(RoomContext {

@@ -282,7 +282,11 @@ pub async fn list(
     project_with(&state, user, project_id, Permission::WorkspaceRead).await?;
     let page = params.resolve()?;
     let rows = files::list(state.db.pool(), project_id, page.after, page.fetch()).await?;
-    Ok(Json(page.page(rows, |f| (f.created_at, f.id), FileView::from)))
+    Ok(Json(page.page(
+        rows,
+        |f| (f.created_at, f.id),
+        FileView::from,
+    )))
 }
 
 async fn live_file(state: &AppState, project_id: Uuid, file_id: Uuid) -> ApiResult<StoredFile> {
@@ -427,11 +431,7 @@ pub async fn attach(
     let attachment = files::attach(state.db.pool(), new, &client.actor(&user))
         .await
         .map_err(|e| {
-            conflict_on_unique(
-                e,
-                "already_attached",
-                "the file is already attached there",
-            )
+            conflict_on_unique(e, "already_attached", "the file is already attached there")
         })?;
     Ok((StatusCode::CREATED, Json(attachment.into())))
 }
@@ -450,9 +450,13 @@ async fn attachment_target(
         )]));
     }
     if body.target_type != "BLOCK" {
-        let found =
-            files::target_in_project(state.db.pool(), project_id, &body.target_type, body.target_id)
-                .await?;
+        let found = files::target_in_project(
+            state.db.pool(),
+            project_id,
+            &body.target_type,
+            body.target_id,
+        )
+        .await?;
         return found.ok_or_else(|| ApiError::not_found("attachment target"));
     }
     let workspace_id = body.workspace_id.ok_or_else(|| {
@@ -461,8 +465,9 @@ async fn attachment_target(
             "is required to attach to a BLOCK",
         )])
     })?;
-    let grant = access::workspace_permission(&state.db, user, workspace_id, Permission::WorkspaceRead)
-        .await?;
+    let grant =
+        access::workspace_permission(&state.db, user, workspace_id, Permission::WorkspaceRead)
+            .await?;
     if grant.access.project_id != project_id {
         return Err(ApiError::not_found("workspace"));
     }

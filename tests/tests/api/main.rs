@@ -10,6 +10,7 @@ mod billing;
 mod comments;
 mod docs;
 mod edge;
+mod files;
 mod health;
 mod identity;
 mod invitations;

@@ -219,6 +219,38 @@ fn org_scoped_routes(ids: &Ids) -> Vec<Route> {
             "/api/v1/workspaces/{workspace}/comments/{uuid}/reopen",
             None,
         ),
+        route(Method::GET, "/api/v1/projects/{project}/files", None),
+        route(
+            Method::POST,
+            "/api/v1/projects/{project}/files",
+            Some(json!({})),
+        ),
+        route(Method::GET, "/api/v1/projects/{project}/files/{uuid}", None),
+        route(
+            Method::GET,
+            "/api/v1/projects/{project}/files/{uuid}/content",
+            None,
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/projects/{project}/files/{uuid}",
+            None,
+        ),
+        route(
+            Method::GET,
+            "/api/v1/projects/{project}/files/{uuid}/attachments",
+            None,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/projects/{project}/files/{uuid}/attachments",
+            Some(json!({"target_type": "COMMENT", "target_id": Uuid::nil()})),
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/projects/{project}/files/{uuid}/attachments/{uuid}",
+            None,
+        ),
     ]
 }
 
@@ -249,6 +281,8 @@ async fn fingerprint(pool: &PgPool, org: Uuid) -> String {
            WHERE project_id IN (SELECT id FROM projects WHERE org_id = $1) ORDER BY id",
         "SELECT row_to_json(t)::text FROM api_keys t WHERE org_id = $1 ORDER BY id",
         "SELECT COUNT(*)::text FROM audit_logs WHERE org_id = $1",
+        "SELECT row_to_json(t)::text FROM files t WHERE project_id IN
+           (SELECT id FROM projects WHERE org_id = $1) ORDER BY id",
         "SELECT row_to_json(t)::text FROM comments t WHERE workspace_id IN
            (SELECT w.id FROM workspaces w JOIN projects p ON p.id = w.project_id
             WHERE p.org_id = $1) ORDER BY id",
@@ -557,6 +591,26 @@ const API_ROUTES: &[(&str, &str)] = &[
     (
         "post",
         "/api/v1/workspaces/{workspace_id}/comments/{comment_id}/reopen",
+    ),
+    ("post", "/api/v1/projects/{project_id}/files"),
+    ("get", "/api/v1/projects/{project_id}/files"),
+    ("get", "/api/v1/projects/{project_id}/files/{file_id}"),
+    ("delete", "/api/v1/projects/{project_id}/files/{file_id}"),
+    (
+        "get",
+        "/api/v1/projects/{project_id}/files/{file_id}/content",
+    ),
+    (
+        "post",
+        "/api/v1/projects/{project_id}/files/{file_id}/attachments",
+    ),
+    (
+        "get",
+        "/api/v1/projects/{project_id}/files/{file_id}/attachments",
+    ),
+    (
+        "delete",
+        "/api/v1/projects/{project_id}/files/{file_id}/attachments/{attachment_id}",
     ),
 ];
 
