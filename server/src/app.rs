@@ -20,7 +20,7 @@ use crate::routes::{
     account, api_keys, audit, auth, billing, canvas, features, health, invitations, live, me,
     members, orgs, projects, roles, sessions, workspaces,
 };
-use crate::routes::{comments, files};
+use crate::routes::{chat, comments, files};
 use crate::state::AppState;
 use crate::{openapi, web};
 
@@ -306,6 +306,22 @@ fn collaboration_routes() -> Router<AppState> {
         .route(
             "/projects/{project_id}/files/{file_id}/attachments/{attachment_id}",
             delete(files::detach),
+        )
+        .route(
+            "/projects/{project_id}/chat-rooms",
+            get(chat::list_rooms).post(chat::create_room),
+        )
+        .route(
+            "/workspaces/{workspace_id}/chat-room",
+            get(chat::workspace_room),
+        )
+        .route(
+            "/chat-rooms/{room_id}/messages",
+            get(chat::history).post(chat::post_message),
+        )
+        .route(
+            "/chat-rooms/{room_id}/messages/{message_id}",
+            axum::routing::patch(chat::update_message).delete(chat::delete_message),
         )
 }
 

@@ -21,7 +21,7 @@ use crate::routes::{account, api_keys, auth, canvas, live, me, sessions};
 use crate::routes::{
     audit, billing, features, invitations, members, orgs, projects, roles, workspaces,
 };
-use crate::routes::{comments, files};
+use crate::routes::{chat, comments, files};
 use crate::state::AppState;
 use crate::web::{DOCS_HTML, DOCS_INIT_JS, DOCS_UI_CSS, DOCS_UI_JS};
 
@@ -79,6 +79,8 @@ impl Modify for BearerAuth {
         comments::resolve, comments::reopen,
         files::upload, files::list, files::get, files::download, files::delete, files::attach,
         files::list_attachments, files::detach,
+        chat::create_room, chat::list_rooms, chat::workspace_room, chat::history,
+        chat::post_message, chat::update_message, chat::delete_message,
     ),
     components(schemas(ErrorBody, ErrorDetail, FieldErrorDoc)),
     tags(
@@ -98,6 +100,8 @@ impl Modify for BearerAuth {
             live as stateless `comment.*` events (`?comments=1`)"),
         (name = "files", description = "Uploads (multipart, content-addressed, sniffed content \
             type), downloads and attachments to blocks, comments and chat messages"),
+        (name = "chat", description = "Chat rooms per project and per workspace; messages are \
+            stored, then pushed live as stateless `chat.*` events (`?chat=1`)"),
     )
 )]
 pub struct ApiDoc;

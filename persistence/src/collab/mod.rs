@@ -2,5 +2,6 @@
 //! attachments (issue 16). Every function is scoped by the workspace, project or organization the
 //! server has authorized, so a foreign id is not found.
 
+pub mod chat;
 pub mod comments;
 pub mod files;

@@ -6,6 +6,7 @@ pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod billing;
 pub(crate) mod canvas;
+pub(crate) mod chat;
 pub(crate) mod comments;
 pub(crate) mod features;
 pub(crate) mod files;

@@ -7,6 +7,7 @@ mod account;
 mod api_keys;
 mod audit;
 mod billing;
+mod chat;
 mod comments;
 mod docs;
 mod edge;

@@ -17,6 +17,7 @@ struct Ids {
     member: Uuid,
     invitation: Uuid,
     api_key: Uuid,
+    chat_room: Uuid,
 }
 
 /// One route: method, path template (`{org}`, `{project}`, ...) and a valid body.
@@ -219,6 +220,33 @@ fn org_scoped_routes(ids: &Ids) -> Vec<Route> {
             "/api/v1/workspaces/{workspace}/comments/{uuid}/reopen",
             None,
         ),
+        route(Method::GET, "/api/v1/projects/{project}/chat-rooms", None),
+        route(
+            Method::POST,
+            "/api/v1/projects/{project}/chat-rooms",
+            Some(json!({"name": "spy"})),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/workspaces/{workspace}/chat-room",
+            None,
+        ),
+        route(Method::GET, "/api/v1/chat-rooms/{chat_room}/messages", None),
+        route(
+            Method::POST,
+            "/api/v1/chat-rooms/{chat_room}/messages",
+            Some(json!({"content": "spy"})),
+        ),
+        route(
+            Method::PATCH,
+            "/api/v1/chat-rooms/{chat_room}/messages/{uuid}",
+            Some(json!({"content": "pwned"})),
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/chat-rooms/{chat_room}/messages/{uuid}",
+            None,
+        ),
         route(Method::GET, "/api/v1/projects/{project}/files", None),
         route(
             Method::POST,
@@ -263,6 +291,7 @@ fn fill(template: &str, ids: &Ids) -> String {
         .replace("{member}", &ids.member.to_string())
         .replace("{invitation}", &ids.invitation.to_string())
         .replace("{key}", &ids.api_key.to_string())
+        .replace("{chat_room}", &ids.chat_room.to_string())
         .replace("{uuid}", &Uuid::new_v4().to_string())
 }
 
@@ -281,6 +310,11 @@ async fn fingerprint(pool: &PgPool, org: Uuid) -> String {
            WHERE project_id IN (SELECT id FROM projects WHERE org_id = $1) ORDER BY id",
         "SELECT row_to_json(t)::text FROM api_keys t WHERE org_id = $1 ORDER BY id",
         "SELECT COUNT(*)::text FROM audit_logs WHERE org_id = $1",
+        // A workspace's default room is made by its first reader, so only project rooms count.
+        "SELECT row_to_json(t)::text FROM chat_rooms t
+           WHERE org_id = $1 AND workspace_id IS NULL ORDER BY id",
+        "SELECT row_to_json(t)::text FROM chat_messages t WHERE room_id IN
+           (SELECT id FROM chat_rooms WHERE org_id = $1) ORDER BY id",
         "SELECT row_to_json(t)::text FROM files t WHERE project_id IN
            (SELECT id FROM projects WHERE org_id = $1) ORDER BY id",
         "SELECT row_to_json(t)::text FROM comments t WHERE workspace_id IN
@@ -330,6 +364,14 @@ async fn two_orgs(app: &TestApp) -> (Ids, Session, Session, Ids) {
         member: viewer.user_id,
         invitation,
         api_key,
+        chat_room: c
+            .post(
+                &format!("/api/v1/projects/{project}/chat-rooms"),
+                &owner_a.token,
+                json!({"name": "general"}),
+            )
+            .await
+            .id(),
     };
     let (owner_b, org_b, project_b, workspace_b) = c.owner_with_workspace("bob").await;
     let ids_b = Ids {
@@ -342,6 +384,7 @@ async fn two_orgs(app: &TestApp) -> (Ids, Session, Session, Ids) {
             .invite(&owner_b, org_b, "other@example.com", "Viewer")
             .await,
         api_key: Uuid::new_v4(),
+        chat_room: Uuid::new_v4(),
     };
     (ids_a, owner_b, viewer, ids_b)
 }
@@ -385,9 +428,10 @@ async fn another_orgs_owner_gets_404_everywhere_and_changes_nothing() {
         member: a.member,
         invitation: a.invitation,
         api_key: a.api_key,
+        chat_room: a.chat_room,
     };
     for r in org_scoped_routes(&a) {
-        let names_child = ["{role}", "{member}", "{invitation}", "{key}"]
+        let names_child = ["{role}", "{member}", "{invitation}", "{key}", "{chat_room}"]
             .iter()
             .any(|p| r.path.contains(p));
         if !names_child {
@@ -594,6 +638,19 @@ const API_ROUTES: &[(&str, &str)] = &[
     ),
     ("post", "/api/v1/projects/{project_id}/files"),
     ("get", "/api/v1/projects/{project_id}/files"),
+    ("post", "/api/v1/projects/{project_id}/chat-rooms"),
+    ("get", "/api/v1/projects/{project_id}/chat-rooms"),
+    ("get", "/api/v1/workspaces/{workspace_id}/chat-room"),
+    ("get", "/api/v1/chat-rooms/{room_id}/messages"),
+    ("post", "/api/v1/chat-rooms/{room_id}/messages"),
+    (
+        "patch",
+        "/api/v1/chat-rooms/{room_id}/messages/{message_id}",
+    ),
+    (
+        "delete",
+        "/api/v1/chat-rooms/{room_id}/messages/{message_id}",
+    ),
     ("get", "/api/v1/projects/{project_id}/files/{file_id}"),
     ("delete", "/api/v1/projects/{project_id}/files/{file_id}"),
     (

@@ -2,6 +2,7 @@
 //! WebSockets.
 
 mod access;
+mod chat;
 mod comments;
 mod convergence;
 mod durability;
