@@ -20,7 +20,7 @@ use crate::routes::{
     account, api_keys, audit, auth, billing, canvas, features, health, invitations, live, me,
     members, orgs, projects, roles, sessions, workspaces,
 };
-use crate::routes::{chat, comments, files};
+use crate::routes::{chat, comments, files, notes};
 use crate::state::AppState;
 use crate::{openapi, web};
 
@@ -322,6 +322,18 @@ fn collaboration_routes() -> Router<AppState> {
         .route(
             "/chat-rooms/{room_id}/messages/{message_id}",
             axum::routing::patch(chat::update_message).delete(chat::delete_message),
+        )
+        .route(
+            "/projects/{project_id}/notes",
+            get(notes::list_for_project).post(notes::create_for_project),
+        )
+        .route(
+            "/workspaces/{workspace_id}/notes",
+            get(notes::list_for_workspace).post(notes::create_for_workspace),
+        )
+        .route(
+            "/notes/{note_id}",
+            get(notes::get).patch(notes::update).delete(notes::delete),
         )
 }
 

@@ -21,7 +21,7 @@ use crate::routes::{account, api_keys, auth, canvas, live, me, sessions};
 use crate::routes::{
     audit, billing, features, invitations, members, orgs, projects, roles, workspaces,
 };
-use crate::routes::{chat, comments, files};
+use crate::routes::{chat, comments, files, notes};
 use crate::state::AppState;
 use crate::web::{DOCS_HTML, DOCS_INIT_JS, DOCS_UI_CSS, DOCS_UI_JS};
 
@@ -81,6 +81,8 @@ impl Modify for BearerAuth {
         files::list_attachments, files::detach,
         chat::create_room, chat::list_rooms, chat::workspace_room, chat::history,
         chat::post_message, chat::update_message, chat::delete_message,
+        notes::create_for_project, notes::list_for_project, notes::create_for_workspace,
+        notes::list_for_workspace, notes::get, notes::update, notes::delete,
     ),
     components(schemas(ErrorBody, ErrorDetail, FieldErrorDoc)),
     tags(
@@ -102,6 +104,8 @@ impl Modify for BearerAuth {
             type), downloads and attachments to blocks, comments and chat messages"),
         (name = "chat", description = "Chat rooms per project and per workspace; messages are \
             stored, then pushed live as stateless `chat.*` events (`?chat=1`)"),
+        (name = "notes", description = "Personal (PRIVATE) or SHARED notes of a project or a \
+            workspace"),
     )
 )]
 pub struct ApiDoc;

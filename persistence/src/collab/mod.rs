@@ -5,3 +5,4 @@
 pub mod chat;
 pub mod comments;
 pub mod files;
+pub mod notes;

@@ -15,6 +15,7 @@ pub(crate) mod invitations;
 pub(crate) mod live;
 pub(crate) mod me;
 pub(crate) mod members;
+pub(crate) mod notes;
 pub(crate) mod orgs;
 pub(crate) mod projects;
 pub(crate) mod roles;

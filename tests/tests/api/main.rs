@@ -18,6 +18,7 @@ mod invitations;
 mod malformed;
 mod matrix;
 mod members;
+mod notes;
 mod orgs;
 mod projects;
 mod roles;

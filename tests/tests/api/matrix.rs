@@ -18,6 +18,7 @@ struct Ids {
     invitation: Uuid,
     api_key: Uuid,
     chat_room: Uuid,
+    note: Uuid,
 }
 
 /// One route: method, path template (`{org}`, `{project}`, ...) and a valid body.
@@ -247,6 +248,25 @@ fn org_scoped_routes(ids: &Ids) -> Vec<Route> {
             "/api/v1/chat-rooms/{chat_room}/messages/{uuid}",
             None,
         ),
+        route(Method::GET, "/api/v1/projects/{project}/notes", None),
+        route(
+            Method::POST,
+            "/api/v1/projects/{project}/notes",
+            Some(json!({"title": "spy"})),
+        ),
+        route(Method::GET, "/api/v1/workspaces/{workspace}/notes", None),
+        route(
+            Method::POST,
+            "/api/v1/workspaces/{workspace}/notes",
+            Some(json!({"title": "spy"})),
+        ),
+        route(Method::GET, "/api/v1/notes/{note}", None),
+        route(
+            Method::PATCH,
+            "/api/v1/notes/{note}",
+            Some(json!({"title": "pwned"})),
+        ),
+        route(Method::DELETE, "/api/v1/notes/{note}", None),
         route(Method::GET, "/api/v1/projects/{project}/files", None),
         route(
             Method::POST,
@@ -292,6 +312,7 @@ fn fill(template: &str, ids: &Ids) -> String {
         .replace("{invitation}", &ids.invitation.to_string())
         .replace("{key}", &ids.api_key.to_string())
         .replace("{chat_room}", &ids.chat_room.to_string())
+        .replace("{note}", &ids.note.to_string())
         .replace("{uuid}", &Uuid::new_v4().to_string())
 }
 
@@ -315,6 +336,7 @@ async fn fingerprint(pool: &PgPool, org: Uuid) -> String {
            WHERE org_id = $1 AND workspace_id IS NULL ORDER BY id",
         "SELECT row_to_json(t)::text FROM chat_messages t WHERE room_id IN
            (SELECT id FROM chat_rooms WHERE org_id = $1) ORDER BY id",
+        "SELECT row_to_json(t)::text FROM notes t WHERE org_id = $1 ORDER BY id",
         "SELECT row_to_json(t)::text FROM files t WHERE project_id IN
            (SELECT id FROM projects WHERE org_id = $1) ORDER BY id",
         "SELECT row_to_json(t)::text FROM comments t WHERE workspace_id IN
@@ -372,6 +394,14 @@ async fn two_orgs(app: &TestApp) -> (Ids, Session, Session, Ids) {
             )
             .await
             .id(),
+        note: c
+            .post(
+                &format!("/api/v1/projects/{project}/notes"),
+                &owner_a.token,
+                json!({"title": "plan", "visibility": "SHARED"}),
+            )
+            .await
+            .id(),
     };
     let (owner_b, org_b, project_b, workspace_b) = c.owner_with_workspace("bob").await;
     let ids_b = Ids {
@@ -385,6 +415,7 @@ async fn two_orgs(app: &TestApp) -> (Ids, Session, Session, Ids) {
             .await,
         api_key: Uuid::new_v4(),
         chat_room: Uuid::new_v4(),
+        note: Uuid::new_v4(),
     };
     (ids_a, owner_b, viewer, ids_b)
 }
@@ -429,11 +460,19 @@ async fn another_orgs_owner_gets_404_everywhere_and_changes_nothing() {
         invitation: a.invitation,
         api_key: a.api_key,
         chat_room: a.chat_room,
+        note: a.note,
     };
     for r in org_scoped_routes(&a) {
-        let names_child = ["{role}", "{member}", "{invitation}", "{key}", "{chat_room}"]
-            .iter()
-            .any(|p| r.path.contains(p));
+        let names_child = [
+            "{role}",
+            "{member}",
+            "{invitation}",
+            "{key}",
+            "{chat_room}",
+            "{note}",
+        ]
+        .iter()
+        .any(|p| r.path.contains(p));
         if !names_child {
             continue;
         }
@@ -638,6 +677,13 @@ const API_ROUTES: &[(&str, &str)] = &[
     ),
     ("post", "/api/v1/projects/{project_id}/files"),
     ("get", "/api/v1/projects/{project_id}/files"),
+    ("post", "/api/v1/projects/{project_id}/notes"),
+    ("get", "/api/v1/projects/{project_id}/notes"),
+    ("post", "/api/v1/workspaces/{workspace_id}/notes"),
+    ("get", "/api/v1/workspaces/{workspace_id}/notes"),
+    ("get", "/api/v1/notes/{note_id}"),
+    ("patch", "/api/v1/notes/{note_id}"),
+    ("delete", "/api/v1/notes/{note_id}"),
     ("post", "/api/v1/projects/{project_id}/chat-rooms"),
     ("get", "/api/v1/projects/{project_id}/chat-rooms"),
     ("get", "/api/v1/workspaces/{workspace_id}/chat-room"),
