@@ -13,7 +13,7 @@ async fn a_chat_message_arrives_live_at_the_projects_open_editors() {
         .bind(ws)
         .fetch_one(app.pool())
         .await
-        .unwrap();
+        .expect("the workspace project");
     let second_ws = app.client.create_workspace(&owner, project, "second").await;
     let mut here = WsClient::new(app.addr, ws, &owner.token);
     here.connect_with("&acks=1&chat=1").await;

@@ -40,7 +40,7 @@ async fn a_comment_arrives_live_only_at_peers_that_opted_in() {
         .bind(created.id())
         .fetch_one(app.pool())
         .await
-        .unwrap();
+        .expect("stored comment count");
     assert_eq!(stored, 1);
 
     let id = created.id();
