@@ -139,7 +139,7 @@ export function commentPanel (comments) {
       actions.push(h('button', { type: 'button', class: 'link', onclick: () => act(c.id, 'delete') }, 'Delete'))
     }
     return h('div', { class: 'comment', 'data-testid': `comment-${c.id}` },
-      h('div', { class: 'meta' }, c.author_id === comments.me.id ? 'You' : `User ${c.author_id.slice(0, 8)}`, ' · ', when(c.created_at),
+      h('div', { class: 'meta' }, c.author_id === comments.me.id ? 'You' : (c.author_name || `User ${c.author_id.slice(0, 8)}`), ' · ', when(c.created_at),
         c.edited_at ? ' · edited' : '', c.orphaned ? ' · block deleted' : ''),
       h('p', { class: 'body' }, c.content),
       h('div', { class: 'actions' }, actions))

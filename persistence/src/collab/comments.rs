@@ -17,6 +17,8 @@ pub struct Comment {
     pub id: Uuid,
     pub workspace_id: Uuid,
     pub author_id: Uuid,
+    /// The author's full name, else email (for display).
+    pub author_name: Option<String>,
     pub target_type: String,
     pub target_id: Uuid,
     pub parent_comment_id: Option<Uuid>,
@@ -30,7 +32,9 @@ pub struct Comment {
 }
 
 /// Columns of [`Comment`] for a query over `comments c`.
-const COMMENT_COLUMNS: &str = "c.id, c.workspace_id, c.author_id, c.target_type, c.target_id,
+const COMMENT_COLUMNS: &str = "c.id, c.workspace_id, c.author_id,
+    (SELECT COALESCE(u.full_name, u.email) FROM users u WHERE u.id = c.author_id) AS author_name,
+    c.target_type, c.target_id,
     c.parent_comment_id, c.content,
     ARRAY(SELECT m.user_id FROM comment_mentions m WHERE m.comment_id = c.id ORDER BY m.user_id)
       AS mentions,

@@ -41,6 +41,8 @@ pub struct CommentView {
     pub id: Uuid,
     pub workspace_id: Uuid,
     pub author_id: Uuid,
+    /// The author's full name, else email.
+    pub author_name: Option<String>,
     /// `BLOCK`, `RELATION` or `WORKSPACE`.
     pub target_type: String,
     /// The block, relation or workspace the thread is anchored to.
@@ -65,6 +67,7 @@ impl From<Comment> for CommentView {
             id: c.id,
             workspace_id: c.workspace_id,
             author_id: c.author_id,
+            author_name: c.author_name,
             target_type: c.target_type,
             target_id: c.target_id,
             parent_comment_id: c.parent_comment_id,

@@ -64,6 +64,7 @@ async fn threads_replies_resolve_and_filters() {
     assert_eq!(on_block.body["content"], "is this right?");
     assert_eq!(on_block.body["mentions"], json!([editor.user_id]));
     assert_eq!(on_block.body["orphaned"], false);
+    assert!(on_block.body["author_name"].is_string());
     assert_eq!(mail_count(app.pool(), &editor.email, "mention").await, 1);
     let thread = on_block.id();
 
