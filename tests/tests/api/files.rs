@@ -159,6 +159,37 @@ async fn upload_attach_download_round_trip() {
         on_comment.body
     );
     assert_eq!(on_comment.body["workspace_id"], ws.to_string());
+    let room = c
+        .get(&format!("/api/v1/workspaces/{ws}/chat-room"), &owner.token)
+        .await
+        .id();
+    let message = c
+        .post(
+            &format!("/api/v1/chat-rooms/{room}/messages"),
+            &owner.token,
+            json!({"content": "file attached"}),
+        )
+        .await;
+    let on_message = c
+        .post(
+            &format!("{base}/attachments"),
+            &owner.token,
+            json!({"target_type": "CHAT_MESSAGE", "target_id": message.id()}),
+        )
+        .await;
+    assert_eq!(
+        on_message.status,
+        StatusCode::CREATED,
+        "{}",
+        on_message.body
+    );
+    let detached = c
+        .delete(
+            &format!("{base}/attachments/{}", on_message.id()),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(detached.status, StatusCode::NO_CONTENT);
     let listed = c.get(&format!("{base}/attachments"), &owner.token).await;
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 2);
 
@@ -221,6 +252,8 @@ async fn upload_attach_download_round_trip() {
             "file.uploaded",
             "file.attached",
             "file.attached",
+            "file.attached",
+            "file.detached",
             "file.detached",
             "file.deleted"
         ]
