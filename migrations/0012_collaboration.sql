@@ -48,12 +48,13 @@ ALTER TABLE chat_messages
     ADD COLUMN deleted_at TIMESTAMPTZ;
 CREATE INDEX chat_messages_room_id_created_at_id_idx ON chat_messages (room_id, created_at, id);
 
--- Notes: owned by a PROJECT or a WORKSPACE; PRIVATE notes are seen by their author only, SHARED
+-- Notes: the API's notes are owned by a PROJECT or a WORKSPACE; PRIVATE notes are seen by their author only, SHARED
 -- ones by every member who reaches the owner.
 ALTER TABLE notes
     ADD COLUMN org_id        UUID CONSTRAINT notes_org_id_fkey REFERENCES organizations (id),
     ADD COLUMN created_by_id UUID CONSTRAINT notes_created_by_id_fkey REFERENCES users (id),
     ADD COLUMN visibility    VARCHAR(20) NOT NULL DEFAULT 'PRIVATE',
     ADD COLUMN updated_at    TIMESTAMPTZ NOT NULL DEFAULT NOW(),
-    ADD CONSTRAINT notes_visibility_check CHECK (visibility IN ('PRIVATE', 'SHARED')),
-    ADD CONSTRAINT notes_owner_type_check CHECK (owner_type IN ('PROJECT', 'WORKSPACE'));
+    ADD CONSTRAINT notes_visibility_check CHECK (visibility IN ('PRIVATE', 'SHARED'));
+-- owner_type stays open as the seed has it (the API writes PROJECT or WORKSPACE and reads only
+-- those).
