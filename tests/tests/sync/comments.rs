@@ -62,3 +62,38 @@ async fn a_comment_arrives_live_only_at_peers_that_opted_in() {
     assert!(other.events("comment.created").is_empty());
     assert!(other.events("comment.resolved").is_empty());
 }
+
+#[tokio::test]
+async fn a_comment_on_a_workspace_nobody_has_open_loads_no_room() {
+    let (app, owner, ws) = setup().await;
+    let created = app
+        .client
+        .post(
+            &format!("/api/v1/workspaces/{ws}/comments"),
+            &owner.token,
+            json!({"content": "nobody is here"}),
+        )
+        .await;
+    assert_eq!(
+        created.status,
+        reqwest::StatusCode::CREATED,
+        "{}",
+        created.body
+    );
+    let metrics = reqwest::get(format!("http://{}/metrics", app.addr))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("nox_rooms_loaded 0"), "{metrics}");
+    // Someone opening the workspace afterwards reads it over HTTP (events are not replayed).
+    let mut late = client(&app, &owner, ws).await;
+    late.sync().await;
+    assert!(late.events("comment.created").is_empty());
+    let listed = app
+        .client
+        .get(&format!("/api/v1/workspaces/{ws}/comments"), &owner.token)
+        .await;
+    assert_eq!(listed.body["items"][0]["content"], "nobody is here");
+}
