@@ -308,6 +308,10 @@ fn collaboration_routes() -> Router<AppState> {
             delete(files::detach),
         )
         .route(
+            "/projects/{project_id}/attachments",
+            get(files::attached_to),
+        )
+        .route(
             "/projects/{project_id}/chat-rooms",
             get(chat::list_rooms).post(chat::create_room),
         )

@@ -78,7 +78,7 @@ impl Modify for BearerAuth {
         comments::create, comments::list, comments::get, comments::update, comments::delete,
         comments::resolve, comments::reopen,
         files::upload, files::list, files::get, files::download, files::delete, files::attach,
-        files::list_attachments, files::detach,
+        files::list_attachments, files::detach, files::attached_to,
         chat::create_room, chat::list_rooms, chat::workspace_room, chat::history,
         chat::post_message, chat::update_message, chat::delete_message,
         notes::create_for_project, notes::list_for_project, notes::create_for_workspace,

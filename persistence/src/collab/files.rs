@@ -289,3 +289,37 @@ pub async fn attachments_of_file(
     .fetch_all(pool)
     .await?)
 }
+
+/// A live file as attached to one target.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AttachedFile {
+    pub attachment_id: Uuid,
+    pub attached_at: DateTime<Utc>,
+    pub file_id: Uuid,
+    pub file_name: String,
+    pub mime_type: String,
+    pub file_size: i64,
+    pub checksum_sha256: Option<String>,
+}
+
+/// The live files of `project_id` attached to a target, in attachment order.
+pub async fn attached_to(
+    pool: &PgPool,
+    project_id: Uuid,
+    target_type: &str,
+    target_id: Uuid,
+) -> Result<Vec<AttachedFile>, PersistenceError> {
+    Ok(sqlx::query_as(
+        "SELECT a.id AS attachment_id, a.created_at AS attached_at, f.id AS file_id, f.file_name,
+                f.mime_type, f.file_size, f.checksum_sha256
+         FROM file_attachments a JOIN files f ON f.id = a.file_id
+         WHERE f.project_id = $1 AND f.deleted_at IS NULL
+           AND a.target_type = $2 AND a.target_id = $3
+         ORDER BY a.created_at, a.id",
+    )
+    .bind(project_id)
+    .bind(target_type)
+    .bind(target_id)
+    .fetch_all(pool)
+    .await?)
+}

@@ -22,14 +22,16 @@ use axum::extract::{Multipart, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use nox_persistence::collab::files::{self, Attachment, NewAttachment, NewFile, StoredFile};
+use nox_persistence::collab::files::{
+    self, AttachedFile, Attachment, NewAttachment, NewFile, StoredFile,
+};
 use nox_persistence::iam::billing;
 use nox_persistence::iam::projects::Project;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::access::{self, AccessError, AuthUser};
@@ -111,6 +113,41 @@ pub struct AttachRequest {
     pub target_id: Uuid,
     /// The block's workspace (required for `BLOCK`; a workspace of this project).
     pub workspace_id: Option<Uuid>,
+}
+
+/// A file attached to a target.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttachedFileView {
+    pub attachment_id: Uuid,
+    pub attached_at: DateTime<Utc>,
+    pub file_id: Uuid,
+    pub file_name: String,
+    pub mime_type: String,
+    pub file_size: i64,
+    pub checksum_sha256: Option<String>,
+}
+
+impl From<AttachedFile> for AttachedFileView {
+    fn from(a: AttachedFile) -> Self {
+        AttachedFileView {
+            attachment_id: a.attachment_id,
+            attached_at: a.attached_at,
+            file_id: a.file_id,
+            file_name: a.file_name,
+            mime_type: a.mime_type,
+            file_size: a.file_size,
+            checksum_sha256: a.checksum_sha256,
+        }
+    }
+}
+
+/// `?target_type=&target_id=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AttachedToParams {
+    /// `BLOCK`, `COMMENT` or `CHAT_MESSAGE`.
+    pub target_type: String,
+    pub target_id: Uuid,
 }
 
 /// `multipart/form-data` with one part named `file` (documentation only).
@@ -524,6 +561,37 @@ pub async fn detach(
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The project's files attached to one block, comment or chat message (`workspace:read`).
+#[utoipa::path(get, path = "/api/v1/projects/{project_id}/attachments", tag = "files",
+    params(("project_id" = Uuid, Path), AttachedToParams),
+    responses((status = 200, body = Page<AttachedFileView>), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn attached_to(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(project_id): Path<Uuid>,
+    Query(params): Query<AttachedToParams>,
+) -> ApiResult<Json<Page<AttachedFileView>>> {
+    project_with(&state, user, project_id, Permission::WorkspaceRead).await?;
+    if !ATTACHMENT_TARGETS.contains(&params.target_type.as_str()) {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "target_type",
+            "must be one of BLOCK, COMMENT, CHAT_MESSAGE",
+        )]));
+    }
+    let rows = files::attached_to(
+        state.db.pool(),
+        project_id,
+        &params.target_type,
+        params.target_id,
+    )
+    .await?;
+    Ok(Json(Page::whole(
+        rows.into_iter().map(AttachedFileView::from).collect(),
+    )))
 }
 
 #[cfg(test)]

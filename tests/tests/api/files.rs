@@ -192,6 +192,31 @@ async fn upload_attach_download_round_trip() {
     assert_eq!(detached.status, StatusCode::NO_CONTENT);
     let listed = c.get(&format!("{base}/attachments"), &owner.token).await;
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 2);
+    let on_that_block = c
+        .get(
+            &format!(
+                "/api/v1/projects/{project}/attachments?target_type=BLOCK&target_id={block_id}"
+            ),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(
+        on_that_block.status,
+        StatusCode::OK,
+        "{}",
+        on_that_block.body
+    );
+    assert_eq!(on_that_block.body["items"][0]["file_id"], file_id);
+    assert_eq!(on_that_block.body["items"][0]["file_name"], "evil.html");
+    let bad_filter = c
+        .get(
+            &format!(
+                "/api/v1/projects/{project}/attachments?target_type=PAGE&target_id={block_id}"
+            ),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(bad_filter.status, StatusCode::UNPROCESSABLE_ENTITY);
 
     // Download: same bytes, sniffed type, attachment disposition, no sniffing by browsers.
     let got = download(&app, &owner, &format!("{base}/content")).await;

@@ -267,6 +267,11 @@ fn org_scoped_routes(ids: &Ids) -> Vec<Route> {
             Some(json!({"title": "pwned"})),
         ),
         route(Method::DELETE, "/api/v1/notes/{note}", None),
+        route(
+            Method::GET,
+            "/api/v1/projects/{project}/attachments?target_type=BLOCK&target_id={uuid}",
+            None,
+        ),
         route(Method::GET, "/api/v1/projects/{project}/files", None),
         route(
             Method::POST,
@@ -675,6 +680,7 @@ const API_ROUTES: &[(&str, &str)] = &[
         "post",
         "/api/v1/workspaces/{workspace_id}/comments/{comment_id}/reopen",
     ),
+    ("get", "/api/v1/projects/{project_id}/attachments"),
     ("post", "/api/v1/projects/{project_id}/files"),
     ("get", "/api/v1/projects/{project_id}/files"),
     ("post", "/api/v1/projects/{project_id}/notes"),
