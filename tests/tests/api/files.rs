@@ -446,3 +446,36 @@ async fn another_orgs_files_and_targets_are_not_found() {
         );
     }
 }
+
+#[tokio::test]
+async fn uploads_above_the_global_body_limit_stream_through() {
+    let app = TestApp::spawn().await;
+    let (owner, _org, project, _ws) = app.client.owner_with_workspace("big").await;
+    // 5 MiB: above the 1 MiB limit of every other route, within the Free plan's 10 MiB.
+    let content: Vec<u8> = (0..5 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let started = std::time::Instant::now();
+    let uploaded = upload(&app, &owner, project, "blob.bin", &content).await;
+    let took = started.elapsed();
+    assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.json());
+    assert_eq!(uploaded.json()["file_size"], content.len());
+    assert_eq!(uploaded.json()["mime_type"], "application/octet-stream");
+    let id = uploaded.json()["id"].as_str().unwrap().to_string();
+    let got = download(
+        &app,
+        &owner,
+        &format!("/api/v1/projects/{project}/files/{id}/content"),
+    )
+    .await;
+    assert!(got.bytes == content, "the downloaded bytes differ");
+    eprintln!("5 MiB upload took {took:?}");
+    // Every other route keeps the 1 MiB limit.
+    let json_too_big = app
+        .client
+        .post(
+            &format!("/api/v1/projects/{project}/notes"),
+            &owner.token,
+            serde_json::json!({"content": "x".repeat(2 * 1024 * 1024)}),
+        )
+        .await;
+    assert_eq!(json_too_big.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
