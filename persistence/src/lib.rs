@@ -8,6 +8,7 @@
 //! - [`versions`]: the version history of workspaces (`core_snapshots`).
 //! - [`testing`]: one fresh database per test, cloned from a migrated template.
 
+pub mod collab;
 pub mod compaction;
 pub mod db;
 pub mod embedded;

@@ -1,7 +1,10 @@
 //! The axum [`Router`]: every route of the server, and the middleware around them (request ids,
 //! tracing, body limits, JSON errors for everything the framework answers itself).
 
+use std::convert::Infallible;
+
 use axum::body::to_bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, Request, StatusCode};
 use axum::middleware::map_response;
 use axum::response::{IntoResponse, Response};
@@ -18,6 +21,7 @@ use crate::routes::{
     members, orgs, projects, roles, sessions, versions, warehouse, warehouse_invaders,
     warehouse_templates, workspaces,
 };
+use crate::routes::{chat, comments, files, notes};
 use crate::state::AppState;
 use crate::{openapi, web};
 
@@ -28,11 +32,13 @@ const MAX_PLAIN_MESSAGE: usize = 1024;
 
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
+    let max_upload = state.config.max_upload_bytes;
     routes()
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .merge(upload_routes(max_upload))
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(state)
-        .layer(RequestBodyLimitLayer::new(max_body))
-        // Outside the body limit, so its 413 is rewritten too.
+        // Outside the body limits, so their 413 is rewritten too.
         .layer(map_response(json_errors))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
@@ -254,6 +260,7 @@ fn routes() -> Router<AppState> {
             get(live::projection_status),
         )
         .merge(warehouse_routes())
+        .merge(collaboration_routes())
         .route("/openapi.json", get(openapi::openapi_json))
         .merge(openapi::docs_page());
     Router::new()
@@ -326,6 +333,93 @@ fn warehouse_routes() -> Router<AppState> {
         .route(
             "/workspaces/{workspace_id}/blocks/{block_id}/invaders/{invader_id}",
             put(inv::apply_invader),
+        )
+}
+
+/// Room for the multipart framing around an upload of the largest allowed size.
+const UPLOAD_FRAMING_BYTES: usize = 64 * 1024;
+
+/// The upload route, the one route outside the global body limit: its own limit is
+/// `NOX_MAX_UPLOAD_BYTES` (the handler stops at the plan's smaller limit while streaming).
+fn upload_routes(max_upload: usize) -> Router<AppState> {
+    let limit = max_upload.saturating_add(UPLOAD_FRAMING_BYTES);
+    Router::new().route(
+        "/api/v1/projects/{project_id}/files",
+        post(files::upload)
+            .layer::<_, Infallible>(DefaultBodyLimit::max(limit))
+            .layer::<_, Infallible>(RequestBodyLimitLayer::new(limit))
+            .get(files::list),
+    )
+}
+
+/// Comments, files, chat and notes (issue 16).
+fn collaboration_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/workspaces/{workspace_id}/comments",
+            get(comments::list).post(comments::create),
+        )
+        .route(
+            "/workspaces/{workspace_id}/comments/{comment_id}",
+            get(comments::get)
+                .patch(comments::update)
+                .delete(comments::delete),
+        )
+        .route(
+            "/workspaces/{workspace_id}/comments/{comment_id}/resolve",
+            post(comments::resolve),
+        )
+        .route(
+            "/workspaces/{workspace_id}/comments/{comment_id}/reopen",
+            post(comments::reopen),
+        )
+        .route(
+            "/projects/{project_id}/files/{file_id}",
+            get(files::get).delete(files::delete),
+        )
+        .route(
+            "/projects/{project_id}/files/{file_id}/content",
+            get(files::download),
+        )
+        .route(
+            "/projects/{project_id}/files/{file_id}/attachments",
+            get(files::list_attachments).post(files::attach),
+        )
+        .route(
+            "/projects/{project_id}/files/{file_id}/attachments/{attachment_id}",
+            delete(files::detach),
+        )
+        .route(
+            "/projects/{project_id}/attachments",
+            get(files::attached_to),
+        )
+        .route(
+            "/projects/{project_id}/chat-rooms",
+            get(chat::list_rooms).post(chat::create_room),
+        )
+        .route(
+            "/workspaces/{workspace_id}/chat-room",
+            get(chat::workspace_room),
+        )
+        .route(
+            "/chat-rooms/{room_id}/messages",
+            get(chat::history).post(chat::post_message),
+        )
+        .route(
+            "/chat-rooms/{room_id}/messages/{message_id}",
+            axum::routing::patch(chat::update_message).delete(chat::delete_message),
+        )
+        .route(
+            "/projects/{project_id}/notes",
+            get(notes::list_for_project).post(notes::create_for_project),
+        )
+        .route(
+            "/workspaces/{workspace_id}/notes",
+            get(notes::list_for_workspace).post(notes::create_for_workspace),
+        )
+        .route(
+            "/notes/{note_id}",
+            get(notes::get).patch(notes::update).delete(notes::delete),
         )
 }
 

@@ -65,6 +65,15 @@ pub struct Config {
     #[arg(long, env = "NOX_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Where uploaded files are kept (content-addressed). Defaults to NOX_DATA_DIR/files.
+    #[arg(long, env = "NOX_FILE_STORE")]
+    pub file_store: Option<PathBuf>,
+
+    /// Largest file upload accepted, in bytes, whatever the plan allows (the upload route's
+    /// body limit; every other route keeps NOX_MAX_BODY_BYTES).
+    #[arg(long, env = "NOX_MAX_UPLOAD_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub max_upload_bytes: usize,
+
     /// Messages queued for one WebSocket peer before it counts as a slow consumer (close 1013).
     #[arg(long, env = "NOX_PEER_QUEUE", default_value_t = 1024)]
     pub peer_queue: usize,
@@ -151,6 +160,13 @@ impl Config {
     /// `None` when automatic versions are off.
     pub fn auto_version(&self) -> Option<Duration> {
         (self.auto_version_secs > 0).then(|| Duration::from_secs(self.auto_version_secs))
+    }
+
+    /// The file store's directory: NOX_FILE_STORE, else NOX_DATA_DIR/files.
+    pub fn file_store_dir(&self) -> PathBuf {
+        self.file_store
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("files"))
     }
 
     /// A configuration with every default, for tests and embedding.

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod file_store;
 pub mod http_caller;
 pub mod live;
 pub mod mailer;

@@ -21,6 +21,7 @@ use crate::routes::{account, api_keys, auth, canvas, live, me, sessions, version
 use crate::routes::{
     audit, billing, features, invitations, members, orgs, projects, roles, workspaces,
 };
+use crate::routes::{chat, comments, files, notes};
 use crate::routes::{warehouse, warehouse_invaders, warehouse_templates};
 use crate::state::AppState;
 use crate::web::{DOCS_HTML, DOCS_INIT_JS, DOCS_UI_CSS, DOCS_UI_JS};
@@ -88,6 +89,14 @@ impl Modify for BearerAuth {
         warehouse_invaders::delete_invader, warehouse_invaders::apply_invader,
         versions::create, versions::list, versions::get, versions::canvas, versions::diff,
         versions::restore,
+        comments::create, comments::list, comments::get, comments::update, comments::delete,
+        comments::resolve, comments::reopen,
+        files::upload, files::list, files::get, files::download, files::delete, files::attach,
+        files::list_attachments, files::detach, files::attached_to,
+        chat::create_room, chat::list_rooms, chat::workspace_room, chat::history,
+        chat::post_message, chat::update_message, chat::delete_message,
+        notes::create_for_project, notes::list_for_project, notes::create_for_workspace,
+        notes::list_for_workspace, notes::get, notes::update, notes::delete,
     ),
     components(schemas(ErrorBody, ErrorDetail, FieldErrorDoc)),
     tags(
@@ -108,6 +117,14 @@ impl Modify for BearerAuth {
             definitions with JSON Schema configs"),
         (name = "versions", description = "Version history: full document states stored \
             automatically and on request; diffs; restore as a forward change"),
+        (name = "comments", description = "Threads on blocks, relations and workspaces; pushed \
+            live as stateless `comment.*` events (`?comments=1`)"),
+        (name = "files", description = "Uploads (multipart, content-addressed, sniffed content \
+            type), downloads and attachments to blocks, comments and chat messages"),
+        (name = "chat", description = "Chat rooms per project and per workspace; messages are \
+            stored, then pushed live as stateless `chat.*` events (`?chat=1`)"),
+        (name = "notes", description = "Personal (PRIVATE) or SHARED notes of a project or a \
+            workspace"),
     )
 )]
 pub struct ApiDoc;

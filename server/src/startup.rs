@@ -58,6 +58,15 @@ impl Application {
                     addr: config.addr,
                     source,
                 })?;
+        let files_dir = config.file_store_dir();
+        let files =
+            crate::file_store::LocalFileStore::open(files_dir.clone()).map_err(|source| {
+                StartupError::DataDir {
+                    path: files_dir.display().to_string(),
+                    source,
+                }
+            })?;
+        let files = Arc::new(files);
         let metrics = Metrics::new();
         let rooms = Arc::new(RoomRegistry::new(RoomContext {
             db: db.clone(),
@@ -81,6 +90,7 @@ impl Application {
             rooms,
             next_conn: Arc::new(AtomicU64::new(1)),
             live: Arc::default(),
+            files,
         };
         Ok(Self {
             listener,

@@ -8,6 +8,7 @@ use nox_persistence::db::Database;
 use crate::access::LiveAccess;
 use crate::auth::tokens::TokenKeys;
 use crate::config::Config;
+use crate::file_store::FileStore;
 use crate::mailer::Mailer;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimits;
@@ -28,4 +29,6 @@ pub struct AppState {
     pub mailer: Arc<dyn Mailer>,
     /// Open sockets, so rights changes reach them at once.
     pub live: Arc<LiveAccess>,
+    /// Uploaded files' bytes.
+    pub files: Arc<dyn FileStore>,
 }

@@ -9,7 +9,15 @@ use std::path::{Path, PathBuf};
 /// Lowest layer first. Adding a module: put it in the lowest layer its imports allow.
 const LAYERS: &[&[&str]] = &[
     // Building blocks: no knowledge of HTTP, sockets or authorization decisions.
-    &["config", "metrics", "telemetry", "auth", "web", "warehouse"],
+    &[
+        "config",
+        "metrics",
+        "telemetry",
+        "auth",
+        "web",
+        "warehouse",
+        "file_store",
+    ],
     // The live documents.
     &["rooms"],
     // Who is calling and what they may do (transport-neutral).

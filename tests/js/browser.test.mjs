@@ -1,7 +1,8 @@
 // The canvas page in a real browser (issue 5 item 7): Debian `chromium` driven by playwright-core,
 // two browser contexts as two users on one workspace of a real `nox-sync serve`.
 //   A drags a block → B sees it move; A holds a drag (the block's lock) → B sees the badge and
-//   cannot drag; A closes its page → the lock is released for B, who can then drag.
+//   cannot drag; A closes its page → the lock is released for B, who can then drag. B comments on
+//   a block in the panel, and a comment posted over HTTP arrives live as a badge count.
 // Screenshots of every step go to target/test-artifacts/. Needs /usr/bin/chromium (or
 // NOX_CHROMIUM); scripts/test.sh installs it. Without it this test fails: it is never skipped.
 
@@ -278,6 +279,22 @@ describe('canvas page in a browser', () => {
     const blocks = await server.expect(200, 'GET', `/workspaces/${workspaceId}/blocks`, { token: bob.token })
     const names = blocks.items.map((blk) => blk.name)
     assert.deepEqual(names, ['API gateway'], JSON.stringify(blocks))
+
+    // 5. Comments: B comments on the selected block in the panel → a badge; a comment Alice
+    //    posts over HTTP arrives live in B's panel and badge.
+    await blockB.click()
+    await waitFor(async () => /API gateway/.test(await b.page.getByTestId('comments-title').textContent()), 5_000, 'the panel to follow the selection')
+    await b.page.getByTestId('comment-input').fill('Needs rate limiting')
+    await b.page.getByTestId('comment-send').click()
+    const commentBadge = b.page.getByTestId(`comment-badge-${blockId}`)
+    await commentBadge.waitFor({ timeout: 10_000 })
+    assert.equal(await commentBadge.textContent(), '1')
+    await server.expect(201, 'POST', `/workspaces/${workspaceId}/comments`, {
+      token: owner.user.token, body: { content: 'Agreed, 100 rps', target_type: 'BLOCK', target_id: blockId }
+    })
+    await waitFor(async () => (await commentBadge.textContent()) === '2', 10_000, 'the live comment to raise the badge')
+    await b.page.getByText('Agreed, 100 rps').waitFor({ timeout: 5_000 })
+    await screenshot(b.page, 'b-comment-panel')
 
     await b.context.close()
     assert.deepEqual(pageErrors, [], 'no errors in the pages')

@@ -1,6 +1,6 @@
 // The stock @hocuspocus/provider against nox-sync's /hocuspocus endpoint: in-band auth (JWT and API
 // key), read-write and readonly scopes, many documents on one socket, SyncStatus after the durable
-// commit, stateless lock messages, and y-websocket peers on the same workspace.
+// commit, stateless lock and comment messages, and y-websocket peers on the same workspace.
 import { describe, test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { HocuspocusProvider, HocuspocusProviderWebsocket } from '@hocuspocus/provider'
@@ -123,5 +123,18 @@ describe('@hocuspocus/provider', () => {
     assert.equal(granted.request_id, 'r1')
     assert.equal(granted.lock.user_id, owner.userId)
     assert.ok(a.seen.stateless.some((m) => m.type === 'lock.list'), 'the lock list arrives on join')
+  })
+
+  test('a comment posted over HTTP arrives live as a stateless message', async () => {
+    const a = open(socket(), ws1, owner.token)
+    await waitFor(() => a.seen.synced, 15_000, 'synced')
+    const comment = await server.expect(201, 'POST', `/workspaces/${ws1}/comments`, {
+      token: owner.token, body: { content: 'seen live by a stock provider' }
+    })
+    await waitFor(() => a.seen.stateless.some((m) => m.type === 'comment.created'), 10_000, 'comment event')
+    const event = a.seen.stateless.find((m) => m.type === 'comment.created')
+    assert.equal(event.comment.id, comment.id)
+    assert.equal(event.comment.content, 'seen live by a stock provider')
+    assert.equal(event.workspace_id, ws1)
   })
 })

@@ -99,6 +99,8 @@ pub fn test_config(database_url: &str, adjust: impl FnOnce(&mut Config)) -> Conf
     config.rate_limit_register = 10_000;
     config.rate_limit_refresh = 10_000;
     config.rate_limit_invitations = 10_000;
+    // Content-addressed, so test servers can share one store.
+    config.file_store = Some(std::env::temp_dir().join("nox-tests-files"));
     adjust(&mut config);
     config
 }

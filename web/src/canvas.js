@@ -12,6 +12,7 @@ import * as decoding from 'lib0/decoding'
 import { api, freshToken } from './api.js'
 import { colorFor, h, toast } from './dom.js'
 import { LockClient } from './locks.js'
+import { Comments, commentPanel } from './comments.js'
 
 const MESSAGE_ACK = 6
 const DEFAULT_W = 160
@@ -59,12 +60,24 @@ export function openCanvas (root, { workspaceId, me, onLeave, onSignOut }) {
   const status = h('span', { class: 'status', 'data-testid': 'status', 'data-state': 'connecting', role: 'status' }, 'Connecting…')
   const presence = h('span', { class: 'presence', 'data-testid': 'presence', 'aria-label': 'People here' })
   const title = h('span', { class: 'ws-name', 'data-testid': 'workspace-name' }, 'Canvas')
+  const comments = new Comments({ workspaceId, me, onChange: () => scheduleRender() })
+  const panel = commentPanel(comments)
+  const commentsButton = h('button', {
+    type: 'button',
+    'data-testid': 'toggle-comments',
+    'aria-pressed': 'true',
+    onclick: () => {
+      panel.el.hidden = !panel.el.hidden
+      commentsButton.setAttribute('aria-pressed', String(!panel.el.hidden))
+    }
+  }, 'Comments')
   const deleteButton = h('button', { type: 'button', 'data-testid': 'delete-selected', disabled: true, onclick: () => deleteSelection() }, 'Delete')
   const toolbar = h('header', { class: 'toolbar' },
     h('button', { type: 'button', class: 'link', onclick: () => onLeave() }, '← Workspaces'),
     title,
     h('button', { type: 'button', 'data-testid': 'add-block', onclick: () => addBlock() }, '+ Block'),
     deleteButton,
+    commentsButton,
     h('span', { class: 'hint' }, 'Drag to move · double-click to rename · shift-click two blocks to connect · Delete removes the selection'),
     presence,
     status,
@@ -77,7 +90,7 @@ export function openCanvas (root, { workspaceId, me, onLeave, onSignOut }) {
   const cursorLayer = h('div', { class: 'cursors', 'aria-hidden': 'true' })
   const board = h('div', { class: 'board', 'data-testid': 'board', style: { width: BOARD_W + 'px', height: BOARD_H + 'px' } }, svg, blockLayer, cursorLayer)
   const scroller = h('div', { class: 'scroller' }, board)
-  root.replaceChildren(toolbar, scroller)
+  root.replaceChildren(toolbar, h('div', { class: 'canvas-body' }, scroller, panel.el))
 
   api('GET', `/workspaces/${workspaceId}`).then((ws) => {
     if (ws && ws.name) { title.textContent = ws.name; document.title = `${ws.name} · Nox Sync` }
@@ -86,7 +99,7 @@ export function openCanvas (root, { workspaceId, me, onLeave, onSignOut }) {
   // ---- connection ----
   const wsUrl = location.origin.replace(/^http/, 'ws') + '/ws/workspaces'
   const provider = new WebsocketProvider(wsUrl, workspaceId, ydoc, {
-    params: { token: localStorage.getItem('nox.access_token') || '', locks: '1', acks: '1' },
+    params: { token: localStorage.getItem('nox.access_token') || '', locks: '1', acks: '1', comments: '1' },
     connect: false,
     disableBc: true
   })
@@ -104,12 +117,15 @@ export function openCanvas (root, { workspaceId, me, onLeave, onSignOut }) {
   }
   const locks = new LockClient(provider, {
     onChange: () => scheduleRender(),
+    onOther: (msg) => comments.handle(msg),
     onLost: (id, reason) => {
       if (drag && drag.id === id) endDrag(false)
       if (reason !== 'disconnected') toast(`Your lock on "${blockName(id)}" was ${reason === 'broken' ? 'broken by an admin' : 'lost (' + reason + ')'}`, 'error')
     }
   })
   provider.on('status', ({ status: s }) => {
+    // Comment events missed while offline: read the list again on every (re)connect.
+    if (s === 'connected') comments.reload().catch((err) => toast(`Comments unavailable: ${err.message}`, 'error'))
     connState = s
     if (s === 'connected' && provider.ws) {
       sent = 0
@@ -187,6 +203,19 @@ export function openCanvas (root, { workspaceId, me, onLeave, onSignOut }) {
     return typeof name === 'string' && name ? name : id.slice(0, 8)
   }
 
+  /** The number of open comments on a block, as a badge (none when there are none). */
+  function renderCommentBadge (el, id) {
+    const count = comments.countFor(id)
+    let badge = el.querySelector('.comment-badge')
+    if (!count) { if (badge) badge.remove(); return }
+    if (!badge) {
+      badge = h('span', { class: 'comment-badge', 'data-testid': `comment-badge-${id}` })
+      el.append(badge)
+    }
+    badge.textContent = String(count)
+    badge.title = `${count} open comment${count === 1 ? '' : 's'}`
+  }
+
   function render () {
     // Blocks.
     const seen = new Set()
@@ -222,12 +251,15 @@ export function openCanvas (root, { workspaceId, me, onLeave, onSignOut }) {
       } else if (badge) {
         badge.remove()
       }
+      renderCommentBadge(el, id)
     }
     for (const [id, el] of blockEls) {
       if (!seen.has(id)) { el.remove(); blockEls.delete(id) }
     }
     if (selected && selected.kind === 'block' && !seen.has(selected.id)) selected = null
     if (connectFrom && !seen.has(connectFrom)) connectFrom = null
+    const selectedBlock = selected && selected.kind === 'block' ? selected.id : null
+    panel.render(selectedBlock, selectedBlock ? blockName(selectedBlock) : '')
 
     // Relations: lines between box centres.
     const seenRel = new Set()
@@ -572,7 +604,7 @@ export function openCanvas (root, { workspaceId, me, onLeave, onSignOut }) {
   window.addEventListener('beforeunload', onUnload)
 
   // Test and debugging hook: the page's doc and clients.
-  window.noxCanvas = { ydoc, provider, locks, addBlock }
+  window.noxCanvas = { ydoc, provider, locks, comments, addBlock }
 
   return function close () {
     destroyed = true

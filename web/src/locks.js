@@ -10,10 +10,12 @@ const RENEW_EVERY_MS = 10_000
 const ACQUIRE_TIMEOUT_MS = 8_000
 
 export class LockClient {
-  constructor (provider, { onChange = () => {}, onLost = () => {} } = {}) {
+  constructor (provider, { onChange = () => {}, onLost = () => {}, onOther = () => {} } = {}) {
     this.provider = provider
     this.onChange = onChange
     this.onLost = onLost
+    /** Stateless messages that are not about locks (comment events) go here. */
+    this.onOther = onOther
     /** resource_id → lock view (everyone's live locks) */
     this.locks = new Map()
     /** resource ids this page holds */
@@ -148,6 +150,7 @@ export class LockClient {
         break
       }
       default:
+        this.onOther(msg)
         return
     }
     this.onChange()

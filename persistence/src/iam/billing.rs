@@ -24,6 +24,11 @@ pub struct Quotas {
     pub max_members: Option<i64>,
     pub max_blocks_per_workspace: Option<i64>,
     pub max_connections: Option<i64>,
+    /// Bytes of live uploaded files in the organization (each upload counts, even when the store
+    /// shares identical content).
+    pub max_storage_bytes: Option<i64>,
+    /// Largest single upload, in bytes.
+    pub max_file_bytes: Option<i64>,
 }
 
 /// One entry of the plan catalogue.
@@ -45,6 +50,8 @@ pub const PLANS: [Plan; 3] = [
             max_members: Some(10),
             max_blocks_per_workspace: Some(5_000),
             max_connections: Some(50),
+            max_storage_bytes: Some(1 << 30),
+            max_file_bytes: Some(10 << 20),
         },
     },
     Plan {
@@ -56,6 +63,8 @@ pub const PLANS: [Plan; 3] = [
             max_members: Some(100),
             max_blocks_per_workspace: Some(50_000),
             max_connections: Some(1_000),
+            max_storage_bytes: Some(100 << 30),
+            max_file_bytes: Some(100 << 20),
         },
     },
     Plan {
@@ -67,6 +76,8 @@ pub const PLANS: [Plan; 3] = [
             max_members: None,
             max_blocks_per_workspace: None,
             max_connections: None,
+            max_storage_bytes: None,
+            max_file_bytes: None,
         },
     },
 ];
@@ -85,10 +96,17 @@ pub enum Resource {
     Projects,
     Workspaces,
     Members,
+    /// Bytes of live files (issue 16); checked with [`check_storage`], not [`check_quota`].
+    StorageBytes,
 }
 
 impl Resource {
-    pub const ALL: [Resource; 3] = [Resource::Projects, Resource::Workspaces, Resource::Members];
+    pub const ALL: [Resource; 4] = [
+        Resource::Projects,
+        Resource::Workspaces,
+        Resource::Members,
+        Resource::StorageBytes,
+    ];
 
     /// The `org_usage_metrics.metric_type` of this resource.
     pub fn metric(self) -> &'static str {
@@ -96,6 +114,7 @@ impl Resource {
             Resource::Projects => "projects",
             Resource::Workspaces => "workspaces",
             Resource::Members => "members",
+            Resource::StorageBytes => "storage_bytes",
         }
     }
 
@@ -105,6 +124,7 @@ impl Resource {
             Resource::Projects => "max_projects",
             Resource::Workspaces => "max_workspaces",
             Resource::Members => "max_members",
+            Resource::StorageBytes => "max_storage_bytes",
         }
     }
 
@@ -113,6 +133,7 @@ impl Resource {
             Resource::Projects => quotas.max_projects,
             Resource::Workspaces => quotas.max_workspaces,
             Resource::Members => quotas.max_members,
+            Resource::StorageBytes => quotas.max_storage_bytes,
         }
     }
 
@@ -131,6 +152,11 @@ impl Resource {
                 "SELECT COUNT(*) FROM org_members m
                  JOIN users u ON u.id = m.user_id AND u.deleted_at IS NULL
                  WHERE m.org_id = $1"
+            }
+            Resource::StorageBytes => {
+                "SELECT COALESCE(SUM(f.file_size), 0)::bigint FROM files f
+                 JOIN projects p ON p.id = f.project_id
+                 WHERE p.org_id = $1 AND p.deleted_at IS NULL AND f.deleted_at IS NULL"
             }
         }
     }
@@ -263,7 +289,36 @@ pub async fn check_quota(
     Ok(())
 }
 
-/// Recounts projects, workspaces and members into `org_usage_metrics`.
+/// Refuses `adding` more bytes of files beyond the plan's `max_storage_bytes`. Call under the
+/// org lock.
+pub async fn check_storage(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    adding: i64,
+) -> Result<(), IamError> {
+    let resource = Resource::StorageBytes;
+    let (Some(limit), plan_id) = limit(conn, org_id, resource).await? else {
+        return Ok(());
+    };
+    if count(conn, org_id, resource).await? + adding > limit {
+        return Err(QuotaExceeded {
+            resource,
+            limit,
+            plan_id,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// The largest single upload the organization's plan allows; `None` is unlimited.
+pub async fn max_file_bytes(pool: &PgPool, org_id: Uuid) -> Result<Option<i64>, PersistenceError> {
+    let mut conn = pool.acquire().await?;
+    let sub = subscription(&mut conn, org_id).await?;
+    Ok(sub.quotas.get("max_file_bytes").and_then(|v| v.as_i64()))
+}
+
+/// Recounts projects, workspaces, members and stored bytes into `org_usage_metrics`.
 pub async fn refresh_usage(conn: &mut PgConnection, org_id: Uuid) -> Result<(), PersistenceError> {
     for resource in Resource::ALL {
         let value = count(conn, org_id, resource).await?;

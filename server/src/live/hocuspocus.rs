@@ -41,6 +41,8 @@ const MAX_DOCUMENTS: usize = 64;
 const OPTIONS: PeerOptions = PeerOptions {
     wants_acks: true,
     wants_locks: true,
+    wants_comments: true,
+    wants_chat: true,
 };
 
 pub async fn hocuspocus_socket(

@@ -36,6 +36,10 @@ pub struct PeerOptions {
     pub wants_acks: bool,
     /// Edit-lock events from the start.
     pub wants_locks: bool,
+    /// Comment events of the workspace.
+    pub wants_comments: bool,
+    /// Chat messages of the workspace's project.
+    pub wants_chat: bool,
 }
 
 /// What one socket's dialects share: the state, the socket's close switch, its re-check signal.
@@ -95,6 +99,8 @@ impl LivePeer {
             can_override_locks: admission.rights.can_override_locks,
             wants_acks: options.wants_acks,
             wants_locks: options.wants_locks,
+            wants_comments: options.wants_comments,
+            wants_chat: options.wants_chat,
         };
         let room = state
             .rooms

@@ -38,6 +38,12 @@ pub struct WsParams {
     /// `locks=1`: receive edit-lock events (stateless type 5 frames) from the start.
     #[serde(default)]
     locks: Option<String>,
+    /// `comments=1`: receive comment events (`comment.created`, ...) as stateless frames.
+    #[serde(default)]
+    comments: Option<String>,
+    /// `chat=1`: receive chat messages of the workspace's project as stateless frames.
+    #[serde(default)]
+    chat: Option<String>,
 }
 
 fn flag(value: Option<&str>) -> bool {
@@ -73,6 +79,8 @@ pub async fn workspace_socket(
     let options = PeerOptions {
         wants_acks: flag(params.acks.as_deref()),
         wants_locks: flag(params.locks.as_deref()),
+        wants_comments: flag(params.comments.as_deref()),
+        wants_chat: flag(params.chat.as_deref()),
     };
     let limit = state.config.max_frame_bytes;
     // No `async` block around the session: its captures would stay in the connection's task

@@ -154,6 +154,8 @@ mod tests {
             can_override_locks: false,
             wants_acks: false,
             wants_locks: false,
+            wants_comments: false,
+            wants_chat: false,
         };
         let command = RoomCommand::Join {
             info,

@@ -35,7 +35,7 @@ pub use load::LoadError;
 pub use log_writer::LogWriter;
 use peer::{PeerControl, PeerInfo};
 pub use room::{RoomClosed, RoomCommand};
-pub use room_http::{CanvasEdit, EditError, Edited, HttpRequest, PresenceEntry};
+pub use room_http::{CanvasEdit, EditError, Edited, EventAudience, HttpRequest, PresenceEntry};
 pub use room_insert::{CanvasInsert, InsertError};
 pub use room_versions::{RestoreOutcome, VersionState};
 
@@ -167,6 +167,30 @@ impl RoomRegistry {
                 .remove_if(&workspace_id, |_, current| Arc::ptr_eq(current, &slot));
         }
         Err(JoinError::Unavailable)
+    }
+
+    /// Pushes a stateless event to the opted-in peers of a workspace, only if its room is loaded:
+    /// nobody is connected to a workspace without a room, and an event must not load one.
+    /// Answers how many peers it reached (0 when there is no room or it stopped meanwhile).
+    pub async fn broadcast_if_loaded(
+        &self,
+        workspace_id: Uuid,
+        event: String,
+        audience: EventAudience,
+    ) -> usize {
+        let Some(handle) = self.loaded_handle(workspace_id) else {
+            return 0;
+        };
+        let (reply, answer) = oneshot::channel();
+        let request = HttpRequest::Broadcast {
+            event,
+            audience,
+            reply,
+        };
+        if handle.send(RoomCommand::Http(request)).await.is_err() {
+            return 0;
+        }
+        answer.await.unwrap_or(0)
     }
 
     /// The running room of a workspace, loading it when there is none.

@@ -85,6 +85,10 @@ pub struct PeerInfo {
     pub wants_acks: bool,
     /// Receives lock events (`?locks=1`, or implied by sending a lock message).
     pub wants_locks: bool,
+    /// Receives comment events (`?comments=1`).
+    pub wants_comments: bool,
+    /// Receives chat messages of the workspace's project (`?chat=1`).
+    pub wants_chat: bool,
 }
 
 /// A joined connection, as the room sees it.

@@ -118,6 +118,24 @@ pub struct PresenceEntry {
 
 type Reply<T> = oneshot::Sender<T>;
 
+/// Which opted-in peers a broadcast event is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventAudience {
+    /// Comment events (`?comments=1`; always for Hocuspocus).
+    Comments,
+    /// Chat messages of the workspace's project (`?chat=1`; always for Hocuspocus).
+    Chat,
+}
+
+impl EventAudience {
+    fn wanted_by(self, info: &super::peer::PeerInfo) -> bool {
+        match self {
+            EventAudience::Comments => info.wants_comments,
+            EventAudience::Chat => info.wants_chat,
+        }
+    }
+}
+
 pub enum HttpRequest {
     Canvas {
         reply: Reply<CanvasState>,
@@ -133,6 +151,13 @@ pub enum HttpRequest {
     },
     Locks {
         reply: Reply<Vec<LockView>>,
+    },
+    /// A stateless JSON event (a comment or chat message already committed) for the peers that
+    /// opted in to `audience`; answers how many peers it was queued for.
+    Broadcast {
+        event: String,
+        audience: EventAudience,
+        reply: Reply<usize>,
     },
     /// Break a lock by id (an override by `by`). `None` when there is no such live lock.
     BreakLock {
@@ -169,6 +194,7 @@ impl HttpRequest {
             HttpRequest::Canvas { .. }
             | HttpRequest::Presence { .. }
             | HttpRequest::Locks { .. }
+            | HttpRequest::Broadcast { .. }
             | HttpRequest::BreakLock { .. }
             | HttpRequest::TakeVersion { .. } => {}
         }
@@ -226,6 +252,13 @@ impl WorkspaceRoom {
                     .collect();
                 let _ = reply.send(locks);
             }
+            HttpRequest::Broadcast {
+                event,
+                audience,
+                reply,
+            } => {
+                let _ = reply.send(self.broadcast_event(&event, audience));
+            }
             HttpRequest::BreakLock { lock_id, by, reply } => {
                 let found = self.locks.find_by_id(lock_id).map(|(k, l)| (k, l.clone()));
                 let answer = found.map(|(kind, lock)| {
@@ -257,6 +290,17 @@ impl WorkspaceRoom {
                     .push(PendingHttpReply::new(reply, outcome, failure));
             }
         }
+    }
+
+    /// Sends a stateless event straight to the peers that asked for its kind. It does not wait
+    /// for a batch: the event describes rows already committed, and carries no document state.
+    fn broadcast_event(&self, event: &str, audience: EventAudience) -> usize {
+        let frame = bytes::Bytes::from(nox_sync_protocol::wire::encode_stateless(event));
+        self.peers
+            .values()
+            .filter(|peer| audience.wanted_by(&peer.info))
+            .filter(|peer| peer.send(frame.clone()))
+            .count()
     }
 
     /// Sends every held-back answer: the batch is durable (`true`) or failed.

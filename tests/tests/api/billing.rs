@@ -38,7 +38,8 @@ async fn subscription_and_usage() {
         [
             ("projects".into(), 1),
             ("workspaces".into(), 1),
-            ("members".into(), 2)
+            ("members".into(), 2),
+            ("storage_bytes".into(), 0)
         ]
     );
 

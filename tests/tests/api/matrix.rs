@@ -21,6 +21,8 @@ struct Ids {
     collection: Uuid,
     template: Uuid,
     invader: Uuid,
+    chat_room: Uuid,
+    note: Uuid,
 }
 
 /// One route: method, path template (`{org}`, `{project}`, ...) and a valid body.
@@ -192,6 +194,120 @@ fn org_scoped_routes(ids: &Ids) -> Vec<Route> {
             "/api/v1/workspaces/{workspace}/projection",
             None,
         ),
+        route(Method::GET, "/api/v1/workspaces/{workspace}/comments", None),
+        route(
+            Method::POST,
+            "/api/v1/workspaces/{workspace}/comments",
+            Some(json!({"content": "spy"})),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/workspaces/{workspace}/comments/{uuid}",
+            None,
+        ),
+        route(
+            Method::PATCH,
+            "/api/v1/workspaces/{workspace}/comments/{uuid}",
+            Some(json!({"content": "pwned"})),
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/workspaces/{workspace}/comments/{uuid}",
+            None,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/workspaces/{workspace}/comments/{uuid}/resolve",
+            None,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/workspaces/{workspace}/comments/{uuid}/reopen",
+            None,
+        ),
+        route(Method::GET, "/api/v1/projects/{project}/chat-rooms", None),
+        route(
+            Method::POST,
+            "/api/v1/projects/{project}/chat-rooms",
+            Some(json!({"name": "spy"})),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/workspaces/{workspace}/chat-room",
+            None,
+        ),
+        route(Method::GET, "/api/v1/chat-rooms/{chat_room}/messages", None),
+        route(
+            Method::POST,
+            "/api/v1/chat-rooms/{chat_room}/messages",
+            Some(json!({"content": "spy"})),
+        ),
+        route(
+            Method::PATCH,
+            "/api/v1/chat-rooms/{chat_room}/messages/{uuid}",
+            Some(json!({"content": "pwned"})),
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/chat-rooms/{chat_room}/messages/{uuid}",
+            None,
+        ),
+        route(Method::GET, "/api/v1/projects/{project}/notes", None),
+        route(
+            Method::POST,
+            "/api/v1/projects/{project}/notes",
+            Some(json!({"title": "spy"})),
+        ),
+        route(Method::GET, "/api/v1/workspaces/{workspace}/notes", None),
+        route(
+            Method::POST,
+            "/api/v1/workspaces/{workspace}/notes",
+            Some(json!({"title": "spy"})),
+        ),
+        route(Method::GET, "/api/v1/notes/{note}", None),
+        route(
+            Method::PATCH,
+            "/api/v1/notes/{note}",
+            Some(json!({"title": "pwned"})),
+        ),
+        route(Method::DELETE, "/api/v1/notes/{note}", None),
+        route(
+            Method::GET,
+            "/api/v1/projects/{project}/attachments?target_type=BLOCK&target_id={uuid}",
+            None,
+        ),
+        route(Method::GET, "/api/v1/projects/{project}/files", None),
+        route(
+            Method::POST,
+            "/api/v1/projects/{project}/files",
+            Some(json!({})),
+        ),
+        route(Method::GET, "/api/v1/projects/{project}/files/{uuid}", None),
+        route(
+            Method::GET,
+            "/api/v1/projects/{project}/files/{uuid}/content",
+            None,
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/projects/{project}/files/{uuid}",
+            None,
+        ),
+        route(
+            Method::GET,
+            "/api/v1/projects/{project}/files/{uuid}/attachments",
+            None,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/projects/{project}/files/{uuid}/attachments",
+            Some(json!({"target_type": "COMMENT", "target_id": Uuid::nil()})),
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/projects/{project}/files/{uuid}/attachments/{uuid}",
+            None,
+        ),
     ]
     .into_iter()
     .chain(warehouse_routes(ids))
@@ -296,6 +412,8 @@ fn fill(template: &str, ids: &Ids) -> String {
         .replace("{collection}", &ids.collection.to_string())
         .replace("{template}", &ids.template.to_string())
         .replace("{invader}", &ids.invader.to_string())
+        .replace("{chat_room}", &ids.chat_room.to_string())
+        .replace("{note}", &ids.note.to_string())
         .replace("{uuid}", &Uuid::new_v4().to_string())
 }
 
@@ -321,6 +439,17 @@ async fn fingerprint(pool: &PgPool, org: Uuid) -> String {
         "SELECT row_to_json(t)::text FROM assets_invader_definitions t
            WHERE warehouse_id IN (SELECT id FROM warehouses WHERE owner_id = $1) ORDER BY id",
         "SELECT COUNT(*)::text FROM audit_logs WHERE org_id = $1",
+        // A workspace's default room is made by its first reader, so only project rooms count.
+        "SELECT row_to_json(t)::text FROM chat_rooms t
+           WHERE org_id = $1 AND workspace_id IS NULL ORDER BY id",
+        "SELECT row_to_json(t)::text FROM chat_messages t WHERE room_id IN
+           (SELECT id FROM chat_rooms WHERE org_id = $1) ORDER BY id",
+        "SELECT row_to_json(t)::text FROM notes t WHERE org_id = $1 ORDER BY id",
+        "SELECT row_to_json(t)::text FROM files t WHERE project_id IN
+           (SELECT id FROM projects WHERE org_id = $1) ORDER BY id",
+        "SELECT row_to_json(t)::text FROM comments t WHERE workspace_id IN
+           (SELECT w.id FROM workspaces w JOIN projects p ON p.id = w.project_id
+            WHERE p.org_id = $1) ORDER BY id",
         "SELECT COUNT(*)::text FROM workspace_update_log l JOIN workspaces w ON w.id = l.workspace_id
            JOIN projects p ON p.id = w.project_id WHERE p.org_id = $1",
     ];
@@ -370,6 +499,22 @@ async fn two_orgs(app: &TestApp) -> (Ids, Session, Session, Ids) {
         collection: assets_a[1],
         template: assets_a[2],
         invader: assets_a[3],
+        chat_room: c
+            .post(
+                &format!("/api/v1/projects/{project}/chat-rooms"),
+                &owner_a.token,
+                json!({"name": "general"}),
+            )
+            .await
+            .id(),
+        note: c
+            .post(
+                &format!("/api/v1/projects/{project}/notes"),
+                &owner_a.token,
+                json!({"title": "plan", "visibility": "SHARED"}),
+            )
+            .await
+            .id(),
     };
     let (owner_b, org_b, project_b, workspace_b) = c.owner_with_workspace("bob").await;
     let assets_b = warehouse_assets(app, &owner_b, org_b).await;
@@ -387,6 +532,8 @@ async fn two_orgs(app: &TestApp) -> (Ids, Session, Session, Ids) {
         collection: assets_b[1],
         template: assets_b[2],
         invader: assets_b[3],
+        chat_room: Uuid::new_v4(),
+        note: Uuid::new_v4(),
     };
     (ids_a, owner_b, viewer, ids_b)
 }
@@ -455,6 +602,8 @@ async fn another_orgs_owner_gets_404_everywhere_and_changes_nothing() {
         collection: a.collection,
         template: a.template,
         invader: a.invader,
+        chat_room: a.chat_room,
+        note: a.note,
     };
     for r in org_scoped_routes(&a) {
         let names_child = [
@@ -464,6 +613,8 @@ async fn another_orgs_owner_gets_404_everywhere_and_changes_nothing() {
             "{key}",
             "{template}",
             "{invader}",
+            "{chat_room}",
+            "{note}",
         ]
         .iter()
         .any(|p| r.path.contains(p));
@@ -696,6 +847,69 @@ const API_ROUTES: &[(&str, &str)] = &[
     (
         "post",
         "/api/v1/workspaces/{workspace_id}/versions/{version_id}/restore",
+    ),
+    ("get", "/api/v1/workspaces/{workspace_id}/comments"),
+    ("post", "/api/v1/workspaces/{workspace_id}/comments"),
+    (
+        "get",
+        "/api/v1/workspaces/{workspace_id}/comments/{comment_id}",
+    ),
+    (
+        "patch",
+        "/api/v1/workspaces/{workspace_id}/comments/{comment_id}",
+    ),
+    (
+        "delete",
+        "/api/v1/workspaces/{workspace_id}/comments/{comment_id}",
+    ),
+    (
+        "post",
+        "/api/v1/workspaces/{workspace_id}/comments/{comment_id}/resolve",
+    ),
+    (
+        "post",
+        "/api/v1/workspaces/{workspace_id}/comments/{comment_id}/reopen",
+    ),
+    ("get", "/api/v1/projects/{project_id}/attachments"),
+    ("post", "/api/v1/projects/{project_id}/files"),
+    ("get", "/api/v1/projects/{project_id}/files"),
+    ("post", "/api/v1/projects/{project_id}/notes"),
+    ("get", "/api/v1/projects/{project_id}/notes"),
+    ("post", "/api/v1/workspaces/{workspace_id}/notes"),
+    ("get", "/api/v1/workspaces/{workspace_id}/notes"),
+    ("get", "/api/v1/notes/{note_id}"),
+    ("patch", "/api/v1/notes/{note_id}"),
+    ("delete", "/api/v1/notes/{note_id}"),
+    ("post", "/api/v1/projects/{project_id}/chat-rooms"),
+    ("get", "/api/v1/projects/{project_id}/chat-rooms"),
+    ("get", "/api/v1/workspaces/{workspace_id}/chat-room"),
+    ("get", "/api/v1/chat-rooms/{room_id}/messages"),
+    ("post", "/api/v1/chat-rooms/{room_id}/messages"),
+    (
+        "patch",
+        "/api/v1/chat-rooms/{room_id}/messages/{message_id}",
+    ),
+    (
+        "delete",
+        "/api/v1/chat-rooms/{room_id}/messages/{message_id}",
+    ),
+    ("get", "/api/v1/projects/{project_id}/files/{file_id}"),
+    ("delete", "/api/v1/projects/{project_id}/files/{file_id}"),
+    (
+        "get",
+        "/api/v1/projects/{project_id}/files/{file_id}/content",
+    ),
+    (
+        "post",
+        "/api/v1/projects/{project_id}/files/{file_id}/attachments",
+    ),
+    (
+        "get",
+        "/api/v1/projects/{project_id}/files/{file_id}/attachments",
+    ),
+    (
+        "delete",
+        "/api/v1/projects/{project_id}/files/{file_id}/attachments/{attachment_id}",
     ),
 ];
 

@@ -2,6 +2,8 @@
 //! WebSockets.
 
 mod access;
+mod chat;
+mod comments;
 mod convergence;
 mod durability;
 mod gates;
