@@ -124,10 +124,6 @@ impl LivePeer {
         })
     }
 
-    pub fn can_write(&self) -> bool {
-        self.info.can_write
-    }
-
     /// Hands decoded messages to the room. Err: the room stopped (its storage failed).
     pub async fn send(&self, messages: Vec<ClientMessage>) -> Result<(), CloseReason> {
         self.room
