@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 use nox_sync_protocol::wire;
 use serde::Deserialize;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::admission::{self, Admission};
@@ -87,13 +88,19 @@ pub async fn workspace_socket(
     // beside the session's own copy of them for as long as the socket lives.
     Ok(
         socket_io::configure(upgrade, limit).on_upgrade(move |socket| {
+            // Every log line of the connection carries who and where.
+            let span = tracing::info_span!(
+                "ws",
+                workspace_id = %admission.workspace_id,
+                user_id = %admission.caller.user_id
+            );
             let dialect = Box::new(YWebsocket {
                 admission: Some(admission),
                 options,
                 peer: None,
             });
             let (sink, stream) = socket.split();
-            session::run(Box::new(SocketShared::new(state)), dialect, sink, stream)
+            session::run(Box::new(SocketShared::new(state)), dialect, sink, stream).instrument(span)
         }),
     )
 }
