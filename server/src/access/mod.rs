@@ -67,10 +67,3 @@ pub enum AccessError {
     #[error("authorization could not be checked: {0}")]
     Storage(#[from] PersistenceError),
 }
-
-impl AccessError {
-    /// True when the caller was refused (as opposed to storage failing to answer).
-    pub fn is_refusal(&self) -> bool {
-        !matches!(self, AccessError::Storage(_))
-    }
-}
