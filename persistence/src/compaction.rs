@@ -9,10 +9,13 @@ use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::cluster::{self, Lease};
 use crate::error::PersistenceError;
 
 /// Everything one compaction writes.
 pub struct Compaction<'a> {
+    /// The room's lease: a compaction of a stale owner is refused (docs/design.md §7).
+    pub lease: &'a Lease,
     pub workspace_id: Uuid,
     /// The full document state (a v1 update from the empty state vector).
     pub state: &'a [u8],
@@ -26,6 +29,7 @@ pub struct Compaction<'a> {
 
 pub async fn compact(pool: &PgPool, c: Compaction<'_>) -> Result<(), PersistenceError> {
     let mut tx = pool.begin().await?;
+    cluster::fence(&mut tx, c.lease).await?;
     sqlx::query(
         "INSERT INTO workspace_snapshots (workspace_id, state, state_vector, covers_seq)
          VALUES ($1, $2, $3, $4)

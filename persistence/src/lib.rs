@@ -3,11 +3,13 @@
 //! - [`db`]: the pool handle; [`migrate`]: schema migrations (from `migrations/`).
 //! - [`embedded`]: the private PostgreSQL cluster used when `DATABASE_URL` is unset.
 //! - [`update_log`] and [`compaction`]: the durability contract of DESIGN §3.
+//! - [`cluster`]: node heartbeats, workspace leases and the fencing of a room's writes.
 //! - [`iam`]: identity and tenancy rows.
 //! - [`warehouse`]: an organization's reusable assets (templates, invader definitions, folders).
 //! - [`versions`]: the version history of workspaces (`core_snapshots`).
 //! - [`testing`]: one fresh database per test, cloned from a migrated template.
 
+pub mod cluster;
 pub mod collab;
 pub mod compaction;
 pub mod db;

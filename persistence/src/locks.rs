@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::cluster::{self, Lease};
 use crate::error::PersistenceError;
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
@@ -26,9 +27,16 @@ const LOCK_COLUMNS: &str =
     "id, workspace_id, resource_type, resource_id, locked_by, acquired_at, expires_at";
 
 /// Takes (or renews) the lock unless a live lock of someone else — or of another workspace —
-/// holds the resource. `None` when the row belongs to someone else.
-pub async fn acquire(pool: &PgPool, lock: &EditLock) -> Result<Option<EditLock>, PersistenceError> {
-    Ok(sqlx::query_as(&format!(
+/// holds the resource. `None` when the row belongs to someone else. Fenced by the room's lease: a
+/// stale owner cannot grant a lock (docs/design.md §7).
+pub async fn acquire(
+    pool: &PgPool,
+    lease: &Lease,
+    lock: &EditLock,
+) -> Result<Option<EditLock>, PersistenceError> {
+    let mut tx = pool.begin().await?;
+    cluster::fence(&mut tx, lease).await?;
+    let taken = sqlx::query_as(&format!(
         "INSERT INTO edit_locks AS l (id, workspace_id, resource_type, resource_id, locked_by, acquired_at, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (resource_type, resource_id) DO UPDATE SET
@@ -45,8 +53,10 @@ pub async fn acquire(pool: &PgPool, lock: &EditLock) -> Result<Option<EditLock>,
     .bind(lock.locked_by)
     .bind(lock.acquired_at)
     .bind(lock.expires_at)
-    .fetch_optional(pool)
-    .await?)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(taken)
 }
 
 /// Deletes the locks with these ids (in this workspace). Returns how many went.

@@ -7,6 +7,7 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::cluster::Lease;
 use crate::error::PersistenceError;
 
 /// One update to append. `seq` is assigned by the workspace's room, strictly increasing.
@@ -44,49 +45,81 @@ impl StoredDocument {
     }
 }
 
-/// Appends all `entries` of one workspace in one statement.
+/// Appends all `entries` of one workspace in one statement, fenced by its room's lease.
 pub async fn append(
     pool: &PgPool,
-    workspace_id: Uuid,
+    lease: &Lease,
     entries: &[NewLogEntry],
 ) -> Result<(), PersistenceError> {
-    append_many(pool, &[(workspace_id, entries)]).await
+    let fenced = append_many(pool, &[(*lease, entries)]).await?;
+    match fenced.first() {
+        Some(_) => Err(PersistenceError::Fenced {
+            workspace_id: lease.workspace_id,
+            epoch: lease.epoch,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Appends the entries of many workspaces in one statement (group commit): one round trip and one
-/// WAL flush for the batches of every room that flushed at about the same time. All or nothing.
+/// WAL flush for the batches of every room that flushed at about the same time.
+///
+/// Each batch is fenced by its room's [`Lease`] (docs/design.md §7): the statement share-locks the
+/// lease rows it names and writes only the batches whose lease is still current. Answers the
+/// workspaces whose batch was refused that way (nothing of theirs is stored); the others are
+/// committed. Any error stores nothing.
 pub async fn append_many(
     pool: &PgPool,
-    batches: &[(Uuid, &[NewLogEntry])],
-) -> Result<(), PersistenceError> {
+    batches: &[(Lease, &[NewLogEntry])],
+) -> Result<Vec<Uuid>, PersistenceError> {
     let total: usize = batches.iter().map(|(_, entries)| entries.len()).sum();
     if total == 0 {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let mut workspaces = Vec::with_capacity(total);
     let mut seqs = Vec::with_capacity(total);
     let mut updates: Vec<&[u8]> = Vec::with_capacity(total);
     let mut users = Vec::with_capacity(total);
-    for (workspace_id, entries) in batches {
+    for (lease, entries) in batches {
         for entry in entries.iter() {
-            workspaces.push(*workspace_id);
+            workspaces.push(lease.workspace_id);
             seqs.push(entry.seq);
             updates.push(entry.update.as_slice());
             users.push(entry.user_id);
         }
     }
-    sqlx::query(
-        "INSERT INTO workspace_update_log (workspace_id, seq, update_bytes, user_id)
-         SELECT w, s, u, who
-         FROM UNNEST($1::UUID[], $2::BIGINT[], $3::BYTEA[], $4::UUID[]) AS t(w, s, u, who)",
+    let lease_workspaces: Vec<Uuid> = batches.iter().map(|(l, _)| l.workspace_id).collect();
+    let lease_nodes: Vec<Uuid> = batches.iter().map(|(l, _)| l.node_id).collect();
+    let lease_epochs: Vec<i64> = batches.iter().map(|(l, _)| l.epoch).collect();
+    // `held` share-locks the current lease rows (a takeover waits for this commit) and, under
+    // READ COMMITTED, re-checks a row a takeover just changed: a stale epoch drops out.
+    let held: Vec<(Uuid,)> = sqlx::query_as(
+        "WITH held AS (
+           SELECT l.workspace_id FROM workspace_leases l
+           JOIN UNNEST($5::UUID[], $6::UUID[], $7::BIGINT[]) AS f(w, n, e)
+             ON l.workspace_id = f.w AND l.node_id = f.n AND l.epoch = f.e
+           FOR SHARE OF l
+         ), written AS (
+           INSERT INTO workspace_update_log (workspace_id, seq, update_bytes, user_id)
+           SELECT w, s, u, who
+           FROM UNNEST($1::UUID[], $2::BIGINT[], $3::BYTEA[], $4::UUID[]) AS t(w, s, u, who)
+           WHERE t.w IN (SELECT workspace_id FROM held)
+         )
+         SELECT workspace_id FROM held",
     )
     .bind(&workspaces)
     .bind(&seqs)
     .bind(&updates)
     .bind(&users)
-    .execute(pool)
+    .bind(&lease_workspaces)
+    .bind(&lease_nodes)
+    .bind(&lease_epochs)
+    .fetch_all(pool)
     .await?;
-    Ok(())
+    Ok(lease_workspaces
+        .into_iter()
+        .filter(|w| !held.iter().any(|(h,)| h == w))
+        .collect())
 }
 
 /// The snapshot and the log entries after it.

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use axum::body::to_bytes;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, Request, StatusCode};
-use axum::middleware::map_response;
+use axum::middleware::{from_fn_with_state, map_response};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::Router;
@@ -23,7 +23,7 @@ use crate::routes::{
 };
 use crate::routes::{chat, comments, files, notes};
 use crate::state::AppState;
-use crate::{openapi, web};
+use crate::{http_forward, openapi, web};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -37,6 +37,16 @@ pub fn router(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(max_body))
         .merge(upload_routes(max_upload))
         .fallback(|| async { ApiError::not_found("route") })
+        // A workspace's requests go to the node that owns it (DESIGN §7); forwarded ones are
+        // believed only with the cluster's relay key.
+        .layer(from_fn_with_state(
+            state.clone(),
+            http_forward::forward_to_owner,
+        ))
+        .layer(from_fn_with_state(
+            state.clone(),
+            http_forward::accept_relayed,
+        ))
         .with_state(state)
         // Outside the body limits, so their 413 is rewritten too.
         .layer(map_response(json_errors))

@@ -135,6 +135,18 @@ pub struct Config {
     #[arg(long, env = "NOX_LOCKOUT_SECS", default_value_t = 15 * 60)]
     pub lockout_secs: u64,
 
+    /// Address (`host:port`) other nodes reach this one at, for relaying sockets and requests of
+    /// the workspaces it owns (docs/design.md §7). Needed when several nodes share DATABASE_URL on
+    /// different machines; defaults to the listening address (127.0.0.1 when listening on all
+    /// interfaces).
+    #[arg(long, env = "NOX_NODE_ADDR")]
+    pub node_addr: Option<String>,
+
+    /// Milliseconds a node may go without a heartbeat before another node may take over its
+    /// workspaces (failover time). Heartbeats are sent five times per TTL.
+    #[arg(long, env = "NOX_NODE_TTL_MS", default_value_t = 5000)]
+    pub node_ttl_ms: u64,
+
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `nox_server=debug`.
     #[arg(long, env = "NOX_LOG", default_value = "info")]
     pub log: String,
@@ -160,6 +172,22 @@ impl Config {
     /// `None` when automatic versions are off.
     pub fn auto_version(&self) -> Option<Duration> {
         (self.auto_version_secs > 0).then(|| Duration::from_secs(self.auto_version_secs))
+    }
+
+    pub fn node_ttl(&self) -> Duration {
+        Duration::from_millis(self.node_ttl_ms.max(100))
+    }
+
+    /// The address other nodes reach this one at, given the address it is listening on.
+    pub fn node_addr(&self, listening: SocketAddr) -> String {
+        if let Some(addr) = &self.node_addr {
+            return addr.clone();
+        }
+        if listening.ip().is_unspecified() {
+            format!("127.0.0.1:{}", listening.port())
+        } else {
+            listening.to_string()
+        }
     }
 
     /// The file store's directory: NOX_FILE_STORE, else NOX_DATA_DIR/files.
@@ -190,6 +218,8 @@ impl fmt::Debug for Config {
             .field("compaction_concurrency", &self.compaction_concurrency)
             .field("room_idle_secs", &self.room_idle_secs)
             .field("auto_version_secs", &self.auto_version_secs)
+            .field("node_addr", &self.node_addr)
+            .field("node_ttl_ms", &self.node_ttl_ms)
             .finish_non_exhaustive()
     }
 }

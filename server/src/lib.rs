@@ -5,13 +5,16 @@
 pub mod access;
 pub mod app;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod extract;
 pub mod file_store;
 pub mod http_caller;
+pub mod http_forward;
 pub mod live;
 pub mod mailer;
+pub mod node;
 pub mod metrics;
 pub mod openapi;
 pub mod pagination;

@@ -16,6 +16,12 @@ pub struct Metrics {
     pub updates_broadcast: IntCounter,
     pub log_append_seconds: Histogram,
     pub log_append_failures: IntCounter,
+    /// Rooms closed because another node took their workspace's lease (DESIGN §7).
+    pub leases_lost: IntCounter,
+    /// Live sockets relayed to the node that owns their workspace.
+    pub relayed_connections: IntGauge,
+    /// HTTP requests forwarded to the node that owns their workspace.
+    pub forwarded_requests: IntCounter,
     /// Workspaces whose batches went into one log commit (group commit across rooms).
     pub log_commit_workspaces: Histogram,
     pub compaction_seconds: Histogram,
@@ -63,6 +69,21 @@ impl Metrics {
             log_append_failures: IntCounter::new(
                 "log_append_failures_total",
                 "Update log appends that failed (their updates were not broadcast)",
+            )
+            .expect("valid metric"),
+            leases_lost: IntCounter::new(
+                "leases_lost_total",
+                "Rooms closed because another node took over their workspace",
+            )
+            .expect("valid metric"),
+            relayed_connections: IntGauge::new(
+                "relayed_connections",
+                "Open sockets relayed to the node that owns their workspace",
+            )
+            .expect("valid metric"),
+            forwarded_requests: IntCounter::new(
+                "forwarded_requests_total",
+                "HTTP requests forwarded to the node that owns their workspace",
             )
             .expect("valid metric"),
             log_commit_workspaces: Histogram::with_opts(
@@ -131,6 +152,9 @@ impl Metrics {
             Box::new(self.updates_broadcast.clone()),
             Box::new(self.log_append_seconds.clone()),
             Box::new(self.log_append_failures.clone()),
+            Box::new(self.leases_lost.clone()),
+            Box::new(self.relayed_connections.clone()),
+            Box::new(self.forwarded_requests.clone()),
             Box::new(self.log_commit_workspaces.clone()),
             Box::new(self.compaction_seconds.clone()),
             Box::new(self.compactions_refused.clone()),

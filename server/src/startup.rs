@@ -15,9 +15,12 @@ use nox_persistence::error::PersistenceError;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::access::LiveAccess;
 use crate::auth::tokens::{self, TokenKeys};
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::node;
 use crate::rooms::{LogWriter, RoomContext, RoomRegistry, RoomSettings};
 use crate::state::AppState;
 
@@ -68,11 +71,27 @@ impl Application {
             })?;
         let files = Arc::new(files);
         let metrics = Metrics::new();
+        let listening = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                addr: config.addr,
+                source,
+            })?;
+        let cluster = Arc::new(
+            Cluster::join(
+                db.clone(),
+                config.node_addr(listening),
+                config.node_ttl(),
+                tokens::relay_key(&secret),
+            )
+            .await?,
+        );
         let rooms = Arc::new(RoomRegistry::new(RoomContext {
             db: db.clone(),
             metrics: metrics.clone(),
             log: LogWriter::spawn(db.clone(), metrics.clone()),
             compaction_slots: Arc::new(Semaphore::new(config.compaction_concurrency.max(1))),
+            cluster: cluster.clone(),
             settings: RoomSettings {
                 compact_interval: config.compact_interval(),
                 idle_unload: config.room_idle(),
@@ -89,7 +108,8 @@ impl Application {
             metrics,
             rooms,
             next_conn: Arc::new(AtomicU64::new(1)),
-            live: Arc::default(),
+            live: Arc::new(LiveAccess::in_cluster(cluster.clone())),
+            cluster,
             files,
         };
         Ok(Self {
@@ -128,10 +148,15 @@ impl Application {
         // Graceful shutdown (DESIGN §3): on the signal, rooms flush, compact and close their
         // sockets with 1012 first; then the HTTP server drains; the database goes last.
         let rooms = state.rooms.clone();
+        let cluster = state.cluster.clone();
+        let node_tasks = node::spawn(&state);
         let shutdown = async move {
             shutdown.await;
             tracing::info!("shutting down: compacting rooms");
             rooms.shutdown().await;
+            node_tasks.stop();
+            // Leases go back at once: other nodes take these workspaces without waiting a TTL.
+            cluster.leave().await;
         };
         let served = axum::serve(
             listener,

@@ -7,6 +7,7 @@ use nox_persistence::db::Database;
 
 use crate::access::LiveAccess;
 use crate::auth::tokens::TokenKeys;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::file_store::FileStore;
 use crate::mailer::Mailer;
@@ -31,4 +32,6 @@ pub struct AppState {
     pub live: Arc<LiveAccess>,
     /// Uploaded files' bytes.
     pub files: Arc<dyn FileStore>,
+    /// This process as a node of the cluster (DESIGN §7).
+    pub cluster: Arc<Cluster>,
 }

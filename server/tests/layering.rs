@@ -17,6 +17,7 @@ const LAYERS: &[&[&str]] = &[
         "web",
         "warehouse",
         "file_store",
+        "cluster",
     ],
     // The live documents.
     &["rooms"],
@@ -34,11 +35,11 @@ const LAYERS: &[&[&str]] = &[
     // What every handler can reach.
     &["state"],
     // Transports: HTTP routes and live sockets.
-    &["http_caller", "routes", "live"],
+    &["http_caller", "http_forward", "routes", "live"],
     // Assembly: the router and its documentation.
     &["openapi", "app"],
     // The process.
-    &["startup", "main", "lib"],
+    &["node", "startup", "main", "lib"],
 ];
 
 fn layer_of(module: &str) -> usize {

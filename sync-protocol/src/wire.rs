@@ -378,6 +378,25 @@ pub fn encode_ack(count: u64) -> Vec<u8> {
     buf
 }
 
+/// One decoded client message as a frame again, for a node that relays a client to the node
+/// owning its workspace (the owner decodes and checks it once more). `None` for what is not
+/// relayed: auth answers and unknown types, which the owner would ignore.
+pub fn encode_client_message(message: &ClientMessage) -> Option<Vec<u8>> {
+    match message {
+        ClientMessage::SyncStep1(sv) => Some(encode_sync_step1(sv)),
+        ClientMessage::SyncStep2(update) => {
+            let mut buf = Vec::with_capacity(update.len() + 8);
+            write_sync(&mut buf, SYNC_STEP2, update);
+            Some(buf)
+        }
+        ClientMessage::Update(update) => Some(encode_update(update)),
+        ClientMessage::Awareness(update) => Some(encode_awareness(update)),
+        ClientMessage::AwarenessQuery => Some(encode_query_awareness()),
+        ClientMessage::Stateless(payload) => Some(encode_stateless(payload)),
+        ClientMessage::Auth(_) | ClientMessage::Unknown(_) => None,
+    }
+}
+
 /// The count of an ack frame made by [`encode_ack`]; `None` for any other frame.
 pub fn decode_ack(frame: &[u8]) -> Option<u64> {
     let (&kind, rest) = frame.split_first()?;

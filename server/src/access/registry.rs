@@ -14,13 +14,15 @@ use dashmap::DashMap;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::cluster::{BusMessage, Cluster};
 use crate::rooms::peer::ConnId;
 
 /// How often an open socket re-checks its rights even without an event.
 pub const PERIODIC_RECHECK: Duration = Duration::from_secs(60);
 
 /// Which sockets a change may affect. Over-matching is harmless (one query per socket).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", content = "id", rename_all = "snake_case")]
 pub enum Scope {
     /// Every socket of a user (sessions revoked, password changed, account deleted).
     User(Uuid),
@@ -53,12 +55,22 @@ impl LiveConn {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct LiveAccess {
     conns: DashMap<ConnId, LiveConn>,
+    /// Other nodes hold sockets too: re-checks go out on the cluster bus (DESIGN §7).
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl LiveAccess {
+    /// The registry of a node: its re-checks also reach the sockets of the other nodes.
+    pub fn in_cluster(cluster: Arc<Cluster>) -> Self {
+        Self {
+            conns: DashMap::new(),
+            cluster: Some(cluster),
+        }
+    }
+
     /// Registers a socket; it stays registered until the returned guard drops.
     pub fn register(self: &Arc<Self>, conn: ConnId, entry: LiveConn) -> Registration {
         self.conns.insert(conn, entry);
@@ -68,8 +80,18 @@ impl LiveAccess {
         }
     }
 
-    /// Wakes every socket in `scope` to re-check its rights. Returns how many were woken.
+    /// Wakes every socket in `scope`, on every node, to re-check its rights. Returns how many
+    /// were woken on this node.
     pub fn recheck(&self, scope: Scope) -> usize {
+        if let (Some(cluster), Ok(scope)) = (&self.cluster, serde_json::to_value(&scope)) {
+            let cluster = cluster.clone();
+            tokio::spawn(async move { cluster.publish(BusMessage::Recheck { scope }).await });
+        }
+        self.recheck_local(scope)
+    }
+
+    /// Wakes the sockets of this node in `scope` (a re-check another node asked for).
+    pub fn recheck_local(&self, scope: Scope) -> usize {
         let mut woken = 0;
         for entry in self.conns.iter().filter(|e| e.value().matches(&scope)) {
             entry.value().recheck.notify_one();

@@ -24,6 +24,27 @@ pub struct Admission {
     pub rights: Rights,
     /// Stamped onto the connection's awareness states and lock badges.
     pub user_name: Option<String>,
+    /// The credential itself: a node that relays the connection to the workspace's owner
+    /// presents it there, so the owner admits and re-checks the caller itself (DESIGN §7).
+    pub credential: Credential,
+    /// Relayed here by another node: served here or refused, never relayed again.
+    pub relayed: bool,
+}
+
+/// A caller's token or API key, kept for relaying; never printed.
+#[derive(Clone)]
+pub struct Credential(String);
+
+impl Credential {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credential(<redacted>)")
+    }
 }
 
 /// Decides whether the holder of `credential` may open `workspace_id` live, through a dialect the
@@ -50,5 +71,7 @@ pub async fn admit(
         caller,
         rights: grant.rights(),
         user_name,
+        credential: Credential(credential.to_string()),
+        relayed: false,
     })
 }

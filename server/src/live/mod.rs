@@ -11,6 +11,7 @@
 
 pub mod admission;
 pub mod hocuspocus;
+pub mod relay;
 pub mod session;
 pub mod socket_io;
 pub mod ws;

@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message};
 use bytes::Bytes;
@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, Notify};
 use uuid::Uuid;
 
 use super::admission::Admission;
+use super::relay::{Relay, RelayError, RelayTarget};
 use super::socket_io::{self, WsSink, WsStream};
 use crate::access::{rights, AccessError, LiveConn, Registration, Rights, PERIODIC_RECHECK};
 use crate::rooms::peer::{CloseReason, PeerControl, PeerInfo};
@@ -66,9 +67,21 @@ pub struct LivePeer {
     pub workspace_id: Uuid,
     caller: crate::access::AuthUser,
     info: PeerInfo,
-    room: RoomHandle,
+    room: RoomLink,
     _registration: Registration,
 }
+
+/// Where a peer's room is: in this process, or on the node that owns the workspace.
+enum RoomLink {
+    Local(RoomHandle),
+    Relayed(Relay),
+}
+
+/// How long a connection whose owner node does not answer keeps trying — until the owner's
+/// lease expires and this node can take the workspace over — before it is closed to retry.
+const RELAY_GRACE: Duration = Duration::from_secs(2);
+/// Pause between attempts to reach an owner that did not answer.
+const RELAY_RETRY: Duration = Duration::from_millis(250);
 
 impl LivePeer {
     /// Registers the connection (so rights changes reach it) and joins the workspace's room; the
@@ -94,7 +107,7 @@ impl LivePeer {
         let info = PeerInfo {
             conn,
             user_id: admission.caller.user_id,
-            user_name: admission.user_name,
+            user_name: admission.user_name.clone(),
             can_write: admission.rights.can_write,
             can_override_locks: admission.rights.can_override_locks,
             wants_acks: options.wants_acks,
@@ -102,19 +115,7 @@ impl LivePeer {
             wants_comments: options.wants_comments,
             wants_chat: options.wants_chat,
         };
-        let room = state
-            .rooms
-            .join(
-                admission.workspace_id,
-                info.clone(),
-                outbound,
-                shared.control.clone(),
-            )
-            .await
-            .map_err(|err| {
-                tracing::warn!(workspace_id = %admission.workspace_id, error = %err, "join failed");
-                join_close_reason(&err)
-            })?;
+        let room = link(shared, &admission, options, &info, outbound).await?;
         Ok(LivePeer {
             workspace_id: admission.workspace_id,
             caller: admission.caller,
@@ -126,13 +127,16 @@ impl LivePeer {
 
     /// Hands decoded messages to the room. Err: the room stopped (its storage failed).
     pub async fn send(&self, messages: Vec<ClientMessage>) -> Result<(), CloseReason> {
-        self.room
-            .send(RoomCommand::Messages {
-                conn: self.info.conn,
-                messages,
-            })
-            .await
-            .map_err(|_| CloseReason::STORAGE_UNAVAILABLE)
+        match &self.room {
+            RoomLink::Local(room) => room
+                .send(RoomCommand::Messages {
+                    conn: self.info.conn,
+                    messages,
+                })
+                .await
+                .map_err(|_| CloseReason::STORAGE_UNAVAILABLE),
+            RoomLink::Relayed(relay) => relay.send(messages).await,
+        }
     }
 
     /// Re-runs the authorization this peer was admitted with. Err closes it: 4401 when the
@@ -162,8 +166,11 @@ impl LivePeer {
         if now != before {
             self.info.can_write = now.can_write;
             self.info.can_override_locks = now.can_override_locks;
-            let _ = self
-                .room
+            // A relayed peer's rights are the owner's business: it re-checks its own connection.
+            let RoomLink::Local(room) = &self.room else {
+                return Ok(());
+            };
+            let _ = room
                 .send(RoomCommand::SetAccess {
                     conn: self.info.conn,
                     can_write: now.can_write,
@@ -175,13 +182,82 @@ impl LivePeer {
     }
 
     /// Leaves the room (its locks are released and its awareness removed there).
-    pub async fn leave(&self) {
-        let _ = self
-            .room
-            .send(RoomCommand::Leave {
-                conn: self.info.conn,
-            })
+    pub async fn leave(self) {
+        match self.room {
+            RoomLink::Local(room) => {
+                let _ = room
+                    .send(RoomCommand::Leave {
+                        conn: self.info.conn,
+                    })
+                    .await;
+            }
+            // Dropping the relay closes the owner-side connection, which leaves the room there.
+            RoomLink::Relayed(relay) => drop(relay),
+        }
+    }
+}
+
+/// Joins the workspace's room here, or relays to the node that owns it. When the owner does not
+/// answer, retries until its lease has expired (then this node loads the room itself).
+async fn link(
+    shared: &SocketShared,
+    admission: &Admission,
+    options: PeerOptions,
+    info: &PeerInfo,
+    outbound: mpsc::Sender<Bytes>,
+) -> Result<RoomLink, CloseReason> {
+    let state = &shared.state;
+    let workspace_id = admission.workspace_id;
+    let deadline = Instant::now() + state.cluster.ttl() + RELAY_GRACE;
+    loop {
+        let joined = state
+            .rooms
+            .join(
+                workspace_id,
+                info.clone(),
+                outbound.clone(),
+                shared.control.clone(),
+            )
             .await;
+        let owner = match joined {
+            Ok(room) => return Ok(RoomLink::Local(room)),
+            Err(JoinError::OwnedElsewhere(owner)) if !admission.relayed => owner,
+            Err(err) => {
+                tracing::warn!(%workspace_id, error = %err, "join failed");
+                return Err(join_close_reason(&err));
+            }
+        };
+        let target = RelayTarget {
+            owner: &owner,
+            workspace_id,
+            credential: admission.credential.expose(),
+            options,
+            max_frame_bytes: state.config.max_frame_bytes,
+            relay_key: state.cluster.relay_key(),
+        };
+        let relay = Relay::connect(
+            target,
+            outbound.clone(),
+            shared.control.clone(),
+            state.metrics.clone(),
+        );
+        match relay.await {
+            Ok(relay) => {
+                tracing::debug!(%workspace_id, owner = %owner.addr, "relaying to the owner node");
+                return Ok(RoomLink::Relayed(relay));
+            }
+            Err(RelayError::Refused(reason)) => return Err(reason),
+            Err(RelayError::Unreachable(err)) if Instant::now() < deadline => {
+                tracing::info!(%workspace_id, owner = %owner.addr, error = %err,
+                    "owner node unreachable; retrying until its lease expires");
+                tokio::time::sleep(RELAY_RETRY).await;
+            }
+            Err(RelayError::Unreachable(err)) => {
+                tracing::warn!(%workspace_id, owner = %owner.addr, error = %err,
+                    "owner node unreachable and its lease still held");
+                return Err(CloseReason::OWNER_MOVED);
+            }
+        }
     }
 }
 
@@ -199,7 +275,10 @@ pub fn refusal_close_reason(err: &AccessError) -> CloseReason {
 fn join_close_reason(err: &JoinError) -> CloseReason {
     match err {
         JoinError::ShuttingDown => CloseReason::SERVER_RESTART,
-        JoinError::Load(_) | JoinError::Unavailable => CloseReason::STORAGE_UNAVAILABLE,
+        JoinError::OwnedElsewhere(_) => CloseReason::OWNER_MOVED,
+        JoinError::Load(_) | JoinError::Unavailable | JoinError::Lease(_) => {
+            CloseReason::STORAGE_UNAVAILABLE
+        }
     }
 }
 

@@ -59,8 +59,10 @@ pub async fn workspace_socket(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    let from_header = bearer_header(&headers);
     let (token, via_protocol) = match params.token.as_deref().filter(|t| !t.is_empty()) {
         Some(token) => (token.to_string(), false),
+        None if from_header.is_some() => (from_header.unwrap_or_default(), false),
         None => (
             token_from_protocols(&headers).ok_or_else(|| {
                 ApiError::unauthorized("missing token (query ?token= or subprotocol)")
@@ -68,7 +70,8 @@ pub async fn workspace_socket(
             true,
         ),
     };
-    let admission = admission::admit(&state, &token, workspace_id, None).await?;
+    let mut admission = admission::admit(&state, &token, workspace_id, None).await?;
+    admission.relayed = state.cluster.is_relayed(&headers);
     let upgrade = upgrade.map_err(|_| {
         ApiError::bad_request("websocket_required", "this endpoint only speaks WebSocket")
     })?;
@@ -103,6 +106,13 @@ pub async fn workspace_socket(
             session::run(Box::new(SocketShared::new(state)), dialect, sink, stream).instrument(span)
         }),
     )
+}
+
+/// `Authorization: Bearer <token or API key>`, for clients that can set headers (and relays).
+fn bearer_header(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("authorization")?.to_str().ok()?;
+    let token = value.strip_prefix("Bearer ")?.trim();
+    (!token.is_empty()).then(|| token.to_string())
 }
 
 fn token_from_protocols(headers: &HeaderMap) -> Option<String> {

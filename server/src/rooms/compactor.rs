@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use nox_persistence::cluster::Lease;
 use nox_persistence::compaction::{self, Compaction};
 use nox_persistence::db::Database;
 use nox_persistence::error::PersistenceError;
@@ -24,6 +25,8 @@ use crate::warehouse::schema;
 /// What the room hands over: a consistent copy of its document at `covers_seq`.
 pub struct CompactionJob {
     pub workspace_id: Uuid,
+    /// The room's lease: a compaction of a stale owner is refused (DESIGN §7).
+    pub lease: Lease,
     pub state: Vec<u8>,
     pub state_vector: Vec<u8>,
     pub covers_seq: i64,
@@ -100,6 +103,7 @@ async fn compact(
     let written = compaction::compact(
         db.pool(),
         Compaction {
+            lease: &job.lease,
             workspace_id: job.workspace_id,
             state: &state,
             state_vector: &job.state_vector,
@@ -110,6 +114,9 @@ async fn compact(
     )
     .await;
     if let Err(err) = written {
+        if matches!(err, PersistenceError::Fenced { .. }) {
+            return Err(CompactionError::Storage(err));
+        }
         // The projection must never hold the log hostage: keep the snapshot and the log trim even
         // when a row write fails (e.g. a reference deleted between the context read and now), and
         // re-read the rows next time.
@@ -117,6 +124,7 @@ async fn compact(
         compaction::compact(
             db.pool(),
             Compaction {
+                lease: &job.lease,
                 workspace_id: job.workspace_id,
                 state: &state,
                 state_vector: &job.state_vector,

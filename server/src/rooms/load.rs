@@ -5,6 +5,7 @@
 //! Loading is split in two: [`fetch`] (the I/O) and [`build`] (decode + apply, CPU). In between,
 //! the loading room can already answer joiners from the stored bytes ([`Fetched::complete_state`]).
 
+use nox_persistence::cluster::Lease;
 use nox_persistence::compaction::{self, Compaction};
 use nox_persistence::db::Database;
 use nox_persistence::error::PersistenceError;
@@ -66,12 +67,16 @@ impl Fetched {
 }
 
 /// Reads everything the workspace's room starts from (the I/O part of loading).
-pub async fn fetch(db: &Database, workspace_id: Uuid) -> Result<Fetched, LoadError> {
+///
+/// Runs under the workspace's `lease`, taken before: whatever the previous owner committed is
+/// visible by then (DESIGN §7).
+pub async fn fetch(db: &Database, lease: &Lease) -> Result<Fetched, LoadError> {
+    let workspace_id = lease.workspace_id;
     locks::sweep_expired(db.pool(), workspace_id).await?;
     let live_locks = locks::live_for_workspace(db.pool(), workspace_id).await?;
     let stored = update_log::load(db.pool(), workspace_id).await?;
     if stored.is_empty() {
-        let mut loaded = load_from_rows(db, workspace_id).await?;
+        let mut loaded = load_from_rows(db, lease).await?;
         loaded.locks = live_locks;
         return Ok(Fetched::Ready(loaded));
     }
@@ -129,7 +134,8 @@ fn apply_stored(
 
 /// No snapshot and no log: build the document from `core_blocks` / `core_relations` (empty when the
 /// workspace is new) and store it as the first snapshot when there was anything to import.
-async fn load_from_rows(db: &Database, workspace_id: Uuid) -> Result<LoadedDocument, LoadError> {
+async fn load_from_rows(db: &Database, lease: &Lease) -> Result<LoadedDocument, LoadError> {
+    let workspace_id = lease.workspace_id;
     let (blocks, relations, usages) = projection_store::load_rows(db.pool(), workspace_id).await?;
     let doc = canvas::new_canvas_doc();
     if blocks.is_empty() && relations.is_empty() {
@@ -153,6 +159,7 @@ async fn load_from_rows(db: &Database, workspace_id: Uuid) -> Result<LoadedDocum
     compaction::compact(
         db.pool(),
         Compaction {
+            lease,
             workspace_id,
             state: &state,
             state_vector: &state_vector,

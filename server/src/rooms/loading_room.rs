@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use nox_persistence::cluster::Lease;
 use nox_sync_protocol::wire::ClientMessage;
 use tokio::sync::{mpsc, oneshot};
-use uuid::Uuid;
 
 use super::load::{self, Fetched, LoadError};
 use super::peer::{CloseReason, ConnId, PeerControl};
@@ -30,13 +30,14 @@ struct EarlyPeer {
 /// Serves `full_state` (a SyncStep2 frame of the stored snapshot) while `fetched` is built, then
 /// hands every held-back command to the built room and runs it.
 pub(super) async fn run(
-    workspace_id: Uuid,
+    lease: Lease,
     ctx: RoomContext,
     fetched: Fetched,
     full_state: Bytes,
     mut commands: mpsc::Receiver<RoomCommand>,
     on_exit: impl FnOnce(),
 ) {
+    let workspace_id = lease.workspace_id;
     let building = load::build(workspace_id, fetched);
     tokio::pin!(building);
     let mut early_peers: HashMap<ConnId, EarlyPeer> = HashMap::new();
@@ -57,7 +58,7 @@ pub(super) async fn run(
     };
     match built {
         Ok(loaded) => {
-            let mut room = WorkspaceRoom::new(workspace_id, ctx, loaded);
+            let mut room = WorkspaceRoom::new(lease, ctx, loaded);
             room.seed_full_state(full_state);
             room.run(held_back, commands, on_exit).await;
         }
@@ -68,6 +69,7 @@ pub(super) async fn run(
             }
             ctx.metrics.rooms_loaded.dec();
             on_exit();
+            ctx.cluster.release(&lease).await;
             held_back.into_iter().for_each(room::refuse);
             room::refuse_remaining(commands).await;
         }
@@ -135,6 +137,7 @@ fn answer_early(
 mod tests {
     use super::*;
     use crate::rooms::peer::PeerInfo;
+    use uuid::Uuid;
     use yrs::StateVector;
 
     fn join(

@@ -13,11 +13,11 @@
 
 use std::sync::Arc;
 
+use nox_persistence::cluster::Lease;
 use nox_persistence::db::Database;
 use nox_persistence::error::PersistenceError;
 use nox_persistence::update_log::{self, NewLogEntry};
 use tokio::sync::{mpsc, oneshot, Semaphore};
-use uuid::Uuid;
 
 use crate::metrics::Metrics;
 
@@ -34,6 +34,9 @@ pub enum AppendError {
     Storage(Arc<PersistenceError>),
     #[error("the update log writer has stopped")]
     Stopped,
+    /// The room's lease is no longer current: another node owns the workspace (DESIGN §7).
+    #[error("the workspace lease moved to another node")]
+    Fenced,
 }
 
 /// A handle to the writer task. Cheap to clone; the task ends when the last handle is dropped.
@@ -43,7 +46,7 @@ pub struct LogWriter {
 }
 
 struct AppendRequest {
-    workspace_id: Uuid,
+    lease: Lease,
     entries: Vec<NewLogEntry>,
     done: oneshot::Sender<Result<(), AppendError>>,
 }
@@ -60,12 +63,12 @@ impl LogWriter {
     /// stored).
     pub async fn append(
         &self,
-        workspace_id: Uuid,
+        lease: Lease,
         entries: Vec<NewLogEntry>,
     ) -> Result<(), AppendError> {
         let (done, result) = oneshot::channel();
         let request = AppendRequest {
-            workspace_id,
+            lease,
             entries,
             done,
         };
@@ -100,21 +103,33 @@ async fn run(db: Database, metrics: Metrics, mut receiver: mpsc::Receiver<Append
 /// Writes the batches of several rooms in one statement and answers each room.
 async fn commit(db: &Database, metrics: &Metrics, requests: Vec<AppendRequest>) {
     metrics.log_commit_workspaces.observe(requests.len() as f64);
-    let batches: Vec<(Uuid, &[NewLogEntry])> = requests
+    let batches: Vec<(Lease, &[NewLogEntry])> = requests
         .iter()
-        .map(|r| (r.workspace_id, r.entries.as_slice()))
+        .map(|r| (r.lease, r.entries.as_slice()))
         .collect();
     let result = update_log::append_many(db.pool(), &batches).await;
     match result {
-        Ok(()) => answer_all(requests, Ok(())),
+        Ok(fenced) => {
+            for request in requests {
+                let answer = if fenced.contains(&request.lease.workspace_id) {
+                    Err(AppendError::Fenced)
+                } else {
+                    Ok(())
+                };
+                let _ = request.done.send(answer);
+            }
+        }
         // The statement is all or nothing. When the database refused the *data* (a constraint),
         // only the culprit room should fail: retry each batch alone. Other failures (connection,
         // pool timeout) would hit every batch again, so they fail them all at once.
         Err(err) if err.is_rejected_by_database() && requests.len() > 1 => {
             for request in requests {
-                let alone = update_log::append(db.pool(), request.workspace_id, &request.entries)
+                let alone = update_log::append(db.pool(), &request.lease, &request.entries)
                     .await
-                    .map_err(|err| AppendError::Storage(Arc::new(err)));
+                    .map_err(|err| match err {
+                        PersistenceError::Fenced { .. } => AppendError::Fenced,
+                        err => AppendError::Storage(Arc::new(err)),
+                    });
                 let _ = request.done.send(alone);
             }
         }

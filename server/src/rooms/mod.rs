@@ -20,16 +20,19 @@ mod room_waiting;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dashmap::DashMap;
 use futures_util::future::BoxFuture;
+use nox_persistence::cluster::{Lease, LeaseOutcome, NodeInfo};
 use nox_persistence::db::Database;
+use nox_persistence::error::PersistenceError;
 use nox_sync_protocol::wire;
 use tokio::sync::{mpsc, oneshot, OnceCell, Semaphore};
 use uuid::Uuid;
 
+use crate::cluster::{BusMessage, Cluster};
 use crate::metrics::Metrics;
 pub use load::LoadError;
 pub use log_writer::LogWriter;
@@ -54,6 +57,8 @@ pub struct RoomContext {
     pub log: LogWriter,
     /// Compactions running at once, across rooms: a permit per running compaction.
     pub compaction_slots: Arc<Semaphore>,
+    /// This node: rooms load only under its lease of their workspace (DESIGN §7).
+    pub cluster: Arc<Cluster>,
 }
 
 #[derive(Clone, Debug)]
@@ -69,6 +74,9 @@ pub struct RoomSettings {
 #[derive(Clone)]
 pub struct RoomHandle {
     commands: mpsc::Sender<RoomCommand>,
+    /// The lease the room was loaded under, and when it was taken.
+    lease: Lease,
+    leased_at: Instant,
 }
 
 impl RoomHandle {
@@ -86,6 +94,11 @@ pub enum JoinError {
     Load(Arc<LoadError>),
     #[error("the workspace room kept closing")]
     Unavailable,
+    /// Another live node owns the workspace: relay to it (DESIGN §7).
+    #[error("workspace is served by node {} at {}", .0.id, .0.addr)]
+    OwnedElsewhere(NodeInfo),
+    #[error("could not take the workspace lease: {0}")]
+    Lease(Arc<PersistenceError>),
 }
 
 /// One registry entry: the room of one workspace, loaded at most once.
@@ -169,10 +182,29 @@ impl RoomRegistry {
         Err(JoinError::Unavailable)
     }
 
-    /// Pushes a stateless event to the opted-in peers of a workspace, only if its room is loaded:
-    /// nobody is connected to a workspace without a room, and an event must not load one.
-    /// Answers how many peers it reached (0 when there is no room or it stopped meanwhile).
+    /// Pushes a stateless event to the opted-in peers of a workspace, only where its room is
+    /// loaded: nobody is connected to a workspace without a room, and an event must not load one.
+    /// When the room is not loaded here, another node may own it: the event goes out on the
+    /// cluster bus (DESIGN §7). Answers how many peers it reached on this node.
     pub async fn broadcast_if_loaded(
+        &self,
+        workspace_id: Uuid,
+        event: String,
+        audience: EventAudience,
+    ) -> usize {
+        if !self.is_loaded(workspace_id) {
+            let message = BusMessage::RoomEvent {
+                workspace_id,
+                event: event.clone(),
+                audience: audience.as_str().to_string(),
+            };
+            self.ctx.cluster.publish(message).await;
+        }
+        self.broadcast_local(workspace_id, event, audience).await
+    }
+
+    /// Pushes a stateless event to the opted-in peers of this node's room of the workspace.
+    pub async fn broadcast_local(
         &self,
         workspace_id: Uuid,
         event: String,
@@ -238,9 +270,19 @@ impl RoomRegistry {
             tracing::error!(%workspace_id, error = %err, "workspace failed to load");
             JoinError::Load(Arc::new(err))
         };
-        let fetched = load::fetch(&self.ctx.db, workspace_id)
-            .await
-            .map_err(failed)?;
+        let leased_at = Instant::now();
+        let lease = match self.ctx.cluster.acquire(workspace_id).await {
+            Ok(LeaseOutcome::Acquired(lease)) => lease,
+            Ok(LeaseOutcome::HeldBy(node)) => return Err(JoinError::OwnedElsewhere(node)),
+            Err(err) => return Err(JoinError::Lease(Arc::new(err))),
+        };
+        let fetched = match load::fetch(&self.ctx.db, &lease).await {
+            Ok(fetched) => fetched,
+            Err(err) => {
+                self.ctx.cluster.release(&lease).await;
+                return Err(failed(err));
+            }
+        };
         let (tx, rx) = mpsc::channel(ROOM_QUEUE);
         let rooms = self.rooms.clone();
         let on_exit = move || {
@@ -253,7 +295,7 @@ impl RoomRegistry {
                 ctx.metrics.rooms_loaded.inc();
                 let full_state = Bytes::from(full_state);
                 tokio::spawn(loading_room::run(
-                    workspace_id,
+                    lease,
                     ctx,
                     fetched,
                     full_state,
@@ -262,14 +304,44 @@ impl RoomRegistry {
                 ));
             }
             None => {
-                let loaded = load::build(workspace_id, fetched).await.map_err(failed)?;
+                let loaded = match load::build(workspace_id, fetched).await {
+                    Ok(loaded) => loaded,
+                    Err(err) => {
+                        self.ctx.cluster.release(&lease).await;
+                        return Err(failed(err));
+                    }
+                };
                 ctx.metrics.rooms_loaded.inc();
-                let room = room::WorkspaceRoom::new(workspace_id, ctx, loaded);
+                let room = room::WorkspaceRoom::new(lease, ctx, loaded);
                 tokio::spawn(room.run(Vec::new(), rx, on_exit));
             }
         }
-        tracing::debug!(%workspace_id, "room loaded");
-        Ok(RoomHandle { commands: tx })
+        tracing::debug!(%workspace_id, epoch = lease.epoch, "room loaded");
+        Ok(RoomHandle {
+            commands: tx,
+            lease,
+            leased_at,
+        })
+    }
+
+    /// After a heartbeat: closes the rooms whose lease is not among those this node still holds
+    /// (another node took the workspace over while this one could not reach the database).
+    /// `asked_at` is when the heartbeat was sent: rooms leased after it are not in `held` yet.
+    pub async fn keep_only_held(&self, held: &[Lease], asked_at: Instant) {
+        let lost: Vec<RoomHandle> = self
+            .rooms
+            .iter()
+            .filter_map(|entry| entry.value().room.get().cloned())
+            .filter(|handle| handle.leased_at < asked_at && !held.contains(&handle.lease))
+            .collect();
+        for handle in lost {
+            let _ = handle.send(RoomCommand::LeaseLost).await;
+        }
+    }
+
+    /// Whether this node has the workspace's room loaded (and so owns it).
+    pub fn is_loaded(&self, workspace_id: Uuid) -> bool {
+        self.loaded_handle(workspace_id).is_some()
     }
 
     /// Number of rooms in memory.

@@ -36,6 +36,9 @@ impl CloseReason {
     pub const STORAGE_UNAVAILABLE: CloseReason =
         CloseReason::new(1013, "storage unavailable: retry");
     pub const SERVER_RESTART: CloseReason = CloseReason::new(1012, "server restart");
+    /// The workspace is now served by another node (or its owner went away): reconnect.
+    pub const OWNER_MOVED: CloseReason =
+        CloseReason::new(1012, "workspace moved to another node: reconnect");
     pub const INTERNAL: CloseReason = CloseReason::new(1011, "internal error");
     pub const TOO_BIG: CloseReason = CloseReason::new(1009, "message too big");
     /// The peer vanished without a close handshake; nothing can be sent to it.

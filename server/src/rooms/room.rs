@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use nox_persistence::cluster::Lease;
+use nox_persistence::error::PersistenceError;
 use nox_persistence::update_log::NewLogEntry;
 use nox_sync_protocol::projection::ProjectionDigest;
 use nox_sync_protocol::wire::{self, ClientMessage};
@@ -23,7 +25,7 @@ use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{ReadTxn, StateVector, Transact, Update};
 
-use super::compactor::{self, CompactionJob, CompactionOutcome};
+use super::compactor::{self, CompactionError, CompactionJob, CompactionOutcome};
 use super::load::LoadedDocument;
 use super::lock_table::LockTable;
 use super::log_writer::AppendError;
@@ -71,6 +73,8 @@ pub enum RoomCommand {
         can_write: bool,
         can_override_locks: bool,
     },
+    /// The node no longer holds the room's lease: close without writing (DESIGN §7).
+    LeaseLost,
 }
 
 /// The room stopped (unloaded or failed) before it could take the request: get a new one.
@@ -100,6 +104,8 @@ struct CachedFullState {
 
 pub struct WorkspaceRoom {
     pub(super) workspace_id: Uuid,
+    /// This node's claim on the workspace: every write of the room carries it (DESIGN §7).
+    pub(super) lease: Lease,
     pub(super) ctx: RoomContext,
     pub(super) awareness: Awareness,
     pub(super) peers: HashMap<ConnId, Peer>,
@@ -139,7 +145,8 @@ pub struct WorkspaceRoom {
 }
 
 impl WorkspaceRoom {
-    pub fn new(workspace_id: Uuid, ctx: RoomContext, loaded: LoadedDocument) -> Self {
+    pub fn new(lease: Lease, ctx: RoomContext, loaded: LoadedDocument) -> Self {
+        let workspace_id = lease.workspace_id;
         let emitted: Arc<Mutex<Vec<Emitted>>> = Arc::default();
         let sink = emitted.clone();
         // The subscription lives as long as the doc (keyed observers are owned by the doc).
@@ -158,6 +165,7 @@ impl WorkspaceRoom {
         let waiting = room_waiting::Waiting::of_loaded(&loaded.doc);
         Self {
             workspace_id,
+            lease,
             ctx,
             awareness: Awareness::new(loaded.doc),
             peers: HashMap::new(),
@@ -222,6 +230,8 @@ impl WorkspaceRoom {
             self.shutdown().await;
         }
         on_exit();
+        // After the last compaction: the next owner may take over at once.
+        self.ctx.cluster.release(&self.lease).await;
         refuse_remaining(commands).await;
         if let Some(reply) = shutdown_reply {
             let _ = reply.send(());
@@ -265,6 +275,7 @@ impl WorkspaceRoom {
                 }
             }
             RoomCommand::Shutdown { reply } => return Some(reply),
+            RoomCommand::LeaseLost => self.lost_lease(),
             RoomCommand::Http(request) => self.on_http(request),
             RoomCommand::SetAccess {
                 conn,
@@ -538,9 +549,13 @@ impl WorkspaceRoom {
                 .log_append_seconds
                 .observe(started.elapsed().as_secs_f64());
             if let Err(err) = appended {
+                self.answer_http(false);
+                if matches!(err, AppendError::Fenced) {
+                    self.lost_lease();
+                    return;
+                }
                 self.ctx.metrics.log_append_failures.inc();
                 tracing::error!(workspace_id = %self.workspace_id, error = %err, "update log append failed; closing the room");
-                self.answer_http(false);
                 self.fail(CloseReason::STORAGE_UNAVAILABLE);
                 return;
             }
@@ -561,7 +576,7 @@ impl WorkspaceRoom {
             // Benchmarks only (`durability-cost`): shows what the durable append costs.
             return Ok(());
         }
-        self.ctx.log.append(self.workspace_id, entries).await
+        self.ctx.log.append(self.lease, entries).await
     }
 
     fn deliver(&mut self) {
@@ -623,6 +638,15 @@ impl WorkspaceRoom {
     }
 
     /// Storage failed: drop the in-memory state (it holds updates storage does not) and stop.
+    /// Another node took the workspace over (this node's heartbeat lapsed): nothing more may be
+    /// written or served here. Peers reconnect and reach the new owner.
+    pub(super) fn lost_lease(&mut self) {
+        self.ctx.metrics.leases_lost.inc();
+        tracing::warn!(workspace_id = %self.workspace_id, epoch = self.lease.epoch,
+            "the workspace lease moved to another node; closing the room");
+        self.fail(CloseReason::OWNER_MOVED);
+    }
+
     fn fail(&mut self, reason: CloseReason) {
         for peer in self.peers.values() {
             peer.control.close(reason.clone());
@@ -692,6 +716,7 @@ impl WorkspaceRoom {
         };
         let job = CompactionJob {
             workspace_id: self.workspace_id,
+            lease: self.lease,
             state,
             state_vector,
             covers_seq: self.next_seq - 1,
@@ -721,6 +746,7 @@ impl WorkspaceRoom {
                 self.compacted_seq = outcome.covers_seq;
                 self.projection = Some(projection);
             }
+            Err(CompactionError::Storage(PersistenceError::Fenced { .. })) => self.lost_lease(),
             // The fallback may have stored the snapshot; re-reading the rows next time is safe.
             Err(_) => self.projection = None,
         }
@@ -781,7 +807,8 @@ pub(super) fn refuse(command: RoomCommand) {
         RoomCommand::Http(request) => request.refuse(),
         RoomCommand::Leave { .. }
         | RoomCommand::Messages { .. }
-        | RoomCommand::SetAccess { .. } => {}
+        | RoomCommand::SetAccess { .. }
+        | RoomCommand::LeaseLost => {}
     }
 }
 

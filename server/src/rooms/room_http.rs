@@ -128,6 +128,22 @@ pub enum EventAudience {
 }
 
 impl EventAudience {
+    /// Its name on the cluster bus.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventAudience::Comments => "comments",
+            EventAudience::Chat => "chat",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "comments" => Some(EventAudience::Comments),
+            "chat" => Some(EventAudience::Chat),
+            _ => None,
+        }
+    }
+
     fn wanted_by(self, info: &super::peer::PeerInfo) -> bool {
         match self {
             EventAudience::Comments => info.wants_comments,

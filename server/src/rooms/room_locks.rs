@@ -5,6 +5,7 @@
 //! against resource ids of other workspaces) before the requester or any peer hears of it.
 
 use chrono::Utc;
+use nox_persistence::error::PersistenceError;
 use nox_persistence::locks::{self, EditLock};
 use nox_sync_protocol::locks::{
     parse_command, LockCommand, LockEvent, LockMessageError, LockTarget, ReleaseReason,
@@ -144,7 +145,7 @@ impl WorkspaceRoom {
                     return self.deny(conn, target, "locked by another user", Some(holder));
                 }
             };
-        match locks::acquire(self.ctx.db.pool(), &proposal).await {
+        match locks::acquire(self.ctx.db.pool(), &self.lease, &proposal).await {
             Ok(Some(stored)) => {
                 self.locks.insert(kind, stored.clone(), Some(conn));
                 let lock = view(kind, &stored, self.user_name(user));
@@ -158,6 +159,10 @@ impl WorkspaceRoom {
                 self.broadcast_lock_event(&LockEvent::Acquired { lock });
             }
             Ok(None) => self.deny(conn, target, "resource is locked elsewhere", None),
+            Err(PersistenceError::Fenced { .. }) => {
+                self.deny(conn, target, "the workspace moved to another node", None);
+                self.lost_lease();
+            }
             Err(err) => {
                 tracing::warn!(workspace_id = %self.workspace_id, error = %err, "storing a lock failed");
                 self.deny(conn, target, "storage unavailable: retry", None)

@@ -73,6 +73,20 @@ fn every_message_type_round_trips() {
 }
 
 #[test]
+fn relayed_messages_encode_back_to_the_same_frame() {
+    for (frame, message) in sample_frames() {
+        match encode_client_message(&message) {
+            Some(again) => {
+                assert_eq!(again, frame, "{message:?}");
+                assert_eq!(decoded(&again), [message]);
+            }
+            None => assert!(matches!(message, ClientMessage::Auth(_)), "{message:?}"),
+        }
+    }
+    assert_eq!(encode_client_message(&ClientMessage::Unknown(9)), None);
+}
+
+#[test]
 fn frames_from_yrs_encoders_decode() {
     let (sv, update) = sample_update();
     let awareness = sample_awareness();

@@ -1,6 +1,6 @@
 //! What is acknowledged is stored: the log before broadcast, restarts, compaction, imports, unload.
 
-use nox_persistence::update_log;
+use nox_persistence::{cluster, update_log};
 use nox_sync_protocol::canvas;
 use serde_json::json;
 use uuid::Uuid;
@@ -322,6 +322,24 @@ async fn sibling_workspaces(pool: &sqlx::PgPool, ws: Uuid, count: i32) -> Vec<Uu
     .expect("workspaces")
 }
 
+/// Leases of the workspaces for a node of the test's own (registered with a fresh heartbeat).
+async fn leases(pool: &sqlx::PgPool, workspaces: &[Uuid]) -> Vec<cluster::Lease> {
+    let node = cluster::NodeInfo {
+        id: Uuid::new_v4(),
+        addr: "127.0.0.1:1".into(),
+    };
+    cluster::register_node(pool, &node).await.expect("node");
+    let mut leases = Vec::new();
+    for ws in workspaces {
+        let ttl = std::time::Duration::from_secs(60);
+        match cluster::acquire_lease(pool, *ws, node.id, ttl).await {
+            Ok(cluster::LeaseOutcome::Acquired(lease)) => leases.push(lease),
+            other => panic!("no lease for {ws}: {other:?}"),
+        }
+    }
+    leases
+}
+
 fn log_entry(seq: i64, tag: u8) -> update_log::NewLogEntry {
     update_log::NewLogEntry {
         seq,
@@ -338,10 +356,11 @@ async fn batches_of_many_rooms_that_arrive_together_share_one_commit() {
     let db = nox_persistence::db::Database::from_pool(app.pool().clone());
     let writer = nox_server::rooms::LogWriter::spawn(db, metrics.clone());
 
+    let leases = leases(app.pool(), &workspaces).await;
     // All 20 hand-overs happen in one poll of this (single-threaded) test, before the writer runs.
-    let appends = workspaces.iter().enumerate().map(|(i, ws)| {
+    let appends = leases.iter().enumerate().map(|(i, lease)| {
         let entries = vec![log_entry(1, i as u8), log_entry(2, i as u8)];
-        writer.append(*ws, entries)
+        writer.append(*lease, entries)
     });
     let results = futures_util::future::join_all(appends).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
@@ -361,14 +380,15 @@ async fn a_room_whose_batch_is_refused_does_not_fail_the_others_in_its_commit() 
     let workspaces = sibling_workspaces(app.pool(), ws, 3).await;
     let db = nox_persistence::db::Database::from_pool(app.pool().clone());
     let writer = nox_server::rooms::LogWriter::spawn(db, nox_server::metrics::Metrics::new());
+    let leases = leases(app.pool(), &workspaces).await;
     // The middle workspace already holds seq 1: its batch breaks the shared statement.
-    update_log::append(app.pool(), workspaces[1], &[log_entry(1, 9)])
+    update_log::append(app.pool(), &leases[1], &[log_entry(1, 9)])
         .await
         .expect("first entry");
 
-    let appends = workspaces
+    let appends = leases
         .iter()
-        .map(|ws| writer.append(*ws, vec![log_entry(1, 7)]));
+        .map(|lease| writer.append(*lease, vec![log_entry(1, 7)]));
     let results = futures_util::future::join_all(appends).await;
     assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
     assert!(results[1].is_err(), "the conflicting batch must fail");
