@@ -265,10 +265,11 @@ pub async fn stored_payload(
     else {
         return Ok(None);
     };
-    let row: Option<(String,)> = sqlx::query_as("SELECT payload FROM cluster_messages WHERE id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT payload FROM cluster_messages WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
     row.map(|(payload,)| Some(payload))
         .ok_or_else(|| PersistenceError::Invariant(format!("cluster message {id} is gone")))
 }

@@ -16,7 +16,10 @@ pub enum PersistenceError {
     /// The write named a workspace lease that another node has since taken (docs/design.md §7):
     /// this node's room is stale and must stop without writing.
     #[error("workspace {workspace_id}: lease epoch {epoch} is no longer this node's")]
-    Fenced { workspace_id: uuid::Uuid, epoch: i64 },
+    Fenced {
+        workspace_id: uuid::Uuid,
+        epoch: i64,
+    },
 }
 
 impl PersistenceError {

@@ -59,15 +59,26 @@ async fn a_live_owner_keeps_its_workspace_and_a_dead_one_loses_it() {
     let first = acquired(&db.pool, ws, &a).await;
     assert_eq!(first.epoch, 1);
 
-    let refused = cluster::acquire_lease(&db.pool, ws, b.id, TTL).await.expect("ask");
+    let refused = cluster::acquire_lease(&db.pool, ws, b.id, TTL)
+        .await
+        .expect("ask");
     assert_eq!(refused, LeaseOutcome::HeldBy(a.clone()));
-    assert_eq!(cluster::owner(&db.pool, ws, TTL).await.expect("owner"), Some(a.clone()));
+    assert_eq!(
+        cluster::owner(&db.pool, ws, TTL).await.expect("owner"),
+        Some(a.clone())
+    );
 
     die(&db.pool, &a).await;
-    assert_eq!(cluster::owner(&db.pool, ws, TTL).await.expect("owner"), None);
+    assert_eq!(
+        cluster::owner(&db.pool, ws, TTL).await.expect("owner"),
+        None
+    );
     let taken = acquired(&db.pool, ws, &b).await;
     assert_eq!(taken.epoch, 2, "a takeover bumps the epoch");
-    assert_eq!(cluster::owner(&db.pool, ws, TTL).await.expect("owner"), Some(b));
+    assert_eq!(
+        cluster::owner(&db.pool, ws, TTL).await.expect("owner"),
+        Some(b)
+    );
 }
 
 #[tokio::test]
@@ -76,13 +87,20 @@ async fn a_stale_owner_cannot_append_compact_or_lock() {
     let (ws, user) = insert_workspace(&db.pool, "w").await.expect("workspace");
     let (a, b) = (node(&db.pool, 1).await, node(&db.pool, 2).await);
     let stale = acquired(&db.pool, ws, &a).await;
-    update_log::append(&db.pool, &stale, &entry(1)).await.expect("owner appends");
+    update_log::append(&db.pool, &stale, &entry(1))
+        .await
+        .expect("owner appends");
     die(&db.pool, &a).await;
     let current = acquired(&db.pool, ws, &b).await;
 
     let refused = update_log::append(&db.pool, &stale, &entry(2)).await;
-    assert!(matches!(refused, Err(PersistenceError::Fenced { .. })), "{refused:?}");
-    update_log::append(&db.pool, &current, &entry(2)).await.expect("new owner appends");
+    assert!(
+        matches!(refused, Err(PersistenceError::Fenced { .. })),
+        "{refused:?}"
+    );
+    update_log::append(&db.pool, &current, &entry(2))
+        .await
+        .expect("new owner appends");
     let (other_ws, _) = insert_workspace(&db.pool, "o").await.expect("workspace");
     let other = acquired(&db.pool, other_ws, &a).await;
     // In one group commit, only the stale batch is refused.
@@ -91,8 +109,18 @@ async fn a_stale_owner_cannot_append_compact_or_lock() {
         .expect("group commit");
     assert_eq!(fenced, vec![ws]);
     let stored = update_log::load(&db.pool, ws).await.expect("load");
-    assert_eq!(stored.log.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![1, 2]);
-    assert_eq!(update_log::load(&db.pool, other_ws).await.expect("other").log.len(), 1);
+    assert_eq!(
+        stored.log.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert_eq!(
+        update_log::load(&db.pool, other_ws)
+            .await
+            .expect("other")
+            .log
+            .len(),
+        1
+    );
 
     let compacted = compaction::compact(
         &db.pool,
@@ -107,8 +135,19 @@ async fn a_stale_owner_cannot_append_compact_or_lock() {
         },
     )
     .await;
-    assert!(matches!(compacted, Err(PersistenceError::Fenced { .. })), "{compacted:?}");
-    assert_eq!(update_log::load(&db.pool, ws).await.expect("load").log.len(), 2, "log intact");
+    assert!(
+        matches!(compacted, Err(PersistenceError::Fenced { .. })),
+        "{compacted:?}"
+    );
+    assert_eq!(
+        update_log::load(&db.pool, ws)
+            .await
+            .expect("load")
+            .log
+            .len(),
+        2,
+        "log intact"
+    );
 
     let now = chrono::Utc::now();
     let lock = EditLock {
@@ -121,8 +160,14 @@ async fn a_stale_owner_cannot_append_compact_or_lock() {
         expires_at: now + chrono::Duration::seconds(30),
     };
     let refused = locks::acquire(&db.pool, &stale, &lock).await;
-    assert!(matches!(refused, Err(PersistenceError::Fenced { .. })), "{refused:?}");
-    assert!(locks::acquire(&db.pool, &current, &lock).await.expect("lock").is_some());
+    assert!(
+        matches!(refused, Err(PersistenceError::Fenced { .. })),
+        "{refused:?}"
+    );
+    assert!(locks::acquire(&db.pool, &current, &lock)
+        .await
+        .expect("lock")
+        .is_some());
 }
 
 #[tokio::test]
@@ -138,18 +183,26 @@ async fn a_takeover_waits_for_the_write_in_flight_and_then_fences_it() {
     die(&db.pool, &a).await;
     let pool = db.pool.clone();
     let b_id = b.id;
-    let takeover =
-        tokio::spawn(async move { cluster::acquire_lease(&pool, ws, b_id, TTL).await });
+    let takeover = tokio::spawn(async move { cluster::acquire_lease(&pool, ws, b_id, TTL).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!takeover.is_finished(), "the takeover must wait for the write in flight");
+    assert!(
+        !takeover.is_finished(),
+        "the takeover must wait for the write in flight"
+    );
     in_flight.commit().await.expect("commit");
     let outcome = takeover.await.expect("join").expect("acquire");
-    assert!(matches!(outcome, LeaseOutcome::Acquired(Lease { epoch: 2, .. })), "{outcome:?}");
+    assert!(
+        matches!(outcome, LeaseOutcome::Acquired(Lease { epoch: 2, .. })),
+        "{outcome:?}"
+    );
 
     // Once taken over, the old owner's next write is refused.
     let mut late = db.pool.begin().await.expect("begin");
     let fenced = cluster::fence(&mut late, &old).await;
-    assert!(matches!(fenced, Err(PersistenceError::Fenced { .. })), "{fenced:?}");
+    assert!(
+        matches!(fenced, Err(PersistenceError::Fenced { .. })),
+        "{fenced:?}"
+    );
 }
 
 #[tokio::test]
@@ -158,10 +211,14 @@ async fn released_leases_go_at_once_and_epochs_only_grow() {
     let ws = Uuid::new_v4();
     let (a, b) = (node(&db.pool, 1).await, node(&db.pool, 2).await);
     let first = acquired(&db.pool, ws, &a).await;
-    cluster::release_lease(&db.pool, &first).await.expect("release");
+    cluster::release_lease(&db.pool, &first)
+        .await
+        .expect("release");
     let second = acquired(&db.pool, ws, &b).await;
     assert_eq!(second.epoch, 2);
-    cluster::deregister_node(&db.pool, b.id).await.expect("leave");
+    cluster::deregister_node(&db.pool, b.id)
+        .await
+        .expect("leave");
     let third = acquired(&db.pool, ws, &a).await;
     assert_eq!(third.epoch, 3);
     let held = cluster::heartbeat(&db.pool, &a).await.expect("heartbeat");
@@ -173,12 +230,23 @@ async fn released_leases_go_at_once_and_epochs_only_grow() {
 #[tokio::test]
 async fn large_bus_messages_travel_through_a_row() {
     let db = fresh_database().await.expect("db");
-    let mut listener = cluster::listen(&db.pool, &["test_bus"]).await.expect("listen");
+    let mut listener = cluster::listen(&db.pool, &["test_bus"])
+        .await
+        .expect("listen");
     let big = "x".repeat(20_000);
-    cluster::notify_stored(&db.pool, "test_bus", &big).await.expect("send");
+    cluster::notify_stored(&db.pool, "test_bus", &big)
+        .await
+        .expect("send");
     let note = listener.recv().await.expect("notification");
     assert!(note.payload().len() < 100);
-    let payload = cluster::stored_payload(&db.pool, note.payload()).await.expect("read");
+    let payload = cluster::stored_payload(&db.pool, note.payload())
+        .await
+        .expect("read");
     assert_eq!(payload.as_deref(), Some(big.as_str()));
-    assert_eq!(cluster::stored_payload(&db.pool, "{}").await.expect("inline"), None);
+    assert_eq!(
+        cluster::stored_payload(&db.pool, "{}")
+            .await
+            .expect("inline"),
+        None
+    );
 }

@@ -129,7 +129,11 @@ fn client() -> &'static reqwest::Client {
     })
 }
 
-async fn forward(state: &AppState, addr: &str, request: Request) -> Result<Response, reqwest::Error> {
+async fn forward(
+    state: &AppState,
+    addr: &str,
+    request: Request,
+) -> Result<Response, reqwest::Error> {
     let (parts, body) = request.into_parts();
     let path = parts
         .uri

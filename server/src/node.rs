@@ -61,8 +61,7 @@ async fn listen(state: AppState) {
             Ok(mut listener) => loop {
                 match listener.recv().await {
                     Ok(notification) => {
-                        if let Some(message) = state.cluster.receive(notification.payload()).await
-                        {
+                        if let Some(message) = state.cluster.receive(notification.payload()).await {
                             dispatch(&state, message).await;
                         }
                     }

@@ -71,12 +71,10 @@ impl Application {
             })?;
         let files = Arc::new(files);
         let metrics = Metrics::new();
-        let listening = listener
-            .local_addr()
-            .map_err(|source| StartupError::Bind {
-                addr: config.addr,
-                source,
-            })?;
+        let listening = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: config.addr,
+            source,
+        })?;
         let cluster = Arc::new(
             Cluster::join(
                 db.clone(),

@@ -66,6 +66,25 @@ impl TestApp {
         }
     }
 
+    /// Another node of the same cluster: a second server on this app's database and
+    /// configuration (DESIGN §7).
+    pub async fn join_node(&self) -> TestNode {
+        let app = Application::build(self.config.clone())
+            .await
+            .expect("build another node");
+        let addr = app.local_addr();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(app.run_until_stopped(async {
+            let _ = rx.await;
+        }));
+        TestNode {
+            addr,
+            client: TestClient::new(addr),
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
     /// The test database's pool, for assertions on rows.
     pub fn pool(&self) -> &sqlx::PgPool {
         &self.db.pool
@@ -82,6 +101,26 @@ impl TestApp {
         }
         if let Some(task) = self.task.take() {
             task.await.expect("server task").expect("server io");
+        }
+    }
+}
+
+/// A further node of a [`TestApp`]'s cluster (same database, same configuration).
+pub struct TestNode {
+    pub addr: SocketAddr,
+    pub client: TestClient,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestNode {
+    /// Graceful shutdown (its leases are released), waiting until it has stopped.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("node task").expect("node io");
         }
     }
 }

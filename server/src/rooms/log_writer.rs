@@ -61,11 +61,7 @@ impl LogWriter {
 
     /// Appends one room's batch; returns once it is committed (or failed, and nothing of it is
     /// stored).
-    pub async fn append(
-        &self,
-        lease: Lease,
-        entries: Vec<NewLogEntry>,
-    ) -> Result<(), AppendError> {
+    pub async fn append(&self, lease: Lease, entries: Vec<NewLogEntry>) -> Result<(), AppendError> {
         let (done, result) = oneshot::channel();
         let request = AppendRequest {
             lease,

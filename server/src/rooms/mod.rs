@@ -295,12 +295,7 @@ impl RoomRegistry {
                 ctx.metrics.rooms_loaded.inc();
                 let full_state = Bytes::from(full_state);
                 tokio::spawn(loading_room::run(
-                    lease,
-                    ctx,
-                    fetched,
-                    full_state,
-                    rx,
-                    on_exit,
+                    lease, ctx, fetched, full_state, rx, on_exit,
                 ));
             }
             None => {

@@ -3,6 +3,7 @@
 
 mod access;
 mod chat;
+mod cluster;
 mod comments;
 mod convergence;
 mod durability;

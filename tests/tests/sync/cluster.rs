@@ -1,0 +1,276 @@
+//! Several nodes on one PostgreSQL (DESIGN §7): one room per workspace in the whole cluster, on
+//! the node holding its lease; sockets and requests reaching another node are relayed there;
+//! rights changes and events made on one node reach sockets on the others; a node that lost its
+//! lease closes its room and its clients come back through the new owner.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use nox_tests::{Session, TestApp, TestNode, WsClient};
+use reqwest::StatusCode;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{block, eventually, id, member_with_role, setup_with};
+
+/// Two nodes on one database, fast heartbeats, an owner and a workspace.
+async fn two_nodes() -> (TestApp, TestNode, Session, Uuid) {
+    let (app, owner, ws) = setup_with(|c| c.node_ttl_ms = 1000).await;
+    let node = app.join_node().await;
+    (app, node, owner, ws)
+}
+
+async fn client_at(addr: SocketAddr, session: &Session, ws: Uuid, query: &str) -> WsClient {
+    let mut c = WsClient::new(addr, ws, &session.token);
+    c.connect_with(query).await;
+    c.sync().await;
+    c
+}
+
+/// The node id holding the workspace's lease (None: released or never taken).
+async fn lease_holder(app: &TestApp, ws: Uuid) -> Option<Uuid> {
+    sqlx::query_scalar("SELECT node_id FROM workspace_leases WHERE workspace_id = $1")
+        .bind(ws)
+        .fetch_optional(app.pool())
+        .await
+        .expect("lease row")
+        .flatten()
+}
+
+async fn node_id_at(app: &TestApp, addr: SocketAddr) -> Uuid {
+    sqlx::query_scalar("SELECT id FROM nodes WHERE addr = $1")
+        .bind(addr.to_string())
+        .fetch_one(app.pool())
+        .await
+        .expect("node row")
+}
+
+#[tokio::test]
+async fn clients_on_two_nodes_edit_one_room_on_the_owner() {
+    let (app, node, owner, ws) = two_nodes().await;
+    let mut on_owner = client_at(app.addr, &owner, ws, "&acks=1").await;
+    let mut relayed = client_at(node.addr, &owner, ws, "&acks=1").await;
+    assert_eq!(
+        lease_holder(&app, ws).await,
+        Some(node_id_at(&app, app.addr).await)
+    );
+
+    let (a, b) = (id(), id());
+    relayed
+        .put_block(&a, block("from the relayed client"))
+        .await;
+    relayed.settle().await; // the owner's durable ack came back through the relay
+    on_owner
+        .pump_until(|c| c.canvas_json()["blocks"].get(&a).is_some())
+        .await;
+    on_owner
+        .put_block(&b, block("from the owner's client"))
+        .await;
+    relayed
+        .pump_until(|c| c.canvas_json()["blocks"].get(&b).is_some())
+        .await;
+    assert_eq!(relayed.canvas_json(), on_owner.canvas_json());
+    eventually("both blocks projected", || async {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM core_blocks WHERE workspace_id = $1 AND deleted_at IS NULL",
+        )
+        .bind(ws)
+        .fetch_one(app.pool())
+        .await
+        .unwrap_or(0);
+        n == 2
+    })
+    .await;
+    // One room in the cluster: the relaying node never took the lease.
+    assert_eq!(
+        lease_holder(&app, ws).await,
+        Some(node_id_at(&app, app.addr).await)
+    );
+    node.stop().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn requests_to_another_node_are_served_by_the_owner() {
+    let (app, node, owner, ws) = two_nodes().await;
+    let mut on_owner = client_at(app.addr, &owner, ws, "&acks=1&locks=1").await;
+    let block_id = id();
+    let created = node
+        .client
+        .post(
+            &format!("/api/v1/workspaces/{ws}/blocks"),
+            &owner.token,
+            json!({ "id": block_id, "type": "NODE", "name": "via node two" }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    on_owner
+        .pump_until(|c| c.canvas_json()["blocks"].get(&block_id).is_some())
+        .await;
+
+    let listed = node
+        .client
+        .get(&format!("/api/v1/workspaces/{ws}/blocks"), &owner.token)
+        .await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(listed.body["items"][0]["id"], block_id);
+    let presence = node
+        .client
+        .get(&format!("/api/v1/workspaces/{ws}/presence"), &owner.token)
+        .await;
+    assert_eq!(presence.status, StatusCode::OK, "{}", presence.body);
+    assert_eq!(presence.body["items"].as_array().map(Vec::len), Some(1));
+    // A bad request stays a clear JSON error through the hop.
+    let refused = node
+        .client
+        .post(
+            &format!("/api/v1/workspaces/{ws}/blocks"),
+            &owner.token,
+            json!({ "id": block_id, "type": "NODE", "name": "again" }),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert_eq!(refused.code(), "id_in_use");
+    node.stop().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn locks_taken_through_one_node_are_seen_on_the_other() {
+    let (app, node, owner, ws) = two_nodes().await;
+    let bob = member_with_role(&app, ws, "Editor").await;
+    let mut alice = client_at(app.addr, &owner, ws, "&acks=1&locks=1").await;
+    let mut bobs = client_at(node.addr, &bob, ws, "&acks=1&locks=1").await;
+    let block_id = id();
+    alice.put_block(&block_id, block("shared")).await;
+    bobs.pump_until(|c| c.canvas_json()["blocks"].get(&block_id).is_some())
+        .await;
+
+    bobs.send_stateless(json!({ "type": "lock.acquire", "resource_type": "BLOCK",
+        "resource_id": block_id, "request_id": "r1" }))
+        .await;
+    bobs.pump_until(|c| !c.events("lock.granted").is_empty())
+        .await;
+    alice
+        .pump_until(|c| !c.events("lock.acquired").is_empty())
+        .await;
+    assert_eq!(
+        alice.events("lock.acquired")[0]["lock"]["user_id"],
+        bob.user_id.to_string()
+    );
+    // Bob leaves the relaying node: the owner releases his lock and tells Alice.
+    bobs.disconnect().await;
+    alice
+        .pump_until(|c| !c.events("lock.released").is_empty())
+        .await;
+    node.stop().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_rights_change_on_one_node_closes_sockets_on_the_others() {
+    let (app, node, owner, ws) = two_nodes().await;
+    let org: Uuid = sqlx::query_scalar(
+        "SELECT p.org_id FROM workspaces w JOIN projects p ON p.id = w.project_id WHERE w.id = $1",
+    )
+    .bind(ws)
+    .fetch_one(app.pool())
+    .await
+    .expect("org");
+    let bob = member_with_role(&app, ws, "Editor").await;
+    let _keep_room_on_app = client_at(app.addr, &owner, ws, "&acks=1").await;
+    let mut direct = client_at(app.addr, &bob, ws, "&acks=1").await;
+    let mut relayed = client_at(node.addr, &bob, ws, "&acks=1").await;
+    // Removed through the node that holds neither socket's room.
+    let removed = node
+        .client
+        .delete(
+            &format!("/api/v1/orgs/{org}/members/{}", bob.user_id),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.body);
+    for c in [&mut direct, &mut relayed] {
+        let closed = tokio::time::timeout(Duration::from_secs(5), c.wait_closed())
+            .await
+            .expect("closed within seconds");
+        assert_eq!(closed.code, 4403, "{closed:?}");
+    }
+    node.stop().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_chat_message_posted_on_one_node_reaches_editors_on_the_owner() {
+    let (app, node, owner, ws) = two_nodes().await;
+    let mut editor = client_at(app.addr, &owner, ws, "&acks=1&chat=1").await;
+    let room = node
+        .client
+        .get(&format!("/api/v1/workspaces/{ws}/chat-room"), &owner.token)
+        .await
+        .id();
+    // Not a workspace path: served by the node it reached, pushed over the cluster bus.
+    let sent = node
+        .client
+        .post(
+            &format!("/api/v1/chat-rooms/{room}/messages"),
+            &owner.token,
+            json!({ "content": "across nodes" }),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.body);
+    editor
+        .pump_until(|c| !c.events("chat.message").is_empty())
+        .await;
+    assert_eq!(
+        editor.events("chat.message")[0]["message"]["content"],
+        "across nodes"
+    );
+    node.stop().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_node_that_lost_its_lease_closes_the_room_and_its_clients_resume_on_the_new_owner() {
+    let (app, node, owner, ws) = two_nodes().await;
+    let mut c = client_at(app.addr, &owner, ws, "&acks=1").await;
+    let first = id();
+    c.put_block(&first, block("before the takeover")).await;
+    c.settle().await;
+
+    // The other node takes the workspace over (as it would after this node's heartbeat lapsed).
+    let other = node_id_at(&app, node.addr).await;
+    sqlx::query(
+        "UPDATE workspace_leases SET node_id = $2, epoch = epoch + 1 WHERE workspace_id = $1",
+    )
+    .bind(ws)
+    .bind(other)
+    .execute(app.pool())
+    .await
+    .expect("takeover");
+    let closed = tokio::time::timeout(Duration::from_secs(5), c.wait_closed())
+        .await
+        .expect("closed within a heartbeat or two");
+    assert_eq!(closed.code, 1012, "{closed:?}");
+
+    // Back on the same node: relayed to the new owner, which loads from storage.
+    let mut again = WsClient::new(app.addr, ws, &owner.token);
+    again.connect_with("&acks=1").await;
+    again.sync().await;
+    assert!(again.canvas_json()["blocks"].get(&first).is_some());
+    let second = id();
+    again.put_block(&second, block("after the takeover")).await;
+    again.settle().await;
+    assert_eq!(lease_holder(&app, ws).await, Some(other));
+    let log_seqs: Vec<i64> = sqlx::query_scalar(
+        "SELECT seq FROM workspace_update_log WHERE workspace_id = $1 ORDER BY seq",
+    )
+    .bind(ws)
+    .fetch_all(app.pool())
+    .await
+    .expect("log");
+    let unique: std::collections::BTreeSet<i64> = log_seqs.iter().copied().collect();
+    assert_eq!(unique.len(), log_seqs.len(), "one log, no fork");
+    node.stop().await;
+    app.stop().await;
+}
