@@ -26,6 +26,9 @@ pub enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Run only the embedded PostgreSQL of NOX_DATA_DIR (migrated), print its `DATABASE_URL`, and
+    /// keep it running until SIGINT/SIGTERM: the shared database of several nodes on one machine.
+    Database,
 }
 
 /// Every setting of the server. Each field can be given as a flag or an environment variable.
@@ -244,6 +247,25 @@ mod tests {
         let shown = format!("{config:?}");
         assert!(!shown.contains("super-secret-value"));
         assert!(!shown.contains("pw@h"));
+    }
+
+    #[test]
+    fn database_subcommand_parses() {
+        let cli = Cli::parse_from(["nox-sync", "database"]);
+        assert!(matches!(cli.command, Some(Command::Database)));
+    }
+
+    #[test]
+    fn node_address_defaults_to_the_listening_one() {
+        let mut config = Cli::parse_from(["nox-sync"]).config;
+        let listening: SocketAddr = "0.0.0.0:9000".parse().expect("addr");
+        assert_eq!(config.node_addr(listening), "127.0.0.1:9000");
+        assert_eq!(
+            config.node_addr("10.0.0.5:80".parse().expect("addr")),
+            "10.0.0.5:80"
+        );
+        config.node_addr = Some("nox-2.internal:8080".into());
+        assert_eq!(config.node_addr(listening), "nox-2.internal:8080");
     }
 
     #[test]

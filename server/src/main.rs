@@ -1,4 +1,5 @@
-//! `nox-sync`: run the server (`serve`, the default) or apply migrations (`migrate`).
+//! `nox-sync`: run the server (`serve`, the default), apply migrations (`migrate`), or run only the
+//! embedded database for several nodes (`database`).
 
 use anyhow::Context;
 use clap::Parser;
@@ -25,6 +26,19 @@ async fn main() -> anyhow::Result<()> {
                 .context("applying migrations")?;
             tracing::info!("migrations applied");
             app.close().await;
+        }
+        Command::Database => {
+            // The one line on stdout, for scripts that start nodes on this database.
+            let announce = |url: &str| {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "DATABASE_URL={url}");
+                let _ = out.flush();
+            };
+            let url = nox_server::startup::serve_database(&cli.config, announce, shutdown_signal())
+                .await
+                .context("running the embedded database")?;
+            tracing::info!(%url, "embedded PostgreSQL stopped");
         }
     }
     Ok(())

@@ -173,6 +173,30 @@ impl Application {
     }
 }
 
+/// `nox-sync database`: starts (and migrates) the embedded PostgreSQL of the data directory,
+/// hands its URL to `announce` (for the nodes that will share it), and stops it when `shutdown`
+/// resolves. Answers the URL it served.
+pub async fn serve_database(
+    config: &Config,
+    announce: impl FnOnce(&str),
+    shutdown: impl Future<Output = ()>,
+) -> Result<String, StartupError> {
+    ensure_dir(&config.data_dir)?;
+    let pg = EmbeddedPostgres::start(&config.data_dir)
+        .await
+        .map_err(PersistenceError::from)?;
+    let db = Database::connect_with(pg.connect_options("nox"), 2).await?;
+    nox_persistence::migrate::run(db.pool()).await?;
+    db.close().await;
+    let url = pg.url("nox");
+    announce(&url);
+    shutdown.await;
+    if let Err(err) = pg.stop().await {
+        tracing::warn!(error = %err, "embedded PostgreSQL did not stop cleanly");
+    }
+    Ok(url)
+}
+
 /// Closes the pool, then stops the embedded PostgreSQL: always the last thing to go.
 async fn close_database(state: AppState, embedded: Option<EmbeddedPostgres>) {
     state.db.close().await;

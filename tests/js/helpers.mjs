@@ -238,6 +238,67 @@ export class Server {
   }
 }
 
+/**
+ * A PostgreSQL shared by several nodes: `nox-sync database` on a fresh data dir (it prints
+ * `DATABASE_URL=...` once ready). Returns `{ url, dataDir, stop() }`.
+ */
+export async function startDatabase () {
+  const dataDir = makeDataDir()
+  const proc = spawn(BIN, ['database'], {
+    env: { ...process.env, NOX_DATA_DIR: dataDir, NOX_LOG: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })))
+  let out = ''
+  let err = ''
+  proc.stderr.on('data', (chunk) => { err += chunk.toString() })
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`nox-sync database not ready in 60 s\n${err}`)), 60_000)
+    proc.stdout.on('data', (chunk) => {
+      out += chunk.toString()
+      const match = out.match(/^DATABASE_URL=(.+)$/m)
+      if (match) { clearTimeout(timer); resolve(match[1].trim()) }
+    })
+    exited.then((r) => { clearTimeout(timer); reject(new Error(`nox-sync database exited: ${JSON.stringify(r)}\n${err}`)) })
+  })
+  return {
+    url,
+    dataDir,
+    async stop () {
+      if (proc.exitCode == null && proc.signalCode == null) proc.kill('SIGTERM')
+      await Promise.race([exited, sleep(20_000)])
+      await removeDataDir(dataDir)
+    }
+  }
+}
+
+/** The `psql` next to the PostgreSQL server binaries (or on PATH). */
+function psqlBinary () {
+  for (const dir of (process.env.PATH || '').split(':')) {
+    const candidate = path.join(dir, 'psql')
+    if (fs.existsSync(candidate)) return candidate
+  }
+  const base = '/usr/lib/postgresql'
+  const versions = fs.existsSync(base) ? fs.readdirSync(base).sort().reverse() : []
+  for (const v of versions) {
+    const candidate = path.join(base, v, 'bin', 'psql')
+    if (fs.existsSync(candidate)) return candidate
+  }
+  throw new Error('psql not found (install the postgresql client)')
+}
+
+/** Runs one SQL query with psql; returns its rows as arrays of strings. */
+export async function sql (url, query) {
+  const proc = spawn(psqlBinary(), [url, '-AtX', '-F', '\t', '-c', query], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  proc.stdout.on('data', (c) => { out += c.toString() })
+  proc.stderr.on('data', (c) => { err += c.toString() })
+  const code = await new Promise((resolve) => proc.on('exit', resolve))
+  if (code !== 0) throw new Error(`psql failed (${code}): ${err}`)
+  return out.split('\n').filter((l) => l.length > 0).map((l) => l.split('\t'))
+}
+
 /** Starts a server on a fresh data dir and port. */
 export async function startServer (opts = {}) {
   const server = new Server(opts)
