@@ -33,3 +33,11 @@ CREATE TABLE cluster_messages (
     payload    TEXT NOT NULL,
     created_at TIMESTAMPTZ NOT NULL DEFAULT NOW()
 );
+
+-- Secrets every node of a cluster must share, generated once by the first node (today: the token
+-- signing secret, when NOX_JWT_SECRET is not set and the database is external).
+CREATE TABLE cluster_secrets (
+    name       TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT NOW()
+);

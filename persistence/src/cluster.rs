@@ -273,3 +273,24 @@ pub async fn stored_payload(
     row.map(|(payload,)| Some(payload))
         .ok_or_else(|| PersistenceError::Invariant(format!("cluster message {id} is gone")))
 }
+
+/// The cluster-wide secret `name`: `candidate` when this node is the first to ask, else the value
+/// the first node stored. Every node of a cluster ends up with the same one.
+pub async fn shared_secret(
+    pool: &PgPool,
+    name: &str,
+    candidate: &str,
+) -> Result<String, PersistenceError> {
+    sqlx::query(
+        "INSERT INTO cluster_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(candidate)
+    .execute(pool)
+    .await?;
+    let (value,): (String,) = sqlx::query_as("SELECT value FROM cluster_secrets WHERE name = $1")
+        .bind(name)
+        .fetch_one(pool)
+        .await?;
+    Ok(value)
+}

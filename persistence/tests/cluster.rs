@@ -250,3 +250,15 @@ async fn large_bus_messages_travel_through_a_row() {
         None
     );
 }
+
+#[tokio::test]
+async fn the_first_node_s_secret_is_everyone_s() {
+    let db = fresh_database().await.expect("db");
+    let first = cluster::shared_secret(&db.pool, "jwt_signing", "first")
+        .await
+        .expect("first");
+    let second = cluster::shared_secret(&db.pool, "jwt_signing", "second")
+        .await
+        .expect("second");
+    assert_eq!((first.as_str(), second.as_str()), ("first", "first"));
+}

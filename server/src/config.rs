@@ -47,8 +47,9 @@ pub struct Config {
     #[arg(long, env = "NOX_DATA_DIR", default_value = "./nox-data")]
     pub data_dir: PathBuf,
 
-    /// Secret used to sign access tokens (HS256). When unset, one is generated once and
-    /// stored in NOX_DATA_DIR/jwt-secret. Never logged.
+    /// Secret used to sign access tokens (HS256). When unset, one is generated once: kept in the
+    /// database when DATABASE_URL is set (so every node of a cluster shares it), else in
+    /// NOX_DATA_DIR/jwt-secret. Never logged.
     #[arg(long, env = "NOX_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 

@@ -274,3 +274,36 @@ async fn a_node_that_lost_its_lease_closes_the_room_and_its_clients_resume_on_th
     node.stop().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_hocuspocus_document_on_another_node_joins_the_owner_s_room() {
+    let (app, node, owner, ws) = two_nodes().await;
+    let mut yws = client_at(app.addr, &owner, ws, "&acks=1").await;
+    let name = ws.to_string();
+    let mut hp = nox_tests::hocuspocus::HpClient::connect(node.addr).await;
+    hp.open(&name, &owner.token).await;
+    hp.pump_until(|c| c.doc(&name).synced).await;
+
+    let from_hp = id();
+    hp.put_block(&name, &from_hp, block("from hocuspocus on node two"))
+        .await;
+    yws.pump_until(|c| c.canvas_json()["blocks"].get(&from_hp).is_some())
+        .await;
+    // SyncStatus (the durable ack) comes back through the relay.
+    hp.pump_until(|c| c.doc(&name).sync_statuses >= c.doc(&name).updates_sent)
+        .await;
+    let from_yws = id();
+    yws.put_block(&from_yws, block("from the owner")).await;
+    hp.pump_until(|c| {
+        c.doc(&name).canvas_json()["blocks"]
+            .get(&from_yws)
+            .is_some()
+    })
+    .await;
+    assert_eq!(
+        lease_holder(&app, ws).await,
+        Some(node_id_at(&app, app.addr).await)
+    );
+    node.stop().await;
+    app.stop().await;
+}
