@@ -222,6 +222,38 @@ fn replace_database(url: &str, database: &str) -> String {
     out
 }
 
+/// A workspace with the user, organization and project it needs (named after `slug`), for tests
+/// that write its log or rows. Returns (workspace id, user id).
+pub async fn insert_workspace(
+    pool: &sqlx::PgPool,
+    slug: &str,
+) -> Result<(uuid::Uuid, uuid::Uuid), sqlx::Error> {
+    let user: uuid::Uuid = sqlx::query_scalar("INSERT INTO users (email) VALUES ($1) RETURNING id")
+        .bind(format!("{slug}@example.com"))
+        .fetch_one(pool)
+        .await?;
+    let org: uuid::Uuid =
+        sqlx::query_scalar("INSERT INTO organizations (name, slug) VALUES ('O', $1) RETURNING id")
+            .bind(slug)
+            .fetch_one(pool)
+            .await?;
+    let project: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO projects (org_id, name, slug, created_by_id) VALUES ($1, 'P', 'p', $2) RETURNING id",
+    )
+    .bind(org)
+    .bind(user)
+    .fetch_one(pool)
+    .await?;
+    let workspace = sqlx::query_scalar(
+        "INSERT INTO workspaces (project_id, name, type, created_by) VALUES ($1, 'W', 'CANVAS', $2) RETURNING id",
+    )
+    .bind(project)
+    .bind(user)
+    .fetch_one(pool)
+    .await?;
+    Ok((workspace, user))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,36 +292,4 @@ mod tests {
             .expect("count a");
         assert_eq!(n, 1);
     }
-}
-
-/// A workspace with the user, organization and project it needs (named after `slug`), for tests
-/// that write its log or rows. Returns (workspace id, user id).
-pub async fn insert_workspace(
-    pool: &sqlx::PgPool,
-    slug: &str,
-) -> Result<(uuid::Uuid, uuid::Uuid), sqlx::Error> {
-    let user: uuid::Uuid = sqlx::query_scalar("INSERT INTO users (email) VALUES ($1) RETURNING id")
-        .bind(format!("{slug}@example.com"))
-        .fetch_one(pool)
-        .await?;
-    let org: uuid::Uuid =
-        sqlx::query_scalar("INSERT INTO organizations (name, slug) VALUES ('O', $1) RETURNING id")
-            .bind(slug)
-            .fetch_one(pool)
-            .await?;
-    let project: uuid::Uuid = sqlx::query_scalar(
-        "INSERT INTO projects (org_id, name, slug, created_by_id) VALUES ($1, 'P', 'p', $2) RETURNING id",
-    )
-    .bind(org)
-    .bind(user)
-    .fetch_one(pool)
-    .await?;
-    let workspace = sqlx::query_scalar(
-        "INSERT INTO workspaces (project_id, name, type, created_by) VALUES ($1, 'W', 'CANVAS', $2) RETURNING id",
-    )
-    .bind(project)
-    .bind(user)
-    .fetch_one(pool)
-    .await?;
-    Ok((workspace, user))
 }
