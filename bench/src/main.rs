@@ -40,6 +40,9 @@ enum Scenario {
     DurabilityCost,
     /// Version history: taking and restoring versions of the 10k+10k canvas.
     Versions,
+    /// Two nodes on one PostgreSQL: fan-out latency with readers on the owner or on the other
+    /// node (relayed).
+    Multinode,
     /// Every scenario above, in that order.
     All,
 }
@@ -54,6 +57,9 @@ struct Args {
     /// fanout: clients per run (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "2,10,50,200")]
     clients: Vec<usize>,
+    /// multinode: clients per run (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "10,50")]
+    multinode_clients: Vec<usize>,
     /// fanout / durability-cost: seconds of moving.
     #[arg(long, default_value_t = 10)]
     fanout_secs: u64,
@@ -123,6 +129,7 @@ impl Args {
             return;
         }
         self.clients = vec![2, 10];
+        self.multinode_clients = vec![10];
         self.durability_clients = vec![10];
         self.fanout_secs = 3;
         self.docs = vec![20];
@@ -182,6 +189,7 @@ async fn main() -> Result<()> {
             Scenario::JoinStorm,
             Scenario::DurabilityCost,
             Scenario::Versions,
+            Scenario::Multinode,
         ],
         one => vec![one],
     };
@@ -295,6 +303,9 @@ async fn run_one(
                 },
             )
             .await
+        }
+        Scenario::Multinode => {
+            scenarios::multinode::run(options, &args.fanout(&args.multinode_clients)).await
         }
         Scenario::All => unreachable!("expanded above"),
     }

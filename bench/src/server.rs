@@ -379,6 +379,57 @@ pub fn postgres_usage(data_dir: &Path) -> PgUsage {
     usage
 }
 
+/// `nox-sync database`: one embedded PostgreSQL that several spawned nodes share.
+pub struct SharedDatabase {
+    pub url: String,
+    child: Child,
+    data_dir: PathBuf,
+}
+
+impl SharedDatabase {
+    pub async fn start(bin: &Path) -> Result<Self> {
+        use tokio::io::AsyncBufReadExt;
+        let data_dir = fresh_data_dir()?;
+        let mut child = Command::new(bin)
+            .arg("database")
+            .env_remove("DATABASE_URL")
+            .env("NOX_DATA_DIR", &data_dir)
+            .env("NOX_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("spawn {} database", bin.display()))?;
+        let stdout = child.stdout.take().context("database stdout")?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let url = tokio::time::timeout(Duration::from_secs(120), async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(url) = line.strip_prefix("DATABASE_URL=") {
+                    return Ok(url.trim().to_string());
+                }
+            }
+            bail!("nox-sync database exited before printing its URL")
+        })
+        .await
+        .context("nox-sync database not ready within 120 s")??;
+        Ok(Self {
+            url,
+            child,
+            data_dir,
+        })
+    }
+
+    /// SIGTERM (PostgreSQL stops cleanly), then the data directory goes.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await;
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
 fn fresh_data_dir() -> Result<PathBuf> {
     // Short: the embedded cluster's Unix socket lives in it (sun_path is 108 bytes).
     static COUNTER: AtomicU64 = AtomicU64::new(0);

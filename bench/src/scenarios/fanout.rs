@@ -39,12 +39,27 @@ pub async fn measure(
     n: usize,
     config: &FanoutConfig,
 ) -> Result<Row> {
+    measure_across(env, env, scenario, case, n, config).await
+}
+
+/// One fanout case whose writer connects to `writer_env`'s server (which loads the workspace and
+/// so owns it) and whose readers connect to `reader_env`'s (the same server, or another node of
+/// its cluster that relays them). Process figures are `writer_env`'s server's.
+pub async fn measure_across(
+    writer_env: &Env,
+    reader_env: &Env,
+    scenario: &str,
+    case: &str,
+    n: usize,
+    config: &FanoutConfig,
+) -> Result<Row> {
+    let env = writer_env;
     let n = n.max(2);
     // The writer seeds 64 blocks and moves them round-robin (consecutive moves touch different
     // blocks, so even a server that merges a batch keeps every move observable).
     let (ws, writer, blocks) = env.seeded_workspace(64, 0).await?;
     let targets = (1..n as u64).map(|id| (ws.clone(), id)).collect();
-    let readers = env.connect_many(targets, 32).await?;
+    let readers = reader_env.connect_many(targets, 32).await?;
 
     let before = env.server.probe();
     let bench_cpu = self_cpu_seconds();

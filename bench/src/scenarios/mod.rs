@@ -8,6 +8,7 @@ pub mod fanout;
 pub mod idle;
 pub mod join_storm;
 pub mod many_docs;
+pub mod multinode;
 pub mod versions;
 
 use std::sync::Arc;
