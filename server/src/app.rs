@@ -283,6 +283,10 @@ fn routes() -> Router<AppState> {
         .route("/hocuspocus", get(hocuspocus::hocuspocus_socket))
         .route("/ws/workspaces/{workspace_id}", get(ws::workspace_socket))
         .route("/readyz", get(health::readyz))
+        .route(
+            "/internal/v1/workspaces/{workspace_id}/canvas",
+            get(http_forward::internal_canvas),
+        )
         .nest("/api/v1", api)
 }
 

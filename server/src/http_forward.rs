@@ -19,10 +19,14 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::Json;
+use nox_sync_protocol::canvas::CanvasState;
 use uuid::Uuid;
 
 use crate::cluster::RELAYED_HEADER;
 use crate::error::ApiError;
+use crate::extract::Path;
+use crate::rooms::{HttpRequest, JoinError};
 use crate::state::AppState;
 
 /// The caller's IP on a forwarded request (trusted only with the relay key).
@@ -109,6 +113,68 @@ pub async fn forward_to_owner(
             response
         }
     }
+}
+
+/// The live canvas of a workspace, for routes that are not under `/api/v1/workspaces/{id}` (so
+/// were not forwarded) but read it: from this node's room, or from the owner's
+/// ([`internal_canvas`]) when another node owns the workspace.
+pub async fn read_canvas(state: &AppState, workspace_id: Uuid) -> Result<CanvasState, ApiError> {
+    let local = state
+        .rooms
+        .request(workspace_id, |reply| HttpRequest::Canvas { reply })
+        .await;
+    let owner = match local {
+        Ok(canvas) => return Ok(canvas),
+        Err(JoinError::OwnedElsewhere(owner)) => owner,
+        Err(err) => return Err(room_unavailable(err)),
+    };
+    let url = format!(
+        "http://{}/internal/v1/workspaces/{workspace_id}/canvas",
+        owner.addr
+    );
+    let answer = client()
+        .get(url)
+        .header(RELAYED_HEADER, state.cluster.relay_key())
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status);
+    match answer {
+        Ok(answer) => answer.json::<CanvasState>().await.map_err(|err| {
+            tracing::warn!(%workspace_id, error = %err, "the owner's canvas did not decode");
+            ApiError::service_unavailable("the workspace is not available right now; retry")
+        }),
+        Err(err) => {
+            tracing::warn!(%workspace_id, owner = %owner.addr, error = %err,
+                "could not read the canvas from the workspace's owner");
+            Err(ApiError::service_unavailable(
+                "the workspace is not available right now; retry",
+            ))
+        }
+    }
+}
+
+/// A room that cannot be reached answers 503 (the caller may retry).
+pub fn room_unavailable(err: JoinError) -> ApiError {
+    tracing::warn!(error = %err, "workspace room unavailable");
+    ApiError::service_unavailable("the workspace is not available right now; retry")
+}
+
+/// `GET /internal/v1/workspaces/{id}/canvas`: this node's room's canvas, for another node of the
+/// cluster (relay key required; anyone else gets the JSON 404 of an unknown route).
+pub async fn internal_canvas(
+    State(state): State<AppState>,
+    Path(workspace_id): Path<Uuid>,
+    headers: HeaderMap,
+) -> Result<Json<CanvasState>, ApiError> {
+    if !headers.contains_key(RELAYED_HEADER) {
+        return Err(ApiError::not_found("route"));
+    }
+    state
+        .rooms
+        .request(workspace_id, |reply| HttpRequest::Canvas { reply })
+        .await
+        .map(Json)
+        .map_err(room_unavailable)
 }
 
 /// `/api/v1/workspaces/{id}` and everything below it.

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map as JsonMap, Value};
 use uuid::Uuid;
 use yrs::{
@@ -44,7 +44,7 @@ pub enum CanvasError {
 }
 
 /// One block as found in the doc, raw and unvalidated; an absent field is `Value::Null`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockEntry {
     /// The doc key `type` (a keyword in Rust).
     #[serde(rename = "type")]
@@ -59,7 +59,7 @@ pub struct BlockEntry {
 }
 
 /// One relation as found in the doc, raw and unvalidated; an absent field is `Value::Null`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RelationEntry {
     pub source_block_id: Value,
     pub target_block_id: Value,
@@ -70,7 +70,7 @@ pub struct RelationEntry {
 }
 
 /// The whole canvas, keyed by the raw doc keys (which need not be UUIDs).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CanvasState {
     pub blocks: BTreeMap<String, BlockEntry>,
     pub relations: BTreeMap<String, RelationEntry>,

@@ -21,8 +21,9 @@ use crate::auth::Permission;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{Json, Path, Query};
+use crate::http_forward::{read_canvas, room_unavailable};
 use crate::pagination::Page;
-use crate::rooms::{CanvasEdit, EditError, Edited, HttpRequest, JoinError};
+use crate::rooms::{CanvasEdit, EditError, Edited, HttpRequest};
 use crate::routes::warehouse_references::check_block_fields;
 use crate::state::AppState;
 
@@ -430,14 +431,6 @@ async fn check_block_quota(state: &AppState, org_id: Uuid, workspace_id: Uuid) -
     Ok(())
 }
 
-async fn read_canvas(state: &AppState, workspace_id: Uuid) -> ApiResult<CanvasState> {
-    state
-        .rooms
-        .request(workspace_id, |reply| HttpRequest::Canvas { reply })
-        .await
-        .map_err(room_unavailable)
-}
-
 pub(crate) async fn edit_canvas(
     state: &AppState,
     workspace_id: Uuid,
@@ -454,11 +447,6 @@ pub(crate) async fn edit_canvas(
         .await
         .map_err(room_unavailable)?
         .map_err(edit_error)
-}
-
-pub fn room_unavailable(err: JoinError) -> ApiError {
-    tracing::warn!(error = %err, "workspace room unavailable");
-    ApiError::service_unavailable("the workspace is not available right now; retry")
 }
 
 fn edit_error(err: EditError) -> ApiError {

@@ -23,10 +23,10 @@ use crate::auth::Permission;
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
 use crate::extract::{Json, Path, Query};
 use crate::http_caller::ClientInfo;
+use crate::http_forward::room_unavailable;
 use crate::mailer::Mail;
 use crate::pagination::{page_request, Page};
 use crate::rooms::{EventAudience, HttpRequest};
-use crate::routes::canvas::room_unavailable;
 use crate::state::AppState;
 use crate::validate::Validator;
 

@@ -41,8 +41,6 @@ use crate::extract::{Json, Path, Query};
 use crate::file_store::{clean_file_name, sniff_content_type};
 use crate::http_caller::ClientInfo;
 use crate::pagination::{Page, PageParams};
-use crate::rooms::HttpRequest;
-use crate::routes::canvas::room_unavailable;
 use crate::state::AppState;
 
 /// Bytes kept from the start of an upload to sniff its content type.
@@ -508,11 +506,8 @@ async fn attachment_target(
     if grant.access.project_id != project_id {
         return Err(ApiError::not_found("workspace"));
     }
-    let canvas = state
-        .rooms
-        .request(workspace_id, |reply| HttpRequest::Canvas { reply })
-        .await
-        .map_err(room_unavailable)?;
+    // Not a workspace path, so not forwarded: the owner node's canvas when it is elsewhere.
+    let canvas = crate::http_forward::read_canvas(state, workspace_id).await?;
     if !canvas.blocks.contains_key(&body.target_id.to_string()) {
         return Err(ApiError::not_found("block"));
     }

@@ -12,14 +12,15 @@ use nox_sync_protocol::locks::LockView;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::canvas::authorize;
 use super::canvas::list_page::{IdPage, ListParams};
-use super::canvas::{authorize, room_unavailable};
 use crate::access::{self, AuthUser};
 use crate::auth::Permission;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::http_caller::ClientInfo;
+use crate::http_forward::room_unavailable;
 use crate::pagination::Page;
 use crate::rooms::lock_view;
 use crate::rooms::HttpRequest;

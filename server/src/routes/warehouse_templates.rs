@@ -9,13 +9,11 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use nox_persistence::iam::billing;
 use nox_persistence::warehouse::templates::{self, NewTemplate, Template, TemplatePatch};
-use nox_sync_protocol::canvas::CanvasState;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::canvas::room_unavailable;
 use super::warehouse::{double_option, optional_text, reach, reach_warehouse, warehouse_error};
 use super::warehouse_references::InvaderSchemas;
 use crate::access::{self, AccessError, AuthUser};
@@ -23,6 +21,7 @@ use crate::auth::Permission;
 use crate::error::{quota_exceeded, ApiError, ApiResult, ErrorBody, FieldError};
 use crate::extract::{Json, Path, Query};
 use crate::http_caller::ClientInfo;
+use crate::http_forward::{read_canvas, room_unavailable};
 use crate::pagination::{page_request, Page};
 use crate::rooms::{CanvasInsert, HttpRequest, InsertError};
 use crate::state::AppState;
@@ -313,14 +312,6 @@ fn selection_error(err: SelectionError) -> ApiError {
         SelectionError::TooLarge => "the selection with its descendants exceeds 2000 blocks".into(),
     };
     ApiError::validation(vec![FieldError::new("block_ids", message)])
-}
-
-async fn read_canvas(state: &AppState, workspace_id: Uuid) -> ApiResult<CanvasState> {
-    state
-        .rooms
-        .request(workspace_id, |reply| HttpRequest::Canvas { reply })
-        .await
-        .map_err(room_unavailable)
 }
 
 /// The warehouse's live templates, oldest first (`workspace:read`).

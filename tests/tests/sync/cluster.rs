@@ -37,6 +37,16 @@ async fn lease_holder(app: &TestApp, ws: Uuid) -> Option<Uuid> {
         .flatten()
 }
 
+async fn org_of(app: &TestApp, ws: Uuid) -> Uuid {
+    sqlx::query_scalar(
+        "SELECT p.org_id FROM workspaces w JOIN projects p ON p.id = w.project_id WHERE w.id = $1",
+    )
+    .bind(ws)
+    .fetch_one(app.pool())
+    .await
+    .expect("org")
+}
+
 async fn node_id_at(app: &TestApp, addr: SocketAddr) -> Uuid {
     sqlx::query_scalar("SELECT id FROM nodes WHERE addr = $1")
         .bind(addr.to_string())
@@ -170,13 +180,7 @@ async fn locks_taken_through_one_node_are_seen_on_the_other() {
 #[tokio::test]
 async fn a_rights_change_on_one_node_closes_sockets_on_the_others() {
     let (app, node, owner, ws) = two_nodes().await;
-    let org: Uuid = sqlx::query_scalar(
-        "SELECT p.org_id FROM workspaces w JOIN projects p ON p.id = w.project_id WHERE w.id = $1",
-    )
-    .bind(ws)
-    .fetch_one(app.pool())
-    .await
-    .expect("org");
+    let org = org_of(&app, ws).await;
     let bob = member_with_role(&app, ws, "Editor").await;
     let _keep_room_on_app = client_at(app.addr, &owner, ws, "&acks=1").await;
     let mut direct = client_at(app.addr, &bob, ws, "&acks=1").await;
@@ -300,6 +304,44 @@ async fn a_hocuspocus_document_on_another_node_joins_the_owner_s_room() {
             .is_some()
     })
     .await;
+    assert_eq!(
+        lease_holder(&app, ws).await,
+        Some(node_id_at(&app, app.addr).await)
+    );
+    node.stop().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_route_outside_the_workspace_path_reads_the_canvas_from_the_owner() {
+    let (app, node, owner, ws) = two_nodes().await;
+    let org = org_of(&app, ws).await;
+    let warehouse = app.client.create_warehouse(&owner, org).await;
+    let mut editor = client_at(app.addr, &owner, ws, "&acks=1").await;
+    let group = id();
+    editor
+        .put_block(&group, json!({"type": "GROUP", "name": "card"}))
+        .await;
+    editor.settle().await;
+    // Saving a selection reads the live canvas; this node has no room, the owner has.
+    let saved = node
+        .client
+        .post(
+            &format!("/api/v1/warehouses/{warehouse}/templates/from-selection"),
+            &owner.token,
+            json!({"workspace_id": ws, "block_ids": [group], "name": "card"}),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::CREATED, "{}", saved.body);
+    // The internal canvas route is for nodes only.
+    let stranger = node
+        .client
+        .get(
+            &format!("/internal/v1/workspaces/{ws}/canvas"),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(stranger.status, StatusCode::NOT_FOUND);
     assert_eq!(
         lease_holder(&app, ws).await,
         Some(node_id_at(&app, app.addr).await)
