@@ -58,7 +58,7 @@ describe('three nodes on one database', () => {
     return rows.length ? rows[0][0] : null
   }
 
-  it('clients on every node converge through a SIGKILL of the owner, losing nothing', async () => {
+  it('clients on every node converge through a SIGKILL of the owner, losing nothing', async (t) => {
     const { user, workspaceId } = await nodes[1].ownerWithWorkspace('cluster')
     // The first client lands on node 0, which loads the room and takes the lease.
     for (let i = 0; i < 6; i++) {
@@ -95,9 +95,15 @@ describe('three nodes on one database', () => {
     await sleep(300)
     const exit = await nodes[0].stop('SIGKILL', 10_000)
     assert.equal(exit.signal, 'SIGKILL')
+    const killedAt = Date.now()
     // The dead node's clients come back through another node; the others reconnect by themselves.
     for (const c of clients.filter((c) => c.node === 0)) moveTo(c, nodes[1], c.token, workspaceId)
-    await sleep(TTL_MS + 500)
+    // Failover as users see it: an edit made on node 1 right after the crash reaches node 2.
+    const probe = addBlock(clients[1].doc, { name: 'probe after the crash' })
+    made.push(probe)
+    await waitFor(() => probe in snapshot(clients[2].doc).blocks, 30_000, 'an edit across nodes after the crash')
+    t.diagnostic(`failover: an edit made on a surviving node after SIGKILL reached the other after ${Date.now() - killedAt} ms (TTL ${TTL_MS} ms)`)
+    await sleep(500)
     editing = false
     await Promise.all(writers)
 
