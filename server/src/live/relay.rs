@@ -4,20 +4,23 @@
 //! opens a y-websocket connection to the owner, with the caller's own credential and options, and
 //! pipes frames both ways. The owner admits it like any client (so re-authorization, quotas,
 //! locks and presence all happen in the one room) and closes it like any client: its close code
-//! and reason reach the caller unchanged. If the owner goes away, the caller is closed with 1012
-//! and reconnects — by then this node (or another) has taken the lease over.
+//! and reason reach the caller unchanged. A refusal (4401 / 4403) first makes the caller's session
+//! re-check its rights here, so a Hocuspocus socket loses only that document; the relay is dead
+//! from then on and the next message closes the caller with the owner's reason. If the owner goes
+//! away, the caller is closed with 1012 and reconnects — by then this node (or another) has taken
+//! the lease over.
 //!
 //! Costs: one extra hop (a local TCP connection and one decode/encode on the relaying node) for
 //! callers that do not land on the owner; in exchange there is exactly one room per workspace in
 //! the cluster, so nothing about durability, ordering, locks or presence changes.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use nox_persistence::cluster::NodeInfo;
 use nox_sync_protocol::wire::{self, ClientMessage};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -56,15 +59,27 @@ pub struct RelayTarget<'a> {
 /// An open relay to the owner; dropping it closes the owner-side connection.
 pub struct Relay {
     to_owner: mpsc::Sender<Vec<u8>>,
+    /// Set when the owner refused the caller: why the relay is dead.
+    refused: Arc<OnceLock<CloseReason>>,
+}
+
+/// What the pipe tells the caller's session.
+struct CallerSide {
+    outbound: mpsc::Sender<Bytes>,
+    control: Arc<PeerControl>,
+    recheck: Arc<Notify>,
+    refused: Arc<OnceLock<CloseReason>>,
 }
 
 impl Relay {
     /// Connects to the owner. Frames the owner sends go to `outbound`; when the owner closes,
-    /// `control` closes the caller with the same code and reason.
+    /// `control` closes the caller with the same code and reason (a refusal wakes `recheck`
+    /// first).
     pub async fn connect(
         target: RelayTarget<'_>,
         outbound: mpsc::Sender<Bytes>,
         control: Arc<PeerControl>,
+        recheck: Arc<Notify>,
         metrics: Metrics,
     ) -> Result<Relay, RelayError> {
         let url = format!(
@@ -92,16 +107,31 @@ impl Relay {
             .await
             .map_err(connect_error)?;
         let (to_owner, from_caller) = mpsc::channel(TO_OWNER_QUEUE);
+        let refused = Arc::new(OnceLock::new());
+        let caller = CallerSide {
+            outbound,
+            control,
+            recheck,
+            refused: refused.clone(),
+        };
         metrics.relayed_connections.inc();
         tokio::spawn(async move {
-            pipe(socket, from_caller, outbound, &control).await;
+            pipe(socket, from_caller, &caller).await;
             metrics.relayed_connections.dec();
         });
-        Ok(Relay { to_owner })
+        Ok(Relay { to_owner, refused })
+    }
+
+    /// The owner's refusal of the caller (4401 / 4403), once it closed the relay with one.
+    pub fn refusal(&self) -> Option<CloseReason> {
+        self.refused.get().cloned()
     }
 
     /// Sends the caller's messages on to the owner. Err: the relay is gone (the caller closes).
     pub async fn send(&self, messages: Vec<ClientMessage>) -> Result<(), CloseReason> {
+        if let Some(reason) = self.refused.get() {
+            return Err(reason.clone());
+        }
         for message in &messages {
             if let Some(frame) = wire::encode_client_message(message) {
                 self.to_owner
@@ -139,16 +169,19 @@ fn connect_error(err: WsError) -> RelayError {
     }
 }
 
+/// The owner refused the caller's credential or access (4401 / 4403).
+fn is_refusal(reason: &CloseReason) -> bool {
+    reason == &CloseReason::CREDENTIAL_REVOKED
+        || reason == &CloseReason::ACCESS_REVOKED
+        || matches!(reason.code, 4401 | 4403)
+}
+
 type OwnerSocket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Moves frames both ways until either side ends.
-async fn pipe(
-    socket: OwnerSocket,
-    mut from_caller: mpsc::Receiver<Vec<u8>>,
-    outbound: mpsc::Sender<Bytes>,
-    control: &PeerControl,
-) {
+async fn pipe(socket: OwnerSocket, mut from_caller: mpsc::Receiver<Vec<u8>>, caller: &CallerSide) {
+    let (outbound, control) = (&caller.outbound, &caller.control);
     let (mut to_owner, mut from_owner) = socket.split();
     loop {
         tokio::select! {
@@ -179,7 +212,14 @@ async fn pipe(
                         },
                         None => CloseReason::OWNER_MOVED,
                     };
-                    control.close(reason);
+                    if is_refusal(&reason) {
+                        // Let the session decide at its level (one Hocuspocus document, or the
+                        // socket); the relay answers its next message with this reason.
+                        let _ = caller.refused.set(reason);
+                        caller.recheck.notify_one();
+                    } else {
+                        control.close(reason);
+                    }
                     return;
                 }
                 Some(Ok(_)) => {}

@@ -143,6 +143,10 @@ impl LivePeer {
     /// credential is gone, 4403 when the workspace is no longer readable. When storage cannot
     /// answer, the current rights stay: a database hiccup must not drop healthy editors.
     pub async fn reauthorize(&mut self, shared: &SocketShared) -> Result<(), CloseReason> {
+        // The owner node has the last word on a relayed peer.
+        if let Some(refused) = self.relay_refusal() {
+            return Err(refused);
+        }
         // Boxed: SQL futures a long-lived session should not carry inline.
         let checked = Box::pin(rights::recheck(
             &shared.state.db,
@@ -179,6 +183,13 @@ impl LivePeer {
                 .await;
         }
         Ok(())
+    }
+
+    fn relay_refusal(&self) -> Option<CloseReason> {
+        match &self.room {
+            RoomLink::Relayed(relay) => relay.refusal(),
+            RoomLink::Local(_) => None,
+        }
     }
 
     /// Leaves the room (its locks are released and its awareness removed there).
@@ -239,6 +250,7 @@ async fn link(
             target,
             outbound.clone(),
             shared.control.clone(),
+            shared.recheck.clone(),
             state.metrics.clone(),
         );
         match relay.await {

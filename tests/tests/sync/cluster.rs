@@ -349,3 +349,42 @@ async fn a_route_outside_the_workspace_path_reads_the_canvas_from_the_owner() {
     node.stop().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_relayed_hocuspocus_document_that_loses_access_is_denied_alone() {
+    let (app, node, owner, ws) = two_nodes().await;
+    let org = org_of(&app, ws).await;
+    let bob = member_with_role(&app, ws, "Editor").await;
+    // Bob's own workspace in his own organization, opened on the same socket.
+    let bobs_org = app
+        .client
+        .create_org(&bob, &format!("bob-{}", &id()[..8]))
+        .await;
+    let project = app.client.create_project(&bob, bobs_org, "p").await;
+    let own_ws = app.client.create_workspace(&bob, project, "mine").await;
+    let _room_on_app = client_at(app.addr, &owner, ws, "&acks=1").await;
+    let (shared, mine) = (ws.to_string(), own_ws.to_string());
+    let mut hp = nox_tests::hocuspocus::HpClient::connect(node.addr).await;
+    hp.open(&shared, &bob.token).await;
+    hp.open(&mine, &bob.token).await;
+    hp.pump_until(|c| c.doc(&shared).synced && c.doc(&mine).synced)
+        .await;
+
+    let removed = app
+        .client
+        .delete(
+            &format!("/api/v1/orgs/{org}/members/{}", bob.user_id),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.body);
+    hp.pump_until(|c| c.doc(&shared).denied.is_some()).await;
+    // The socket and the other document stay: it still syncs edits.
+    let block_id = id();
+    hp.put_block(&mine, &block_id, block("still here")).await;
+    hp.pump_until(|c| c.doc(&mine).sync_statuses >= c.doc(&mine).updates_sent)
+        .await;
+    assert_eq!(hp.closed, None);
+    node.stop().await;
+    app.stop().await;
+}
