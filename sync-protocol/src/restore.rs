@@ -6,7 +6,7 @@
 //! nested `Y.Map`, only the differing keys), so the change is small and concurrent edits of other
 //! fields survive. Keys the canvas model does not know are left alone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_json::{Map as JsonMap, Value};
@@ -14,6 +14,9 @@ use yrs::{Array, GetString, Map, MapPrelim, MapRef, Out, ReadTxn, TransactionMut
 
 use crate::canvas::{json_to_any, out_to_json, BLOCKS, RELATIONS};
 use crate::rules::{BLOCK_OBJECT_FIELDS, RELATION_OBJECT_FIELDS};
+
+mod touched;
+pub use touched::{touched_since, SearchLimits, Touched};
 
 /// The canvas exactly as stored: every entity's JSON with all its keys (explicit `null`s and keys
 /// the canvas model does not know included), so a restore reproduces the version faithfully.
@@ -74,6 +77,109 @@ pub fn restore_canvas<V: ReadTxn>(txn: &mut TransactionMut, version: &V) -> Rest
         relations_removed,
         relations_changed,
     }
+}
+
+/// What a restore compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compared {
+    /// Only the entities touched since the version (this many).
+    Touched(usize),
+    /// Every entity.
+    All,
+    /// The touched entities, then every entity: the counts disagreed after the first pass (a
+    /// case the search missed; never seen, but a restore must be exact).
+    AllAfterMismatch,
+}
+
+/// Like [`restore_canvas`], but compares only the entities the live document touched since
+/// `version` (an earlier state of the same document; see [`touched_since`]), and every entity
+/// when that cannot be told cheaply. Same result: the touched entities are the only ones that can
+/// differ. As a guard, the entity counts are checked afterwards and a full comparison runs in the
+/// same transaction if they disagree.
+pub fn restore_canvas_since<V: ReadTxn>(
+    txn: &mut TransactionMut,
+    version: &V,
+    limits: SearchLimits,
+) -> (RestoreSummary, Compared) {
+    let Touched::Keys { blocks, relations } = touched_since(txn, version, limits) else {
+        return (restore_canvas(txn, version), Compared::All);
+    };
+    let compared = blocks.len() + relations.len();
+    let (blocks_added, blocks_removed, blocks_changed) =
+        restore_keys(txn, version, BLOCKS, &BLOCK_OBJECT_FIELDS, &blocks);
+    let (relations_added, relations_removed, relations_changed) =
+        restore_keys(txn, version, RELATIONS, &RELATION_OBJECT_FIELDS, &relations);
+    let summary = RestoreSummary {
+        blocks_added,
+        blocks_removed,
+        blocks_changed,
+        relations_added,
+        relations_removed,
+        relations_changed,
+    };
+    if !same_counts(txn, version) {
+        let rest = restore_canvas(txn, version);
+        return (summary.plus(rest), Compared::AllAfterMismatch);
+    }
+    (summary, Compared::Touched(compared))
+}
+
+impl RestoreSummary {
+    fn plus(self, other: RestoreSummary) -> RestoreSummary {
+        RestoreSummary {
+            blocks_added: self.blocks_added + other.blocks_added,
+            blocks_removed: self.blocks_removed + other.blocks_removed,
+            blocks_changed: self.blocks_changed + other.blocks_changed,
+            relations_added: self.relations_added + other.relations_added,
+            relations_removed: self.relations_removed + other.relations_removed,
+            relations_changed: self.relations_changed + other.relations_changed,
+        }
+    }
+}
+
+/// Whether both roots hold as many entities as the version's.
+fn same_counts<V: ReadTxn>(txn: &TransactionMut, version: &V) -> bool {
+    [BLOCKS, RELATIONS].into_iter().all(|name| {
+        let live = txn.get_map(name).map_or(0, |m| m.len(txn));
+        live == version.get_map(name).map_or(0, |m| m.len(version))
+    })
+}
+
+/// Restores the keys `ids` of one root map; returns (added, removed, changed).
+fn restore_keys<V: ReadTxn>(
+    txn: &mut TransactionMut,
+    version: &V,
+    root_name: &str,
+    nested: &[&str],
+    ids: &BTreeSet<String>,
+) -> (usize, usize, usize) {
+    let root = txn.get_or_insert_map(root_name);
+    let wanted_root = version.get_map(root_name);
+    let (mut added, mut removed, mut changed) = (0, 0, 0);
+    for id in ids {
+        let wanted = wanted_root.as_ref().and_then(|w| w.get(version, id));
+        match (root.get(txn, id), wanted) {
+            (None, None) => {}
+            (Some(_), None) => {
+                root.remove(txn, id);
+                removed += 1;
+            }
+            (None, Some(wanted)) => {
+                let wanted = out_to_json(version, &wanted, 0);
+                insert_entity(txn, &root, id, nested, &wanted);
+                added += 1;
+            }
+            (Some(now), Some(wanted)) => {
+                if !same_value(txn, &now, version, &wanted, 0) {
+                    let (now, wanted) =
+                        (out_to_json(txn, &now, 0), out_to_json(version, &wanted, 0));
+                    overwrite_entity(txn, &root, id, nested, &now, &wanted);
+                    changed += 1;
+                }
+            }
+        }
+    }
+    (added, removed, changed)
 }
 
 /// Restores one root map; returns (added, removed, changed).
