@@ -91,6 +91,7 @@ impl Application {
             next_conn: Arc::new(AtomicU64::new(1)),
             live: Arc::default(),
             files,
+            version_docs: Arc::default(),
         };
         Ok(Self {
             listener,

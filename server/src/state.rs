@@ -13,6 +13,7 @@ use crate::mailer::Mailer;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimits;
 use crate::rooms::RoomRegistry;
+use crate::version_docs::VersionDocs;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -31,4 +32,6 @@ pub struct AppState {
     pub live: Arc<LiveAccess>,
     /// Uploaded files' bytes.
     pub files: Arc<dyn FileStore>,
+    /// Version documents decoded lately (a restore often follows a diff of the same version).
+    pub version_docs: Arc<VersionDocs>,
 }

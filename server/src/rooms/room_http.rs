@@ -171,10 +171,13 @@ pub enum HttpRequest {
     TakeVersion {
         reply: Reply<VersionState>,
     },
-    /// Brings the canvas back to `target` as a forward change by `user_id`.
+    /// Brings the canvas back to `target` as a forward change by `user_id`. `prepared`: the
+    /// `document_version` of a state the caller already took (and stores as the state before the
+    /// restore); the room takes a new one only if the document changed since.
     Restore {
         user_id: Uuid,
         target: Arc<Doc>,
+        prepared: Option<u64>,
         reply: Reply<Result<RestoreOutcome, EditError>>,
     },
 }
@@ -282,9 +285,10 @@ impl WorkspaceRoom {
             HttpRequest::Restore {
                 user_id,
                 target,
+                prepared,
                 reply,
             } => {
-                let outcome = Ok(self.restore_to(user_id, &target));
+                let outcome = Ok(self.restore_to(user_id, &target, prepared));
                 let failure = Some(Err(EditError::Unavailable));
                 self.http_replies
                     .push(PendingHttpReply::new(reply, outcome, failure));
