@@ -20,8 +20,8 @@ use yrs::Doc;
 const CAPACITY: usize = 2;
 /// States larger than this are not kept (their documents would weigh ~14× as much).
 const MAX_STATE_BYTES: usize = 8 * 1024 * 1024;
-/// How long an unused document is kept.
-const TTL: Duration = Duration::from_secs(60);
+/// How long an unused document is kept: long enough to read a diff and decide to restore.
+const TTL: Duration = Duration::from_secs(120);
 
 /// The cache: the most recently used entry last.
 #[derive(Default)]
