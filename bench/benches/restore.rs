@@ -44,6 +44,28 @@ fn bench(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    group.bench_function("parse the stored version (StoredVersion::parse)", |b| {
+        b.iter_batched(
+            || (),
+            |()| restore::StoredVersion::parse(&version_state).expect("parse"),
+            BatchSize::PerIteration,
+        )
+    });
+    let stored = restore::StoredVersion::parse(&version_state).expect("parse");
+    group.bench_function("restore_canvas_from_stored (touched only)", |b| {
+        b.iter_batched(
+            || common::replica(&live_state),
+            |live| {
+                restore::restore_canvas_from_stored(
+                    &mut live.transact_mut(),
+                    &stored,
+                    restore::SearchLimits::default(),
+                );
+                live
+            },
+            BatchSize::PerIteration,
+        )
+    });
     group.bench_function("touched_since (300 entities changed)", |b| {
         b.iter(|| {
             restore::touched_since(

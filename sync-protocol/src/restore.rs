@@ -7,15 +7,20 @@
 //! fields survive. Keys the canvas model does not know are left alone.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Map as JsonMap, Value};
-use yrs::{Array, GetString, Map, MapPrelim, MapRef, Out, ReadTxn, TransactionMut, WriteTxn};
+use yrs::{
+    Array, Doc, GetString, Map, MapPrelim, MapRef, Out, ReadTxn, Transact, TransactionMut, WriteTxn,
+};
 
 use crate::canvas::{json_to_any, out_to_json, BLOCKS, RELATIONS};
 use crate::rules::{BLOCK_OBJECT_FIELDS, RELATION_OBJECT_FIELDS};
 
+mod stored;
 mod touched;
+pub use stored::{StoredVersion, Unsupported};
 pub use touched::{touched_since, SearchLimits, Touched};
 
 /// The canvas exactly as stored: every entity's JSON with all its keys (explicit `null`s and keys
@@ -122,6 +127,126 @@ pub fn restore_canvas_since<V: ReadTxn>(
         return (summary.plus(rest), Compared::AllAfterMismatch);
     }
     (summary, Compared::Touched(compared))
+}
+
+/// A version to restore: decoded into a document, or read straight from its stored update.
+#[derive(Clone)]
+pub enum VersionSource {
+    Document(Arc<Doc>),
+    Stored(Arc<StoredVersion>),
+}
+
+impl VersionSource {
+    /// Restores the canvas of this version into `txn`, comparing only the entities touched since
+    /// it when that can be told cheaply.
+    pub fn restore_into(
+        &self,
+        txn: &mut TransactionMut,
+        limits: SearchLimits,
+    ) -> (RestoreSummary, Compared) {
+        match self {
+            VersionSource::Document(doc) => restore_canvas_since(txn, &doc.transact(), limits),
+            VersionSource::Stored(stored) => restore_canvas_from_stored(txn, stored, limits),
+        }
+    }
+}
+
+/// Like [`restore_canvas_since`], with the version read straight from its stored update
+/// ([`StoredVersion`]) instead of a decoded document. Entities are compared as JSON (as the canvas
+/// reads them), so values that read the same (e.g. `1` stored as an integer or as a float) are
+/// left as they are.
+pub fn restore_canvas_from_stored(
+    txn: &mut TransactionMut,
+    version: &StoredVersion,
+    limits: SearchLimits,
+) -> (RestoreSummary, Compared) {
+    let (keys, compared) = match touched::touched_since_side(txn, version, limits) {
+        Touched::Keys { blocks, relations } => {
+            let compared = Compared::Touched(blocks.len() + relations.len());
+            ([blocks, relations], compared)
+        }
+        Touched::All => (all_keys(txn, version), Compared::All),
+    };
+    let summary = restore_stored_keys(txn, version, &keys);
+    if stored_counts_match(txn, version) {
+        return (summary, compared);
+    }
+    let rest = restore_stored_keys(txn, version, &all_keys(txn, version));
+    (summary.plus(rest), Compared::AllAfterMismatch)
+}
+
+/// Every key of both roots, in the live document or in the version.
+fn all_keys(txn: &TransactionMut, version: &StoredVersion) -> [BTreeSet<String>; 2] {
+    [BLOCKS, RELATIONS].map(|name| {
+        let mut keys: BTreeSet<String> = version
+            .entries(name)
+            .map(|(key, _)| key.to_owned())
+            .collect();
+        if let Some(root) = txn.get_map(name) {
+            keys.extend(root.keys(txn).map(str::to_owned));
+        }
+        keys
+    })
+}
+
+fn stored_counts_match(txn: &TransactionMut, version: &StoredVersion) -> bool {
+    [BLOCKS, RELATIONS].into_iter().all(|name| {
+        let live = txn.get_map(name).map_or(0, |m| m.len(txn) as usize);
+        live == version.len(name)
+    })
+}
+
+fn restore_stored_keys(
+    txn: &mut TransactionMut,
+    version: &StoredVersion,
+    [blocks, relations]: &[BTreeSet<String>; 2],
+) -> RestoreSummary {
+    let (blocks_added, blocks_removed, blocks_changed) =
+        restore_keys_json(txn, version, BLOCKS, &BLOCK_OBJECT_FIELDS, blocks);
+    let (relations_added, relations_removed, relations_changed) =
+        restore_keys_json(txn, version, RELATIONS, &RELATION_OBJECT_FIELDS, relations);
+    RestoreSummary {
+        blocks_added,
+        blocks_removed,
+        blocks_changed,
+        relations_added,
+        relations_removed,
+        relations_changed,
+    }
+}
+
+/// Restores the keys `ids` of one root map from the stored version; returns (added, removed,
+/// changed).
+fn restore_keys_json(
+    txn: &mut TransactionMut,
+    version: &StoredVersion,
+    root_name: &str,
+    nested: &[&str],
+    ids: &BTreeSet<String>,
+) -> (usize, usize, usize) {
+    let root = txn.get_or_insert_map(root_name);
+    let (mut added, mut removed, mut changed) = (0, 0, 0);
+    for id in ids {
+        match (root.get(txn, id), version.entity_json(root_name, id)) {
+            (None, None) => {}
+            (Some(_), None) => {
+                root.remove(txn, id);
+                removed += 1;
+            }
+            (None, Some(wanted)) => {
+                insert_entity(txn, &root, id, nested, &wanted);
+                added += 1;
+            }
+            (Some(now), Some(wanted)) => {
+                let now = out_to_json(txn, &now, 0);
+                if now != wanted {
+                    overwrite_entity(txn, &root, id, nested, &now, &wanted);
+                    changed += 1;
+                }
+            }
+        }
+    }
+    (added, removed, changed)
 }
 
 impl RestoreSummary {

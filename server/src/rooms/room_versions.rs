@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use nox_persistence::versions::{self, NewVersion, VersionKind};
 use nox_sync_protocol::canvas::{BLOCKS, RELATIONS};
-use nox_sync_protocol::restore::{self, Compared, RestoreSummary, SearchLimits};
+use nox_sync_protocol::restore::{Compared, RestoreSummary, SearchLimits, VersionSource};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 use yrs::updates::encoder::Encode;
-use yrs::{Doc, Map, ReadTxn, StateVector, Transact};
+use yrs::{Map, ReadTxn, StateVector, Transact};
 
 use super::room::{origin_of_conn, WorkspaceRoom};
 use super::room_http::SERVER_ORIGIN;
@@ -147,7 +147,7 @@ impl WorkspaceRoom {
     pub(super) fn restore_to(
         &mut self,
         user_id: Uuid,
-        version: &Doc,
+        version: &VersionSource,
         prepared: Option<u64>,
     ) -> RestoreOutcome {
         let before = (prepared != Some(self.version)).then(|| self.take_version());
@@ -157,7 +157,7 @@ impl WorkspaceRoom {
                 .awareness
                 .doc()
                 .transact_mut_with(origin_of_conn(SERVER_ORIGIN));
-            restore::restore_canvas_since(&mut txn, &version.transact(), SearchLimits::default())
+            version.restore_into(&mut txn, SearchLimits::default())
         };
         let written = started.elapsed();
         self.acting_user = Some(user_id);
@@ -172,6 +172,7 @@ impl WorkspaceRoom {
         tracing::debug!(
             workspace_id = %self.workspace_id,
             ?compared,
+            from_stored_update = matches!(version, VersionSource::Stored(_)),
             retaken = before.is_some(),
             restore_ms = written.as_millis(),
             total_ms = started.elapsed().as_millis(),

@@ -68,6 +68,54 @@ pub fn touched_since<L: ReadTxn, V: ReadTxn>(
     version: &V,
     limits: SearchLimits,
 ) -> Touched {
+    touched_since_side(live, &DocSide(version), limits)
+}
+
+/// What the search needs of the version: a document, or a parsed stored state.
+pub(crate) trait VersionSide {
+    fn state_vector(&self) -> StateVector;
+    fn delete_set(&self) -> IdSet;
+    /// The keys of root `name` whose entity is one of `entities` (ids of root-level structs),
+    /// plus every key whose value is not a `Y.Map` (no id to tell: always compared).
+    fn entity_keys(&self, name: &str, entities: &HashSet<ID>) -> Vec<String>;
+}
+
+/// A version decoded into a document.
+struct DocSide<'a, V>(&'a V);
+
+impl<V: ReadTxn> VersionSide for DocSide<'_, V> {
+    fn state_vector(&self) -> StateVector {
+        self.0.state_vector()
+    }
+    fn delete_set(&self) -> IdSet {
+        self.0.snapshot().delete_set
+    }
+    fn entity_keys(&self, name: &str, entities: &HashSet<ID>) -> Vec<String> {
+        entity_keys(self.0, name, entities)
+    }
+}
+
+impl VersionSide for super::StoredVersion {
+    fn state_vector(&self) -> StateVector {
+        super::StoredVersion::state_vector(self).clone()
+    }
+    fn delete_set(&self) -> IdSet {
+        super::StoredVersion::delete_set(self).clone()
+    }
+    fn entity_keys(&self, name: &str, entities: &HashSet<ID>) -> Vec<String> {
+        self.entries(name)
+            .filter(|(_, id)| id.is_none_or(|id| entities.contains(&id)))
+            .map(|(key, _)| key.to_owned())
+            .collect()
+    }
+}
+
+/// [`touched_since`] for any version side.
+pub(crate) fn touched_since_side<L: ReadTxn>(
+    live: &L,
+    version: &impl VersionSide,
+    limits: SearchLimits,
+) -> Touched {
     let started = Instant::now();
     let Some(candidates) = candidates(live, version, limits.max_candidates) else {
         return Touched::All;
@@ -89,7 +137,7 @@ pub fn touched_since<L: ReadTxn, V: ReadTxn>(
     for (root, name) in ROOTS.iter().enumerate() {
         for txn_keys in [
             entity_keys(live, name, &walker.entities),
-            entity_keys(version, name, &walker.entities),
+            version.entity_keys(name, &walker.entities),
         ] {
             keys[root].extend(txn_keys);
         }
@@ -100,7 +148,7 @@ pub fn touched_since<L: ReadTxn, V: ReadTxn>(
 
 /// Ids inserted since the version plus ids deleted since it; `None` when the version is not an
 /// earlier state of `live` or the set is larger than `max`.
-fn candidates<L: ReadTxn, V: ReadTxn>(live: &L, version: &V, max: u64) -> Option<IdSet> {
+fn candidates<L: ReadTxn>(live: &L, version: &impl VersionSide, max: u64) -> Option<IdSet> {
     let live_sv = live.state_vector();
     let version_sv = version.state_vector();
     if !is_earlier(&version_sv, &live_sv) {
@@ -118,10 +166,7 @@ fn candidates<L: ReadTxn, V: ReadTxn>(live: &L, version: &V, max: u64) -> Option
     if size > max {
         return None;
     }
-    let deleted_since = live
-        .snapshot()
-        .delete_set
-        .diff(&version.snapshot().delete_set);
+    let deleted_since = live.snapshot().delete_set.diff(&version.delete_set());
     for (_, ranges) in deleted_since.iter() {
         size += ranges
             .iter()
@@ -424,6 +469,7 @@ mod tests {
             let wanted = read_raw_canvas(&version.transact());
 
             let full = copy(&server);
+            let full_before = copy(&server);
             let full_summary = restore_canvas(&mut full.transact_mut(), &version.transact());
             let (summary, compared) = restore_canvas_since(
                 &mut server.transact_mut(),
@@ -445,6 +491,36 @@ mod tests {
             if let Compared::Touched(_) = compared {
                 touched_rounds += 1;
             }
+            // The same restore from the stored update, without a version document.
+            let state = version
+                .transact()
+                .encode_state_as_update_v1(&yrs::StateVector::default());
+            let stored = crate::restore::StoredVersion::parse(&state).unwrap();
+            for (root, entities) in [(BLOCKS, &wanted.blocks), (RELATIONS, &wanted.relations)] {
+                assert_eq!(stored.len(root), entities.len(), "round {round}");
+                for (key, value) in entities {
+                    assert_eq!(
+                        stored.entity_json(root, key).as_ref(),
+                        Some(value),
+                        "round {round}: {root} {key}"
+                    );
+                }
+            }
+            let from_stored = copy(&full_before);
+            let (stored_summary, stored_compared) = crate::restore::restore_canvas_from_stored(
+                &mut from_stored.transact_mut(),
+                &stored,
+                SearchLimits::default(),
+            );
+            assert_eq!(
+                read_raw_canvas(&from_stored.transact()),
+                wanted,
+                "round {round}: from the stored update ({stored_compared:?})"
+            );
+            assert_ne!(stored_compared, Compared::AllAfterMismatch, "round {round}");
+            assert_eq!(stored_summary.blocks_added, full_summary.blocks_added);
+            assert_eq!(stored_summary.blocks_removed, full_summary.blocks_removed);
+            assert!(stored_summary.blocks_changed <= full_summary.blocks_changed);
             // The editors converge to the restored canvas too.
             for editor in &editors {
                 sync(&server, editor);
