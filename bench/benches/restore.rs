@@ -46,12 +46,12 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("parse the stored version (StoredVersion::parse)", |b| {
         b.iter_batched(
-            || (),
-            |()| restore::StoredVersion::parse(&version_state).expect("parse"),
+            || version_state.clone(),
+            |state| restore::StoredVersion::parse(state).expect("parse"),
             BatchSize::PerIteration,
         )
     });
-    let stored = restore::StoredVersion::parse(&version_state).expect("parse");
+    let stored = restore::StoredVersion::parse(version_state.clone()).expect("parse");
     group.bench_function("restore_canvas_from_stored (touched only)", |b| {
         b.iter_batched(
             || common::replica(&live_state),

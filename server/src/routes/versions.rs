@@ -378,12 +378,10 @@ async fn restore_source(
     let bytes = versions::state(state.db.pool(), workspace_id, version_id)
         .await?
         .ok_or_else(|| ApiError::not_found("version"))?;
-    let (bytes, parsed) = tokio::task::spawn_blocking(move || {
-        let parsed = StoredVersion::parse(&bytes);
-        (bytes, parsed)
-    })
-    .await
-    .map_err(ApiError::internal)?;
+    let kept = bytes.clone();
+    let parsed = tokio::task::spawn_blocking(move || StoredVersion::parse(kept))
+        .await
+        .map_err(ApiError::internal)?;
     match parsed {
         Ok(stored) => Ok(VersionSource::Stored(Arc::new(stored))),
         Err(why) => {

@@ -495,7 +495,7 @@ mod tests {
             let state = version
                 .transact()
                 .encode_state_as_update_v1(&yrs::StateVector::default());
-            let stored = crate::restore::StoredVersion::parse(&state).unwrap();
+            let stored = crate::restore::StoredVersion::parse(state).unwrap();
             for (root, entities) in [(BLOCKS, &wanted.blocks), (RELATIONS, &wanted.relations)] {
                 assert_eq!(stored.len(root), entities.len(), "round {round}");
                 for (key, value) in entities {
