@@ -2,8 +2,8 @@
 //!
 //! A version is the full state of the workspace's document, taken by its room (so it holds only
 //! durable updates) and stored in `core_snapshots`. Reads decode a stored state into a scratch
-//! document (the last few are kept: `version_docs.rs`); a restore is a forward change made by the
-//! room, with a `before_restore` version of the state it replaces, committed together with the
+//! document (the last few are kept: `version_docs.rs`); a restore reads the stored update directly
+//! (`restore::StoredVersion`) and is a forward change made by the room, with a `before_restore` version of the state it replaces, committed together with the
 //! audit row once the restore is durable, so restoring that one undoes it (docs/design.md §19).
 
 use std::sync::Arc;
