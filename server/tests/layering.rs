@@ -17,6 +17,7 @@ const LAYERS: &[&[&str]] = &[
         "web",
         "warehouse",
         "file_store",
+        "version_docs",
     ],
     // The live documents.
     &["rooms"],
