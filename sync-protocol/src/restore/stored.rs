@@ -7,9 +7,9 @@
 //! In an integrated full state, every map key has at most one live item (the others are in the
 //! delete set or emptied), so a key's value is simply its live item: no conflict resolution is
 //! needed. Only what canvas documents hold is read: `Any` values and nested `Y.Map`s. A state with
-//! any other live content (texts, arrays, XML, sub-documents, strings), a live item whose map
-//! cannot be resolved, or two live items for one key is [`Unsupported`]: the caller decodes it
-//! into a document instead.
+//! any other content (texts, arrays, XML, sub-documents, strings), with structs a document would
+//! keep pending (gaps), with a live item whose map cannot be resolved, or with two live items for
+//! one key is [`Unsupported`]: the caller decodes it into a document instead.
 
 use std::collections::HashMap;
 
@@ -85,10 +85,8 @@ impl StoredVersion {
         let delete_set = IdSet::decode(&mut decoder).map_err(|_| Unsupported("delete set"))?;
         let mut state_vector = StateVector::default();
         for (client, structs) in &clients {
-            if let (Some(first), Some(last)) = (structs.first(), structs.last()) {
-                if first.clock == 0 {
-                    state_vector.set_max(*client, last.clock + last.len);
-                }
+            if let Some(last) = structs.last() {
+                state_vector.set_max(*client, last.clock + last.len);
             }
         }
         let places = resolve_all(&clients)?;
@@ -279,8 +277,9 @@ fn parse_structs(bytes: &[u8]) -> Result<(HashMap<ClientID, Vec<Parsed>>, usize)
         let count: u32 = reader.decoder.read_var().map_err(malformed)?;
         let client = reader.decoder.read_client().map_err(malformed)?;
         let mut clock: u32 = reader.decoder.read_var().map_err(malformed)?;
-        if clients.contains_key(&client) {
-            return Err(Unsupported("a client twice (not a full state)"));
+        if clients.contains_key(&client) || clock != 0 {
+            // Structs after a gap stay pending in a document: not a plain full state.
+            return Err(Unsupported("a client twice, or not from its first clock"));
         }
         let structs = clients.entry(client).or_default();
         for _ in 0..count {
@@ -313,7 +312,11 @@ fn parse_struct(reader: &mut Reader, id: ID) -> Result<Parsed, Unsupported> {
     let clock = id.clock;
     let decoder = &mut reader.decoder;
     let info = decoder.read_info().map_err(malformed)?;
-    if info == SKIP || info == GC {
+    if info == SKIP {
+        // A gap: what follows would stay pending in a document (invisible). Not a plain full state.
+        return Err(Unsupported("a skip (pending structs)"));
+    }
+    if info == GC {
         let len: u32 = decoder.read_var().map_err(malformed)?;
         return Ok(Parsed {
             clock,
@@ -548,6 +551,19 @@ mod tests {
         }
         assert!(StoredVersion::parse(full_state(&doc)).is_err());
         assert!(StoredVersion::parse(vec![1, 2, 3]).is_err(), "garbage");
+        // A later part of a document alone (as an update after a gap would be): its structs
+        // would stay pending in a document.
+        let canvas = new_canvas_doc();
+        let block = |name: &str| json!({ "name": name }).as_object().cloned().unwrap();
+        put_block(&mut canvas.transact_mut(), "first", &block("F")).unwrap();
+        let sv = canvas.transact().state_vector();
+        put_block(&mut canvas.transact_mut(), "later", &block("L")).unwrap();
+        let later = canvas.transact().encode_diff_v1(&sv);
+        assert_eq!(
+            StoredVersion::parse(later).err(),
+            Some(Unsupported("a client twice, or not from its first clock"))
+        );
+        assert!(StoredVersion::parse(full_state(&canvas)).is_ok());
         assert!(StoredVersion::parse(Vec::new()).is_err(), "nothing");
     }
 }
