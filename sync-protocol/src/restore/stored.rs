@@ -53,6 +53,8 @@ pub struct StoredVersion {
     roots: Vec<(Text, Text, Live)>,
     /// The live entries of every nested map: (map id, key, value), sorted by map id.
     nested: Vec<(ID, Text, Live)>,
+    /// Where each nested map's entries are in `nested`.
+    nested_at: HashMap<ID, (usize, usize)>,
 }
 
 /// One struct as parsed, before its map is known.
@@ -127,12 +129,19 @@ impl StoredVersion {
         if twice_in_roots || twice_in_nested {
             return Err(Unsupported("two live values for one key"));
         }
+        let mut nested_at = HashMap::new();
+        let mut from = 0;
+        for map in nested.chunk_by(|a, b| a.0 == b.0) {
+            nested_at.insert(map[0].0, (from, from + map.len()));
+            from += map.len();
+        }
         Ok(StoredVersion {
             bytes,
             state_vector,
             delete_set,
             roots,
             nested,
+            nested_at,
         })
     }
 
@@ -197,8 +206,7 @@ impl StoredVersion {
                     .map_or(Value::Null, |any| any_to_json(&any, depth))
             }
             Live::Map(id) => {
-                let from = self.nested.partition_point(|(map, _, _)| *map < id);
-                let to = self.nested.partition_point(|(map, _, _)| *map <= id);
+                let (from, to) = self.nested_at.get(&id).copied().unwrap_or_default();
                 Value::Object(
                     self.nested[from..to]
                         .iter()
