@@ -99,6 +99,24 @@ impl Tenant {
         let url = format!("{}/api/v1{path}", self.base_url);
         post(&self.http, &url, Some(&self.token), body).await
     }
+
+    /// `GET /api/v1{path}` with the tenant's token; the JSON answer (an error status fails).
+    pub async fn get_api(&self, path: &str) -> Result<Value> {
+        let url = format!("{}/api/v1{path}", self.base_url);
+        let reply = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let status = reply.status();
+        let text = reply.text().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("GET {url}: {status} {text}");
+        }
+        serde_json::from_str(&text).with_context(|| format!("GET {url}: not JSON: {text}"))
+    }
 }
 
 async fn post(

@@ -125,16 +125,21 @@ fn meta_of(row: MetaRow) -> Result<VersionMeta, PersistenceError> {
     })
 }
 
+/// The JSON summary kept in the seed's `full_state_dump` column.
+fn summary_of(version: &NewVersion<'_>) -> serde_json::Value {
+    serde_json::json!({
+        "encoding": "yjs-update-v1",
+        "blocks": version.block_count,
+        "relations": version.relation_count,
+    })
+}
+
 /// Stores a version (the project comes from the workspace). `None` when the workspace is gone.
 pub async fn insert<'e>(
     executor: impl PgExecutor<'e>,
     version: &NewVersion<'_>,
 ) -> Result<Option<VersionMeta>, PersistenceError> {
-    let summary = serde_json::json!({
-        "encoding": "yjs-update-v1",
-        "blocks": version.block_count,
-        "relations": version.relation_count,
-    });
+    let summary = summary_of(version);
     let sql = format!(
         "INSERT INTO core_snapshots
            (project_id, workspace_id, kind, name, commit_message, created_by_id, full_state_dump,
@@ -173,6 +178,73 @@ pub async fn insert_audited<'a>(
     audit::record(&mut *tx, audit_entry(&stored)).await?;
     tx.commit().await?;
     Ok(Some(stored))
+}
+
+/// A version inserted in a transaction that is still open: it becomes visible with
+/// [`PendingVersion::commit_audited`], and disappears if dropped (the transaction rolls back).
+///
+/// A restore writes its "before restore" version this way while the version to restore is still
+/// being read: the 5 MB write overlaps the read, and the row still commits only once the restore
+/// is durable, together with its audit row.
+pub struct PendingVersion {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    stored: VersionMeta,
+}
+
+impl PendingVersion {
+    /// The row as inserted (its id and time are final).
+    pub fn meta(&self) -> &VersionMeta {
+        &self.stored
+    }
+
+    /// Replaces the state (and counts) of the pending row: the document changed between taking
+    /// the state and the restore.
+    pub async fn replace_state(
+        &mut self,
+        version: &NewVersion<'_>,
+    ) -> Result<(), PersistenceError> {
+        let sql = format!(
+            "UPDATE core_snapshots
+             SET state = $2, state_vector = $3, block_count = $4, relation_count = $5,
+                 full_state_dump = $6
+             WHERE id = $1
+             RETURNING {META_COLUMNS}"
+        );
+        let row: MetaRow = sqlx::query_as(&sql)
+            .bind(self.stored.id)
+            .bind(version.state)
+            .bind(version.state_vector)
+            .bind(version.block_count)
+            .bind(version.relation_count)
+            .bind(summary_of(version))
+            .fetch_one(&mut *self.tx)
+            .await?;
+        self.stored = meta_of(row)?;
+        Ok(())
+    }
+
+    /// Writes the audit row made from the stored version and commits both.
+    pub async fn commit_audited<'a>(
+        mut self,
+        audit_entry: impl FnOnce(&VersionMeta) -> NewAuditEntry<'a>,
+    ) -> Result<VersionMeta, PersistenceError> {
+        audit::record(&mut *self.tx, audit_entry(&self.stored)).await?;
+        self.tx.commit().await?;
+        Ok(self.stored)
+    }
+}
+
+/// Inserts a version in a new transaction left open (see [`PendingVersion`]). `None` when the
+/// workspace is gone.
+pub async fn insert_pending(
+    pool: &PgPool,
+    version: &NewVersion<'_>,
+) -> Result<Option<PendingVersion>, PersistenceError> {
+    let mut tx = pool.begin().await?;
+    let Some(stored) = insert(&mut *tx, version).await? else {
+        return Ok(None);
+    };
+    Ok(Some(PendingVersion { tx, stored }))
 }
 
 /// One page of a workspace's versions, newest first, after the `(created_at, id)` of the last one

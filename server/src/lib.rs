@@ -25,5 +25,6 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod validate;
+pub mod version_docs;
 pub mod warehouse;
 pub mod web;

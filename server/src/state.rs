@@ -14,6 +14,7 @@ use crate::mailer::Mailer;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimits;
 use crate::rooms::RoomRegistry;
+use crate::version_docs::VersionDocs;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -34,4 +35,6 @@ pub struct AppState {
     pub files: Arc<dyn FileStore>,
     /// This process as a node of the cluster (DESIGN §7).
     pub cluster: Arc<Cluster>,
+    /// Version documents decoded lately (a restore often follows a diff of the same version).
+    pub version_docs: Arc<VersionDocs>,
 }

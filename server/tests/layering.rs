@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
         "warehouse",
         "file_store",
         "cluster",
+        "version_docs",
     ],
     // The live documents.
     &["rooms"],

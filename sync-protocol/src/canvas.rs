@@ -32,7 +32,7 @@ pub const RELATIONS: &str = "relations";
 
 /// Nesting deeper than this is read as `null`: it bounds recursion (stack) on hostile documents and
 /// is far beyond anything the editor writes.
-const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 
 /// Why a write was refused. Nothing is written when an error is returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,14 +6,22 @@
 //! nested `Y.Map`, only the differing keys), so the change is small and concurrent edits of other
 //! fields survive. Keys the canvas model does not know are left alone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Map as JsonMap, Value};
-use yrs::{Array, GetString, Map, MapPrelim, MapRef, Out, ReadTxn, TransactionMut, WriteTxn};
+use yrs::{
+    Array, Doc, GetString, Map, MapPrelim, MapRef, Out, ReadTxn, Transact, TransactionMut, WriteTxn,
+};
 
 use crate::canvas::{json_to_any, out_to_json, BLOCKS, RELATIONS};
 use crate::rules::{BLOCK_OBJECT_FIELDS, RELATION_OBJECT_FIELDS};
+
+mod stored;
+mod touched;
+pub use stored::{StoredVersion, Unsupported};
+pub use touched::{touched_since, SearchLimits, Touched};
 
 /// The canvas exactly as stored: every entity's JSON with all its keys (explicit `null`s and keys
 /// the canvas model does not know included), so a restore reproduces the version faithfully.
@@ -74,6 +82,229 @@ pub fn restore_canvas<V: ReadTxn>(txn: &mut TransactionMut, version: &V) -> Rest
         relations_removed,
         relations_changed,
     }
+}
+
+/// What a restore compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compared {
+    /// Only the entities touched since the version (this many).
+    Touched(usize),
+    /// Every entity.
+    All,
+    /// The touched entities, then every entity: the counts disagreed after the first pass (a
+    /// case the search missed; never seen, but a restore must be exact).
+    AllAfterMismatch,
+}
+
+/// Like [`restore_canvas`], but compares only the entities the live document touched since
+/// `version` (an earlier state of the same document; see [`touched_since`]), and every entity
+/// when that cannot be told cheaply. Same result: the touched entities are the only ones that can
+/// differ. As a guard, the entity counts are checked afterwards and a full comparison runs in the
+/// same transaction if they disagree.
+pub fn restore_canvas_since<V: ReadTxn>(
+    txn: &mut TransactionMut,
+    version: &V,
+    limits: SearchLimits,
+) -> (RestoreSummary, Compared) {
+    let Touched::Keys { blocks, relations } = touched_since(txn, version, limits) else {
+        return (restore_canvas(txn, version), Compared::All);
+    };
+    let compared = blocks.len() + relations.len();
+    let (blocks_added, blocks_removed, blocks_changed) =
+        restore_keys(txn, version, BLOCKS, &BLOCK_OBJECT_FIELDS, &blocks);
+    let (relations_added, relations_removed, relations_changed) =
+        restore_keys(txn, version, RELATIONS, &RELATION_OBJECT_FIELDS, &relations);
+    let summary = RestoreSummary {
+        blocks_added,
+        blocks_removed,
+        blocks_changed,
+        relations_added,
+        relations_removed,
+        relations_changed,
+    };
+    if !same_counts(txn, version) {
+        let rest = restore_canvas(txn, version);
+        return (summary.plus(rest), Compared::AllAfterMismatch);
+    }
+    (summary, Compared::Touched(compared))
+}
+
+/// A version to restore: decoded into a document, or read straight from its stored update.
+#[derive(Clone)]
+pub enum VersionSource {
+    Document(Arc<Doc>),
+    Stored(Arc<StoredVersion>),
+}
+
+impl VersionSource {
+    /// Restores the canvas of this version into `txn`, comparing only the entities touched since
+    /// it when that can be told cheaply.
+    pub fn restore_into(
+        &self,
+        txn: &mut TransactionMut,
+        limits: SearchLimits,
+    ) -> (RestoreSummary, Compared) {
+        match self {
+            VersionSource::Document(doc) => restore_canvas_since(txn, &doc.transact(), limits),
+            VersionSource::Stored(stored) => restore_canvas_from_stored(txn, stored, limits),
+        }
+    }
+}
+
+/// Like [`restore_canvas_since`], with the version read straight from its stored update
+/// ([`StoredVersion`]) instead of a decoded document. Entities are compared as JSON (as the canvas
+/// reads them), so values that read the same (e.g. `1` stored as an integer or as a float) are
+/// left as they are.
+pub fn restore_canvas_from_stored(
+    txn: &mut TransactionMut,
+    version: &StoredVersion,
+    limits: SearchLimits,
+) -> (RestoreSummary, Compared) {
+    let (keys, compared) = match touched::touched_since_side(txn, version, limits) {
+        Touched::Keys { blocks, relations } => {
+            let compared = Compared::Touched(blocks.len() + relations.len());
+            ([blocks, relations], compared)
+        }
+        Touched::All => (all_keys(txn, version), Compared::All),
+    };
+    let summary = restore_stored_keys(txn, version, &keys);
+    if stored_counts_match(txn, version) {
+        return (summary, compared);
+    }
+    let rest = restore_stored_keys(txn, version, &all_keys(txn, version));
+    (summary.plus(rest), Compared::AllAfterMismatch)
+}
+
+/// Every key of both roots, in the live document or in the version.
+fn all_keys(txn: &TransactionMut, version: &StoredVersion) -> [BTreeSet<String>; 2] {
+    [BLOCKS, RELATIONS].map(|name| {
+        let mut keys: BTreeSet<String> = version
+            .entries(name)
+            .map(|(key, _)| key.to_owned())
+            .collect();
+        if let Some(root) = txn.get_map(name) {
+            keys.extend(root.keys(txn).map(str::to_owned));
+        }
+        keys
+    })
+}
+
+fn stored_counts_match(txn: &TransactionMut, version: &StoredVersion) -> bool {
+    [BLOCKS, RELATIONS].into_iter().all(|name| {
+        let live = txn.get_map(name).map_or(0, |m| m.len(txn) as usize);
+        live == version.len(name)
+    })
+}
+
+fn restore_stored_keys(
+    txn: &mut TransactionMut,
+    version: &StoredVersion,
+    [blocks, relations]: &[BTreeSet<String>; 2],
+) -> RestoreSummary {
+    let (blocks_added, blocks_removed, blocks_changed) =
+        restore_keys_json(txn, version, BLOCKS, &BLOCK_OBJECT_FIELDS, blocks);
+    let (relations_added, relations_removed, relations_changed) =
+        restore_keys_json(txn, version, RELATIONS, &RELATION_OBJECT_FIELDS, relations);
+    RestoreSummary {
+        blocks_added,
+        blocks_removed,
+        blocks_changed,
+        relations_added,
+        relations_removed,
+        relations_changed,
+    }
+}
+
+/// Restores the keys `ids` of one root map from the stored version; returns (added, removed,
+/// changed).
+fn restore_keys_json(
+    txn: &mut TransactionMut,
+    version: &StoredVersion,
+    root_name: &str,
+    nested: &[&str],
+    ids: &BTreeSet<String>,
+) -> (usize, usize, usize) {
+    let root = txn.get_or_insert_map(root_name);
+    let (mut added, mut removed, mut changed) = (0, 0, 0);
+    for id in ids {
+        match (root.get(txn, id), version.entity_json(root_name, id)) {
+            (None, None) => {}
+            (Some(_), None) => {
+                root.remove(txn, id);
+                removed += 1;
+            }
+            (None, Some(wanted)) => {
+                insert_entity(txn, &root, id, nested, &wanted);
+                added += 1;
+            }
+            (Some(now), Some(wanted)) => {
+                let now = out_to_json(txn, &now, 0);
+                if now != wanted {
+                    overwrite_entity(txn, &root, id, nested, &now, &wanted);
+                    changed += 1;
+                }
+            }
+        }
+    }
+    (added, removed, changed)
+}
+
+impl RestoreSummary {
+    fn plus(self, other: RestoreSummary) -> RestoreSummary {
+        RestoreSummary {
+            blocks_added: self.blocks_added + other.blocks_added,
+            blocks_removed: self.blocks_removed + other.blocks_removed,
+            blocks_changed: self.blocks_changed + other.blocks_changed,
+            relations_added: self.relations_added + other.relations_added,
+            relations_removed: self.relations_removed + other.relations_removed,
+            relations_changed: self.relations_changed + other.relations_changed,
+        }
+    }
+}
+
+/// Whether both roots hold as many entities as the version's.
+fn same_counts<V: ReadTxn>(txn: &TransactionMut, version: &V) -> bool {
+    [BLOCKS, RELATIONS].into_iter().all(|name| {
+        let live = txn.get_map(name).map_or(0, |m| m.len(txn));
+        live == version.get_map(name).map_or(0, |m| m.len(version))
+    })
+}
+
+/// Restores the keys `ids` of one root map; returns (added, removed, changed).
+fn restore_keys<V: ReadTxn>(
+    txn: &mut TransactionMut,
+    version: &V,
+    root_name: &str,
+    nested: &[&str],
+    ids: &BTreeSet<String>,
+) -> (usize, usize, usize) {
+    let root = txn.get_or_insert_map(root_name);
+    let wanted_root = version.get_map(root_name);
+    let (mut added, mut removed, mut changed) = (0, 0, 0);
+    for id in ids {
+        let wanted = wanted_root.as_ref().and_then(|w| w.get(version, id));
+        match (root.get(txn, id), wanted) {
+            (None, None) => {}
+            (Some(_), None) => {
+                root.remove(txn, id);
+                removed += 1;
+            }
+            (None, Some(wanted)) => {
+                let wanted = out_to_json(version, &wanted, 0);
+                insert_entity(txn, &root, id, nested, &wanted);
+                added += 1;
+            }
+            (Some(now), Some(wanted)) => {
+                if !same_value(txn, &now, version, &wanted, 0) {
+                    let (now, wanted) =
+                        (out_to_json(txn, &now, 0), out_to_json(version, &wanted, 0));
+                    overwrite_entity(txn, &root, id, nested, &now, &wanted);
+                    changed += 1;
+                }
+            }
+        }
+    }
+    (added, removed, changed)
 }
 
 /// Restores one root map; returns (added, removed, changed).

@@ -3,6 +3,10 @@
 //! stores, and restoring one (`POST …/versions/{id}/restore`: decode the version, compute and apply
 //! the forward change in the room, make it durable, store the "before restore" version), plus when
 //! a connected editor has seen the restore. Times are HTTP round trips, so they include everything.
+//!
+//! The server keeps the last decoded versions for a moment, so every case restores a version not
+//! read since it was taken, except "diff viewed first", which measures the editor's flow: look at
+//! what changed since the version (`GET …/diff`), then restore it.
 
 use std::time::{Duration, Instant};
 
@@ -52,12 +56,19 @@ pub async fn run(options: &ServerOptions, config: &VersionsConfig) -> Result<Vec
 
     let mut rows = Vec::new();
     let mut take_ms: Vec<f64> = Vec::new();
-    let mut full = Value::Null;
-    for i in 0..config.takes.max(1) {
+    let mut fulls: Vec<Value> = Vec::new();
+    for i in 0..config.takes.max(3) {
         let (elapsed, version) = take(&env, &base, &format!("full #{i}")).await?;
         take_ms.push(elapsed.as_secs_f64() * 1e3);
-        full = version;
+        fulls.push(version);
     }
+    // Versions not read since they were taken (the server keeps recently decoded ones briefly).
+    let mut unread = fulls.iter().rev().map(id_of);
+    let full_id = unread.next().context("a version")??;
+    // The answer to the insert cannot know the compressed size (TOAST compresses on the way in):
+    // read it back.
+    let stored = env.tenant.get_api(&format!("{base}/{full_id}")).await?;
+    let full = fulls.last().context("a version")?;
     let mut row = Row::new("versions", "take a version (10k+10k)");
     row.set("blocks", full["block_count"].clone())
         .set("relations", full["relation_count"].clone())
@@ -65,22 +76,39 @@ pub async fn run(options: &ServerOptions, config: &VersionsConfig) -> Result<Vec
         .num("median_ms", median(&mut take_ms))
         .num("max_ms", take_ms.iter().copied().fold(0.0, f64::max))
         .num("state_kib", kib(&full["size_bytes"]))
-        .num("stored_kib", kib(&full["stored_bytes"]))
+        .num("stored_kib", kib(&stored["stored_bytes"]))
         .num("doc_kib", doc_bytes as f64 / 1024.0);
     rows.push(row);
-    let full_id = id_of(&full)?;
 
     // A small change, then back: the everyday "undo the bad edit".
     let renamed = ids.first().cloned().unwrap_or_default();
     let original_name = writer.block_name(&renamed);
     churn(&mut writer, &ids, config.churn).await?;
-    let is_back = move |c: &Client| c.block_name(&renamed) == original_name;
+    let is_back = {
+        let (renamed, original_name) = (renamed.clone(), original_name.clone());
+        move |c: &Client| c.block_name(&renamed) == original_name
+    };
     let case = "restore after a small change";
     rows.push(restore(&env, &base, &full_id, &mut writer, case, is_back).await?);
-    let back = writer.canvas_json() == full_canvas;
-    if let (false, Some(row)) = (back, rows.last_mut()) {
+    if let (true, Some(row)) = (writer.canvas_json() != full_canvas, rows.last_mut()) {
         row.note("the editor's canvas differs from the version");
     }
+    // The same with the editor's flow: look at what changed since the version, then restore it.
+    churn(&mut writer, &ids, config.churn).await?;
+    let viewed_id = unread.next().context("a version")??;
+    let started = Instant::now();
+    env.tenant
+        .get_api(&format!("{base}/{viewed_id}/diff?against=current"))
+        .await?;
+    let diff_ms = started.elapsed().as_secs_f64() * 1e3;
+    let is_back = move |c: &Client| c.block_name(&renamed) == original_name;
+    let case = "restore after a small change, diff viewed first";
+    let mut row = restore(&env, &base, &viewed_id, &mut writer, case, is_back).await?;
+    row.num("diff_ms", diff_ms);
+    if writer.canvas_json() != full_canvas {
+        row.note("the editor's canvas differs from the version");
+    }
+    rows.push(row);
     // Everything removed, then everything back: the worst case for one restore.
     let (blocks, relations) = (config.blocks, config.relations);
     let empty_id = id_of(&empty)?;
@@ -89,7 +117,8 @@ pub async fn run(options: &ServerOptions, config: &VersionsConfig) -> Result<Vec
     rows.push(restore(&env, &base, &empty_id, &mut writer, case, is_empty).await?);
     let is_full = move |c: &Client| c.counts() == (blocks, relations);
     let case = "restore 10k+10k onto empty";
-    rows.push(restore(&env, &base, &full_id, &mut writer, case, is_full).await?);
+    let unread_id = unread.next().context("a version")??;
+    rows.push(restore(&env, &base, &unread_id, &mut writer, case, is_full).await?);
     if let (true, Some(row)) = (writer.canvas_json() != full_canvas, rows.last_mut()) {
         row.note("the editor's canvas differs from the version");
     }

@@ -3,11 +3,10 @@
 //! editors see them at once and they are logged, compacted and projected like any client update.
 //! Every answer waits for the batch to be durable.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use nox_sync_protocol::canvas::{self, BlockEntry, CanvasError, CanvasState, RelationEntry};
 use nox_sync_protocol::locks::{LockView, ReleaseReason, ResourceType};
+use nox_sync_protocol::restore::VersionSource;
 use nox_sync_protocol::rules::body::{BlockChanges, NewBlock, NewRelation, RelationChanges};
 use nox_sync_protocol::rules::graph::{self, Cascade};
 use nox_sync_protocol::rules::{parse_id, parse_ref, FieldViolation, Problem};
@@ -15,7 +14,7 @@ use serde::Serialize;
 use serde_json::{Map as JsonMap, Value};
 use tokio::sync::oneshot;
 use uuid::Uuid;
-use yrs::{Doc, Transact};
+use yrs::Transact;
 
 use super::lock_table::view;
 use super::peer::ConnId;
@@ -187,10 +186,13 @@ pub enum HttpRequest {
     TakeVersion {
         reply: Reply<VersionState>,
     },
-    /// Brings the canvas back to `target` as a forward change by `user_id`.
+    /// Brings the canvas back to `target` as a forward change by `user_id`. `prepared`: the
+    /// `document_version` of a state the caller already took (and stores as the state before the
+    /// restore); the room takes a new one only if the document changed since.
     Restore {
         user_id: Uuid,
-        target: Arc<Doc>,
+        target: VersionSource,
+        prepared: Option<u64>,
         reply: Reply<Result<RestoreOutcome, EditError>>,
     },
 }
@@ -298,9 +300,10 @@ impl WorkspaceRoom {
             HttpRequest::Restore {
                 user_id,
                 target,
+                prepared,
                 reply,
             } => {
-                let outcome = Ok(self.restore_to(user_id, &target));
+                let outcome = Ok(self.restore_to(user_id, &target, prepared));
                 let failure = Some(Err(EditError::Unavailable));
                 self.http_replies
                     .push(PendingHttpReply::new(reply, outcome, failure));

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use nox_persistence::versions::{self, NewVersion, VersionKind};
 use nox_sync_protocol::canvas::{BLOCKS, RELATIONS};
-use nox_sync_protocol::restore::{self, RestoreSummary};
+use nox_sync_protocol::restore::{Compared, RestoreSummary, SearchLimits, VersionSource};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 use yrs::updates::encoder::Encode;
-use yrs::{Doc, Map, ReadTxn, StateVector, Transact};
+use yrs::{Map, ReadTxn, StateVector, Transact};
 
 use super::room::{origin_of_conn, WorkspaceRoom};
 use super::room_http::SERVER_ORIGIN;
@@ -30,6 +30,9 @@ pub struct VersionState {
     pub state_vector: Vec<u8>,
     pub blocks: i32,
     pub relations: i32,
+    /// The room's change counter when this was taken: a restore given it knows whether the
+    /// document is still exactly this state.
+    pub document_version: u64,
 }
 
 impl VersionState {
@@ -60,8 +63,12 @@ impl VersionState {
 /// how many entities it touched.
 #[derive(Debug, Clone)]
 pub struct RestoreOutcome {
-    pub before: VersionState,
+    /// The state just before the restore; `None` when it is the prepared one (the document did
+    /// not change since it was taken).
+    pub before: Option<VersionState>,
     pub summary: RestoreSummary,
+    /// Whether only the entities touched since the version were compared.
+    pub compared: Compared,
 }
 
 /// When the next automatic version is due.
@@ -123,6 +130,7 @@ impl WorkspaceRoom {
             state_vector: txn.state_vector().encode_v1(),
             blocks: count(BLOCKS),
             relations: count(RELATIONS),
+            document_version: self.version,
         }
     }
 
@@ -132,21 +140,49 @@ impl WorkspaceRoom {
         self.version_state()
     }
 
-    /// Makes the canvas equal to that of `version` (the version's document) in one server-originated transaction (logged,
-    /// broadcast and projected like any edit), after taking the state it replaces.
-    pub(super) fn restore_to(&mut self, user_id: Uuid, version: &Doc) -> RestoreOutcome {
-        let before = self.take_version();
-        let summary = {
+    /// Makes the canvas equal to that of `version` (the version's document) in one
+    /// server-originated transaction (logged, broadcast and projected like any edit). The state it
+    /// replaces is taken first, unless `prepared` says the document has not changed since the
+    /// caller took it (the caller's state is then exactly the one replaced).
+    pub(super) fn restore_to(
+        &mut self,
+        user_id: Uuid,
+        version: &VersionSource,
+        prepared: Option<u64>,
+    ) -> RestoreOutcome {
+        let before = (prepared != Some(self.version)).then(|| self.take_version());
+        let started = Instant::now();
+        let (summary, compared) = {
             let mut txn = self
                 .awareness
                 .doc()
                 .transact_mut_with(origin_of_conn(SERVER_ORIGIN));
-            restore::restore_canvas(&mut txn, &version.transact())
+            version.restore_into(&mut txn, SearchLimits::default())
         };
+        let written = started.elapsed();
         self.acting_user = Some(user_id);
         self.collect_emitted();
         self.acting_user = None;
-        RestoreOutcome { before, summary }
+        if compared == Compared::AllAfterMismatch {
+            tracing::warn!(
+                workspace_id = %self.workspace_id,
+                "restore: the touched entities missed a change; every entity was compared"
+            );
+        }
+        tracing::debug!(
+            workspace_id = %self.workspace_id,
+            ?compared,
+            from_stored_update = matches!(version, VersionSource::Stored(_)),
+            retaken = before.is_some(),
+            restore_ms = written.as_millis(),
+            total_ms = started.elapsed().as_millis(),
+            "restore applied in the room"
+        );
+        RestoreOutcome {
+            before,
+            summary,
+            compared,
+        }
     }
 
     /// On every tick: stores an automatic version when one is due (in the background; at most

@@ -2,8 +2,10 @@
 //!
 //! A version is the full state of the workspace's document, taken by its room (so it holds only
 //! durable updates) and stored in `core_snapshots`. Reads decode a stored state into a scratch
-//! document; a restore is a forward change made by the room, preceded by a `before_restore`
-//! version of the state it replaces, so restoring that one undoes it.
+//! document (the last few are kept: `version_docs.rs`). A restore reads the stored update directly
+//! (`restore::StoredVersion`) and is a forward change made by the room, with a `before_restore`
+//! version of the state it replaces, committed together with the audit row once the restore is
+//! durable, so restoring that one undoes it (docs/design.md §19).
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use chrono::{DateTime, Utc};
 use nox_persistence::versions::{self, VersionKind, VersionMeta};
 use nox_sync_protocol::canvas::{self, CanvasState};
 use nox_sync_protocol::diff::{self, CanvasDiff};
-use nox_sync_protocol::restore::RestoreSummary;
+use nox_sync_protocol::restore::{RestoreSummary, StoredVersion, VersionSource};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
@@ -31,6 +33,7 @@ use crate::pagination::{Page, PageParams};
 use crate::rooms::{EditError, HttpRequest, JoinError, RestoreOutcome, VersionState};
 use crate::state::AppState;
 use crate::validate::Validator;
+use crate::version_docs::drop_off_the_request_path;
 
 /// A version as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -286,14 +289,23 @@ pub async fn restore(
     let access = authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
     let started = std::time::Instant::now();
     let restored = find_version(&state, workspace_id, version_id).await?;
-    let target = Arc::new(version_doc(&state, workspace_id, version_id).await?);
-    let decoded = started.elapsed();
+    let name = format!("Before restoring \u{201c}{}\u{201d}", restored.name);
+    let name: String = name.chars().take(255).collect();
     let user_id = user.user_id;
+    // Reading the version (the slow part for a large canvas) runs while the room takes the
+    // current state and it is written, in a transaction that commits only once the restore is
+    // durable (docs/design.md §19).
+    let (target, mut before) = tokio::try_join!(
+        restore_source(&state, workspace_id, version_id),
+        prepare_before_restore(&state, workspace_id, &name, user_id),
+    )?;
+    let prepared = started.elapsed();
     let outcome: RestoreOutcome = state
         .rooms
         .request(workspace_id, |reply| HttpRequest::Restore {
             user_id,
             target: target.clone(),
+            prepared: Some(before.document_version),
             reply,
         })
         .await
@@ -302,38 +314,46 @@ pub async fn restore(
             tracing::warn!(%workspace_id, error = %err, "restore not applied");
             ApiError::service_unavailable("the restore could not be stored; retry")
         })?;
+    drop_off_the_request_path(target);
     let applied = started.elapsed();
-    let name = format!("Before restoring \u{201c}{}\u{201d}", restored.name);
-    let name: String = name.chars().take(255).collect();
-    let before = outcome.before.to_new_version(
-        workspace_id,
-        VersionKind::BeforeRestore,
-        &name,
-        None,
-        Some(user_id),
-    );
-    let who = client.actor(&user);
-    let before_restore = versions::insert_audited(state.db.pool(), &before, |stored| {
-        who.entry(
-            access.org_id,
-            "workspace.version_restored",
-            "workspace",
+    if let Some(replaced) = &outcome.before {
+        // The document changed between the prepared state and the restore: store the state the
+        // restore actually replaced.
+        let version = replaced.to_new_version(
             workspace_id,
-            Some(json!({
-                "version_id": version_id,
-                "before_restore_version_id": stored.id,
-                "changes": outcome.summary,
-            })),
-        )
-    })
-    .await?
-    .ok_or_else(|| ApiError::not_found("workspace"))?;
+            VersionKind::BeforeRestore,
+            &name,
+            None,
+            Some(user_id),
+        );
+        before.pending.replace_state(&version).await?;
+    }
+    let who = client.actor(&user);
+    let summary = outcome.summary;
+    let before_restore = before
+        .pending
+        .commit_audited(|stored| {
+            who.entry(
+                access.org_id,
+                "workspace.version_restored",
+                "workspace",
+                workspace_id,
+                Some(json!({
+                    "version_id": version_id,
+                    "before_restore_version_id": stored.id,
+                    "changes": summary,
+                })),
+            )
+        })
+        .await?;
     versions::prune_for_plan(state.db.pool(), workspace_id).await?;
     tracing::info!(
         %workspace_id,
         %version_id,
         changes = ?outcome.summary,
-        decoded_ms = decoded.as_millis(),
+        compared = ?outcome.compared,
+        before_retaken = outcome.before.is_some(),
+        prepared_ms = prepared.as_millis(),
         applied_ms = applied.as_millis(),
         total_ms = started.elapsed().as_millis(),
         "version restored"
@@ -343,6 +363,65 @@ pub async fn restore(
         before_restore: before_restore.into(),
         changes: outcome.summary,
     }))
+}
+
+/// The version a restore brings back: its document if decoded lately, else its stored update read
+/// directly (`StoredVersion`, ~2× cheaper than decoding, and nothing to keep), else — for states
+/// holding content that reader leaves to yrs — its decoded document.
+async fn restore_source(
+    state: &AppState,
+    workspace_id: Uuid,
+    version_id: Uuid,
+) -> ApiResult<VersionSource> {
+    if let Some(doc) = state.version_docs.get(workspace_id, version_id) {
+        return Ok(VersionSource::Document(doc));
+    }
+    let bytes = versions::state(state.db.pool(), workspace_id, version_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("version"))?;
+    // Kept for the fallback below (a copy costs ~1 ms for 5 MB; the parse keeps its own).
+    let kept = bytes.clone();
+    let parsed = tokio::task::spawn_blocking(move || StoredVersion::parse(kept))
+        .await
+        .map_err(ApiError::internal)?;
+    match parsed {
+        Ok(stored) => Ok(VersionSource::Stored(Arc::new(stored))),
+        Err(why) => {
+            tracing::debug!(%workspace_id, %version_id, %why, "restore decodes the version");
+            let doc = decode_and_keep(state, workspace_id, version_id, bytes).await?;
+            Ok(VersionSource::Document(doc))
+        }
+    }
+}
+
+/// The state a restore is about to replace, written (not yet committed) as its `before_restore`
+/// version, with the room's change counter when it was taken.
+struct PreparedBefore {
+    pending: versions::PendingVersion,
+    document_version: u64,
+}
+
+async fn prepare_before_restore(
+    state: &AppState,
+    workspace_id: Uuid,
+    name: &str,
+    user_id: Uuid,
+) -> ApiResult<PreparedBefore> {
+    let taken = take_state(state, workspace_id).await?;
+    let version = taken.to_new_version(
+        workspace_id,
+        VersionKind::BeforeRestore,
+        name,
+        None,
+        Some(user_id),
+    );
+    let pending = versions::insert_pending(state.db.pool(), &version)
+        .await?
+        .ok_or_else(|| ApiError::not_found("workspace"))?;
+    Ok(PreparedBefore {
+        pending,
+        document_version: taken.document_version,
+    })
 }
 
 fn parse_against(against: Option<&str>) -> ApiResult<DiffTarget> {
@@ -373,24 +452,50 @@ async fn version_canvas(
     workspace_id: Uuid,
     version_id: Uuid,
 ) -> ApiResult<CanvasState> {
+    // The decoded document may come from the cache: the version must still exist.
+    find_version(state, workspace_id, version_id).await?;
     let doc = version_doc(state, workspace_id, version_id).await?;
     tokio::task::spawn_blocking(move || canvas::read_canvas(&doc.transact()))
         .await
         .map_err(ApiError::internal)
 }
 
-/// A stored version decoded into a document of its own (what a restore compares against).
-async fn version_doc(state: &AppState, workspace_id: Uuid, version_id: Uuid) -> ApiResult<Doc> {
+/// A stored version decoded into a document of its own (what a restore compares against), from
+/// the cache of recently decoded versions when there. Callers check the version exists.
+async fn version_doc(
+    state: &AppState,
+    workspace_id: Uuid,
+    version_id: Uuid,
+) -> ApiResult<Arc<Doc>> {
+    if let Some(doc) = state.version_docs.get(workspace_id, version_id) {
+        return Ok(doc);
+    }
     let bytes = versions::state(state.db.pool(), workspace_id, version_id)
         .await?
         .ok_or_else(|| ApiError::not_found("version"))?;
-    tokio::task::spawn_blocking(move || decode_state(&bytes))
+    decode_and_keep(state, workspace_id, version_id, bytes).await
+}
+
+/// Decodes a stored version into a document (off the async workers) and keeps it for a while.
+async fn decode_and_keep(
+    state: &AppState,
+    workspace_id: Uuid,
+    version_id: Uuid,
+    bytes: Vec<u8>,
+) -> ApiResult<Arc<Doc>> {
+    let state_len = bytes.len();
+    let doc = tokio::task::spawn_blocking(move || decode_state(&bytes))
         .await
         .map_err(ApiError::internal)?
         .map_err(|detail| {
             tracing::error!(%workspace_id, %version_id, %detail, "stored version does not decode");
             ApiError::internal("stored version is corrupt")
-        })
+        })?;
+    let doc = Arc::new(doc);
+    state
+        .version_docs
+        .insert(workspace_id, version_id, doc.clone(), state_len);
+    Ok(doc)
 }
 
 /// A full-state update applied to a new document.

@@ -532,3 +532,149 @@ async fn a_room_that_unloads_with_unversioned_changes_stores_an_automatic_versio
     })
     .await;
 }
+
+/// The server takes the state a restore replaces while it reads the version, and keeps it only if
+/// the document did not move in between: edits racing the restore must be in its
+/// `before_restore` version (else undoing the restore would lose them).
+#[tokio::test]
+async fn edits_racing_a_restore_are_in_its_before_restore_version() {
+    let (app, owner, ws) = setup_manual().await;
+    let mut editor = client(&app, &owner, ws).await;
+    let kept = id();
+    editor.put_block(&kept, block("kept")).await;
+    editor.settle().await;
+    let v1 = named_version(&app, &owner, ws, "one block").await;
+    let url = format!(
+        "/api/v1/workspaces/{ws}/versions/{}/restore",
+        v1["id"].as_str().expect("id")
+    );
+    for round in 0..5 {
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let restore = async {
+            let reply = app.client.post(&url, &owner.token, json!({})).await;
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            reply
+        };
+        let racing = async {
+            let mut sent = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                editor.put_block(&id(), block("racing")).await;
+                sent += 1;
+                tokio::task::yield_now().await;
+            }
+            sent
+        };
+        let (reply, sent) = tokio::join!(restore, racing);
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert!(sent > 0, "round {round}: no edit raced the restore");
+        // The restore removed every racing block it found: the state it replaced held exactly
+        // those plus the kept one.
+        let removed = reply.body["changes"]["blocks_removed"]
+            .as_i64()
+            .expect("removed");
+        assert_eq!(
+            reply.body["before_restore"]["block_count"].as_i64(),
+            Some(1 + removed),
+            "round {round}: {}",
+            reply.body
+        );
+        let before_id = reply.body["before_restore"]["id"].as_str().expect("id");
+        let before = app
+            .client
+            .get(
+                &format!("/api/v1/workspaces/{ws}/versions/{before_id}/canvas"),
+                &owner.token,
+            )
+            .await;
+        let blocks = before.body["blocks"].as_array().expect("blocks").len();
+        assert_eq!(blocks as i64, 1 + removed, "round {round}");
+    }
+}
+
+/// A restore that fails leaves nothing behind: its `before_restore` version is written while the
+/// version is read, in a transaction that commits only with the restore.
+#[tokio::test]
+async fn a_failed_restore_stores_no_before_restore_version() {
+    let (app, owner, ws) = setup_manual().await;
+    let mut editor = client(&app, &owner, ws).await;
+    editor.put_block(&id(), block("A")).await;
+    editor.settle().await;
+    let v1 = named_version(&app, &owner, ws, "soon corrupt").await;
+    let v1_id: Uuid = v1["id"].as_str().expect("id").parse().expect("uuid");
+    sqlx::query("UPDATE core_snapshots SET state = '\\x00ff'::bytea WHERE id = $1")
+        .bind(v1_id)
+        .execute(app.pool())
+        .await
+        .expect("corrupt the state");
+
+    let base = format!("/api/v1/workspaces/{ws}/versions");
+    let reply = app
+        .client
+        .post(&format!("{base}/{v1_id}/restore"), &owner.token, json!({}))
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.code(), "internal_error");
+    let stored: (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM core_snapshots WHERE workspace_id = $1 AND kind = 'before_restore'",
+    )
+    .bind(ws)
+    .fetch_one(app.pool())
+    .await
+    .expect("count");
+    assert_eq!(stored.0, 0, "no before_restore version");
+    let audited: (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM audit_logs WHERE action = 'workspace.version_restored'
+         AND target_id = $1",
+    )
+    .bind(ws)
+    .fetch_one(app.pool())
+    .await
+    .expect("audit count");
+    assert_eq!(audited.0, 0);
+}
+
+/// Decoded versions are kept for a moment (a restore usually follows a diff), but a version
+/// deleted since is gone, not served from memory.
+#[tokio::test]
+async fn a_version_read_lately_and_then_deleted_is_not_found() {
+    let (app, owner, ws) = setup_manual().await;
+    let mut editor = client(&app, &owner, ws).await;
+    editor.put_block(&id(), block("A")).await;
+    editor.settle().await;
+    let v1 = named_version(&app, &owner, ws, "read then deleted").await;
+    let v1_id = v1["id"].as_str().expect("id").to_string();
+    let base = format!("/api/v1/workspaces/{ws}/versions");
+    let diff = app
+        .client
+        .get(&format!("{base}/{v1_id}/diff"), &owner.token)
+        .await;
+    assert_eq!(diff.status, StatusCode::OK, "{}", diff.body);
+
+    sqlx::query("DELETE FROM core_snapshots WHERE id = $1::uuid")
+        .bind(&v1_id)
+        .execute(app.pool())
+        .await
+        .expect("delete the version");
+    for path in ["canvas", "diff"] {
+        let reply = app
+            .client
+            .get(&format!("{base}/{v1_id}/{path}"), &owner.token)
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::NOT_FOUND,
+            "{path}: {}",
+            reply.body
+        );
+    }
+    let restore = app
+        .client
+        .post(&format!("{base}/{v1_id}/restore"), &owner.token, json!({}))
+        .await;
+    assert_eq!(restore.status, StatusCode::NOT_FOUND, "{}", restore.body);
+}

@@ -1,0 +1,577 @@
+//! A version's canvas read straight from its stored update (a Yjs v1 full state), without building
+//! a yrs document: the structs are parsed (with yrs's own decoder), each item's map and key are
+//! resolved (explicit, or inherited from its origin as Yjs does), and entities are turned into JSON
+//! only when asked for. Building the document instead costs ~3× more (integrating every struct)
+//! plus freeing it.
+//!
+//! In an integrated full state, every map key has at most one live item (the others are in the
+//! delete set or emptied), so a key's value is simply its live item: no conflict resolution is
+//! needed. Only what canvas documents hold is read: `Any` values and nested `Y.Map`s. A state with
+//! any other content (texts, arrays, XML, sub-documents, strings), with structs a document would
+//! keep pending (gaps), with a live item whose map cannot be resolved, or with two live items for
+//! one key is [`Unsupported`]: the caller decodes it into a document instead.
+
+use std::collections::HashMap;
+
+use serde_json::{Map as JsonMap, Value};
+use yrs::encoding::read::{Cursor, Read};
+use yrs::updates::decoder::{Decode, Decoder, DecoderV1};
+use yrs::{ClientID, IdSet, StateVector, ID};
+
+use crate::canvas::{any_to_json, MAX_DEPTH};
+
+/// The stored state holds something this reader does not handle (or does not parse).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stored state not readable without a document: {0}")]
+pub struct Unsupported(pub &'static str);
+
+/// A string of the stored update: (offset, length) in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Text(u32, u32);
+
+/// Which map an item belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MapKey {
+    Root(Text),
+    Nested(ID),
+}
+
+/// A live map value: the offset of its encoded `Any`, or the id of a nested `Y.Map`.
+#[derive(Debug, Clone, Copy)]
+enum Live {
+    Any(u32),
+    Map(ID),
+}
+
+/// A parsed version state. Keys and values stay in the update's bytes and are read when asked
+/// for: a restore needs a few hundred of a canvas's entities, not all of them.
+pub struct StoredVersion {
+    bytes: Vec<u8>,
+    state_vector: StateVector,
+    delete_set: IdSet,
+    /// The live entries of the root maps: (root name, key, value), sorted by root and key.
+    roots: Vec<(Text, Text, Live)>,
+    /// The live entries of every nested map: (map id, key, value), sorted by map id.
+    nested: Vec<(ID, Text, Live)>,
+    /// Where each nested map's entries are in `nested`.
+    nested_at: HashMap<ID, (usize, usize)>,
+}
+
+/// One struct as parsed, before its map is known.
+struct Parsed {
+    clock: u32,
+    len: u32,
+    item: Option<ParsedItem>,
+}
+
+struct ParsedItem {
+    /// Where its map and key come from: given, or its origin's (else its right origin's).
+    place: Place,
+    /// `None`: emptied (deleted) content.
+    value: Option<Live>,
+}
+
+enum Place {
+    Given(MapKey, Option<Text>),
+    Neighbour(ID),
+}
+
+impl StoredVersion {
+    /// Parses a full state (Yjs v1 update).
+    pub fn parse(bytes: Vec<u8>) -> Result<Self, Unsupported> {
+        let (clients, tail) = parse_structs(&bytes)?;
+        let mut decoder = DecoderV1::new(Cursor {
+            buf: &bytes,
+            next: tail,
+        });
+        let delete_set = IdSet::decode(&mut decoder).map_err(|_| Unsupported("delete set"))?;
+        let mut state_vector = StateVector::default();
+        for (client, structs) in &clients {
+            if let Some(last) = structs.last() {
+                state_vector.set_max(*client, last.clock + last.len);
+            }
+        }
+        let places = resolve_all(&clients)?;
+        let (mut roots, mut nested) = (Vec::new(), Vec::new());
+        for (client, structs) in &clients {
+            let places = &places[client];
+            for (index, parsed) in structs.iter().enumerate() {
+                let Some(ParsedItem {
+                    value: Some(value), ..
+                }) = &parsed.item
+                else {
+                    continue;
+                };
+                let deleted = (parsed.clock..parsed.clock + parsed.len)
+                    .any(|clock| delete_set.contains(&ID::new(*client, clock)));
+                if deleted {
+                    continue;
+                }
+                match places[index] {
+                    Some((MapKey::Root(root), Some(key))) => roots.push((root, key, *value)),
+                    Some((MapKey::Nested(map), Some(key))) => nested.push((map, key, *value)),
+                    _ => return Err(Unsupported("a live item outside a known map")),
+                }
+            }
+        }
+        let raw = |t: Text| raw_of(&bytes, t);
+        roots.sort_unstable_by(|a, b| (raw(a.0), raw(a.1)).cmp(&(raw(b.0), raw(b.1))));
+        nested.sort_unstable_by_key(|entry| entry.0);
+        let twice_in_roots = roots
+            .windows(2)
+            .any(|w| (raw(w[0].0), raw(w[0].1)) == (raw(w[1].0), raw(w[1].1)));
+        // Nested maps are small (an entity's fields): compare within each map.
+        let twice_in_nested = nested.chunk_by(|a, b| a.0 == b.0).any(|map| {
+            map.iter()
+                .enumerate()
+                .any(|(i, a)| map[..i].iter().any(|b| raw(a.1) == raw(b.1)))
+        });
+        if twice_in_roots || twice_in_nested {
+            return Err(Unsupported("two live values for one key"));
+        }
+        let mut nested_at = HashMap::new();
+        let mut from = 0;
+        for map in nested.chunk_by(|a, b| a.0 == b.0) {
+            nested_at.insert(map[0].0, (from, from + map.len()));
+            from += map.len();
+        }
+        Ok(StoredVersion {
+            bytes,
+            state_vector,
+            delete_set,
+            roots,
+            nested,
+            nested_at,
+        })
+    }
+
+    pub fn state_vector(&self) -> &StateVector {
+        &self.state_vector
+    }
+
+    pub fn delete_set(&self) -> &IdSet {
+        &self.delete_set
+    }
+
+    /// The entries of root map `root`, sorted by key.
+    fn root_entries(&self, root: &str) -> &[(Text, Text, Live)] {
+        let root = root.as_bytes();
+        let from = self
+            .roots
+            .partition_point(|(r, _, _)| raw_of(&self.bytes, *r) < root);
+        let to = self
+            .roots
+            .partition_point(|(r, _, _)| raw_of(&self.bytes, *r) <= root);
+        &self.roots[from..to]
+    }
+
+    /// The entries of root map `root`: key and, for a `Y.Map` value, its id.
+    pub fn entries<'a>(&'a self, root: &str) -> impl Iterator<Item = (&'a str, Option<ID>)> + 'a {
+        self.root_entries(root).iter().map(|(_, key, value)| {
+            let id = match value {
+                Live::Map(id) => Some(*id),
+                Live::Any(_) => None,
+            };
+            (self.text(*key), id)
+        })
+    }
+
+    /// How many entries root map `root` has.
+    pub fn len(&self, root: &str) -> usize {
+        self.root_entries(root).len()
+    }
+
+    /// Entity `key` of root `root` as JSON, exactly as the canvas reads it from a document.
+    pub fn entity_json(&self, root: &str, key: &str) -> Option<Value> {
+        let entries = self.root_entries(root);
+        let at = entries
+            .binary_search_by(|(_, k, _)| raw_of(&self.bytes, *k).cmp(key.as_bytes()))
+            .ok()?;
+        Some(self.live_json(entries[at].2, 0))
+    }
+
+    fn live_json(&self, value: Live, depth: usize) -> Value {
+        if depth > MAX_DEPTH {
+            return Value::Null;
+        }
+        match value {
+            Live::Any(offset) => {
+                let mut decoder = DecoderV1::new(Cursor {
+                    buf: &self.bytes,
+                    next: offset as usize,
+                });
+                // Parsed once already (skipped over), so it decodes.
+                decoder
+                    .read_any()
+                    .map_or(Value::Null, |any| any_to_json(&any, depth))
+            }
+            Live::Map(id) => {
+                let (from, to) = self.nested_at.get(&id).copied().unwrap_or_default();
+                Value::Object(
+                    self.nested[from..to]
+                        .iter()
+                        .map(|(_, key, value)| {
+                            (
+                                self.text(*key).to_owned(),
+                                self.live_json(*value, depth + 1),
+                            )
+                        })
+                        .collect::<JsonMap<String, Value>>(),
+                )
+            }
+        }
+    }
+
+    fn text(&self, t: Text) -> &str {
+        text_of(&self.bytes, t)
+    }
+}
+
+/// A string recorded while parsing `bytes` (valid UTF-8: the decoder checked it).
+fn text_of(bytes: &[u8], t: Text) -> &str {
+    std::str::from_utf8(raw_of(bytes, t)).unwrap_or_default()
+}
+
+/// The bytes of a string recorded while parsing `bytes`.
+fn raw_of(bytes: &[u8], Text(offset, len): Text) -> &[u8] {
+    let (from, to) = (offset as usize, offset as usize + len as usize);
+    bytes.get(from..to).unwrap_or_default()
+}
+
+/// Reads strings and offsets of one update.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    decoder: DecoderV1<'a>,
+}
+
+impl<'a> Reader<'a> {
+    /// Where the decoder is (what is left, measured from the end).
+    fn offset(&mut self) -> Result<u32, Unsupported> {
+        let left = self
+            .decoder
+            .read_to_end()
+            .map_err(|_| Unsupported("malformed"))?
+            .len();
+        u32::try_from(self.bytes.len() - left).map_err(|_| Unsupported("update too large"))
+    }
+
+    fn text(&mut self) -> Result<Text, Unsupported> {
+        let bytes = self.bytes;
+        let s = self
+            .decoder
+            .read_string()
+            .map_err(|_| Unsupported("malformed string"))?;
+        // The decoder hands out slices of the update: where this one starts.
+        let offset = (s.as_ptr() as usize)
+            .checked_sub(bytes.as_ptr() as usize)
+            .filter(|&at| bytes.get(at..at + s.len()) == Some(s.as_bytes()))
+            .ok_or(Unsupported("a string outside the update"))?;
+        let to_u32 = |n: usize| u32::try_from(n).map_err(|_| Unsupported("update too large"));
+        Ok(Text(to_u32(offset)?, to_u32(s.len())?))
+    }
+}
+
+/// The structs of every client, in clock order, as yrs's `Update::decode` reads them; and where the
+/// delete set starts.
+fn parse_structs(bytes: &[u8]) -> Result<(HashMap<ClientID, Vec<Parsed>>, usize), Unsupported> {
+    let mut reader = Reader {
+        bytes,
+        decoder: DecoderV1::new(Cursor::new(bytes)),
+    };
+    let malformed = |_| Unsupported("malformed structs");
+    let clients_len: u32 = reader.decoder.read_var().map_err(malformed)?;
+    let mut clients: HashMap<ClientID, Vec<Parsed>> = HashMap::new();
+    for _ in 0..clients_len {
+        let count: u32 = reader.decoder.read_var().map_err(malformed)?;
+        let client = reader.decoder.read_client().map_err(malformed)?;
+        let mut clock: u32 = reader.decoder.read_var().map_err(malformed)?;
+        if clients.contains_key(&client) || clock != 0 {
+            // Structs after a gap stay pending in a document: not a plain full state.
+            return Err(Unsupported("a client twice, or not from its first clock"));
+        }
+        let structs = clients.entry(client).or_default();
+        for _ in 0..count {
+            let parsed = parse_struct(&mut reader, ID::new(client, clock))?;
+            clock = clock
+                .checked_add(parsed.len)
+                .ok_or(Unsupported("clock overflow"))?;
+            if parsed.len > 0 {
+                structs.push(parsed);
+            }
+        }
+    }
+    let tail = reader.offset()? as usize;
+    Ok((clients, tail))
+}
+
+const SKIP: u8 = 10;
+const GC: u8 = 0;
+const HAS_ORIGIN: u8 = 0b1000_0000;
+const HAS_RIGHT_ORIGIN: u8 = 0b0100_0000;
+const HAS_PARENT_SUB: u8 = 0b0010_0000;
+const CONTENT: u8 = 0b0001_1111;
+const CONTENT_DELETED: u8 = 1;
+const CONTENT_TYPE: u8 = 7;
+const CONTENT_ANY: u8 = 8;
+const TYPE_MAP: u8 = 1;
+
+fn parse_struct(reader: &mut Reader, id: ID) -> Result<Parsed, Unsupported> {
+    let malformed = |_| Unsupported("malformed struct");
+    let clock = id.clock;
+    let decoder = &mut reader.decoder;
+    let info = decoder.read_info().map_err(malformed)?;
+    if info == SKIP {
+        // A gap: what follows would stay pending in a document (invisible). Not a plain full state.
+        return Err(Unsupported("a skip (pending structs)"));
+    }
+    if info == GC {
+        let len: u32 = decoder.read_var().map_err(malformed)?;
+        return Ok(Parsed {
+            clock,
+            len,
+            item: None,
+        });
+    }
+    let origin = if info & HAS_ORIGIN != 0 {
+        Some(decoder.read_left_id().map_err(malformed)?)
+    } else {
+        None
+    };
+    let right_origin = if info & HAS_RIGHT_ORIGIN != 0 {
+        Some(decoder.read_right_id().map_err(malformed)?)
+    } else {
+        None
+    };
+    let place = match origin.or(right_origin) {
+        Some(neighbour) => Place::Neighbour(neighbour),
+        None => {
+            let map = if decoder.read_parent_info().map_err(malformed)? {
+                MapKey::Root(reader.text()?)
+            } else {
+                MapKey::Nested(reader.decoder.read_left_id().map_err(malformed)?)
+            };
+            let key = if info & HAS_PARENT_SUB != 0 {
+                Some(reader.text()?)
+            } else {
+                None
+            };
+            Place::Given(map, key)
+        }
+    };
+    // Only what canvas documents hold; anything else goes to the document path (whose decoder
+    // yrs maintains).
+    let decoder = &mut reader.decoder;
+    let (len, value) = match info & CONTENT {
+        CONTENT_DELETED => (decoder.read_len().map_err(malformed)?, None),
+        CONTENT_ANY => {
+            let count = decoder.read_len().map_err(malformed)?;
+            let mut last = None;
+            for _ in 0..count {
+                last = Some(reader.offset()?);
+                skip_any(&mut reader.decoder, 0)?;
+            }
+            (count, last.map(Live::Any))
+        }
+        CONTENT_TYPE => match decoder.read_type_ref().map_err(malformed)? {
+            TYPE_MAP => (1, Some(Live::Map(id))),
+            _ => return Err(Unsupported("a shared type other than Y.Map")),
+        },
+        _ => return Err(Unsupported("content other than values and maps")),
+    };
+    Ok(Parsed {
+        clock,
+        len,
+        item: Some(ParsedItem { place, value }),
+    })
+}
+
+/// Steps over one encoded `Any` (lib0's format, as `Any::decode` reads it) without building it.
+fn skip_any(decoder: &mut DecoderV1, depth: usize) -> Result<(), Unsupported> {
+    let malformed = |_| Unsupported("malformed value");
+    if depth > MAX_DEPTH {
+        return Err(Unsupported("value nested too deep"));
+    }
+    match decoder.read_u8().map_err(malformed)? {
+        127 | 126 | 121 | 120 => {}
+        125 => {
+            decoder.read_var_signed::<i64>().map_err(malformed)?;
+        }
+        124 => {
+            decoder.read_f32().map_err(malformed)?;
+        }
+        123 => {
+            decoder.read_f64().map_err(malformed)?;
+        }
+        122 => {
+            decoder.read_i64().map_err(malformed)?;
+        }
+        119 => {
+            decoder.read_string().map_err(malformed)?;
+        }
+        118 => {
+            let len: u32 = decoder.read_var().map_err(malformed)?;
+            for _ in 0..len {
+                decoder.read_string().map_err(malformed)?;
+                skip_any(decoder, depth + 1)?;
+            }
+        }
+        117 => {
+            let len: u32 = decoder.read_var().map_err(malformed)?;
+            for _ in 0..len {
+                skip_any(decoder, depth + 1)?;
+            }
+        }
+        116 => {
+            decoder.read_buf().map_err(malformed)?;
+        }
+        _ => return Err(Unsupported("unknown value type")),
+    }
+    Ok(())
+}
+
+/// Every struct's map and key; `None` when its place leads to a collected or missing struct
+/// (the item reads as collected).
+type Resolved = Option<(MapKey, Option<Text>)>;
+
+fn resolve_all(
+    clients: &HashMap<ClientID, Vec<Parsed>>,
+) -> Result<HashMap<ClientID, Vec<Resolved>>, Unsupported> {
+    let mut memo: HashMap<ClientID, Vec<Option<Resolved>>> = clients
+        .iter()
+        .map(|(client, structs)| (*client, vec![None; structs.len()]))
+        .collect();
+    for (client, structs) in clients {
+        for index in 0..structs.len() {
+            resolve(clients, &mut memo, (*client, index))?;
+        }
+    }
+    Ok(memo
+        .into_iter()
+        .map(|(client, resolved)| (client, resolved.into_iter().map(Option::flatten).collect()))
+        .collect())
+}
+
+/// Resolves one struct, walking its origin chain iteratively (a key set many times in a row makes
+/// a long chain) and memoizing every link.
+fn resolve(
+    clients: &HashMap<ClientID, Vec<Parsed>>,
+    memo: &mut HashMap<ClientID, Vec<Option<Resolved>>>,
+    start: (ClientID, usize),
+) -> Result<(), Unsupported> {
+    let mut chain: Vec<(ClientID, usize)> = Vec::new();
+    let mut at = start;
+    let resolved = loop {
+        if let Some(known) = memo.get(&at.0).and_then(|m| m.get(at.1)).copied().flatten() {
+            break known;
+        }
+        if chain.len() > MAX_ORIGIN_CHAIN {
+            return Err(Unsupported("origin chain too long"));
+        }
+        chain.push(at);
+        let item = clients
+            .get(&at.0)
+            .and_then(|structs| structs.get(at.1))
+            .and_then(|s| s.item.as_ref());
+        match item.map(|i| &i.place) {
+            Some(Place::Given(map, key)) => break Some((*map, *key)),
+            Some(Place::Neighbour(neighbour)) => match find(clients, *neighbour) {
+                Some(next) => at = next,
+                None => break None,
+            },
+            None => break None,
+        }
+    };
+    for (client, index) in chain {
+        if let Some(slot) = memo.get_mut(&client).and_then(|m| m.get_mut(index)) {
+            *slot = Some(resolved);
+        }
+    }
+    Ok(())
+}
+
+/// The struct holding `id`.
+fn find(clients: &HashMap<ClientID, Vec<Parsed>>, id: ID) -> Option<(ClientID, usize)> {
+    let structs = clients.get(&id.client)?;
+    let index = structs
+        .partition_point(|s| s.clock <= id.clock)
+        .checked_sub(1)?;
+    let s = structs.get(index)?;
+    (id.clock < s.clock + s.len).then_some((id.client, index))
+}
+
+/// Origin chains longer than this are not followed: the document path handles them.
+const MAX_ORIGIN_CHAIN: usize = 1_000_000;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use crate::canvas::{new_canvas_doc, put_block, BLOCKS};
+    use crate::restore::read_raw_canvas;
+    use serde_json::json;
+    use yrs::{Map, ReadTxn, Text, TextPrelim, Transact, WriteTxn};
+
+    fn full_state(doc: &yrs::Doc) -> Vec<u8> {
+        doc.transact()
+            .encode_state_as_update_v1(&StateVector::default())
+    }
+
+    #[test]
+    fn reads_the_canvas_a_document_reads() {
+        let doc = new_canvas_doc();
+        {
+            let mut txn = doc.transact_mut();
+            for i in 0..50 {
+                let f = json!({"type": "NODE", "name": format!("B{i}"), "config": {"n": i},
+                    "visual": {"x": i as f64 * 1.5, "y": null}, "parent_block_id": null});
+                put_block(&mut txn, &format!("b{i}"), f.as_object().unwrap()).unwrap();
+            }
+        }
+        for i in 0..50 {
+            let mut txn = doc.transact_mut();
+            let f = json!({"name": format!("renamed {i}"), "visual": {"x": 0}});
+            put_block(&mut txn, &format!("b{}", i % 7), f.as_object().unwrap()).unwrap();
+            crate::canvas::remove_block(&mut txn, &format!("b{}", 20 + i % 5));
+        }
+        let stored = StoredVersion::parse(full_state(&doc)).unwrap();
+        let raw = read_raw_canvas(&doc.transact());
+        assert_eq!(stored.len(BLOCKS), raw.blocks.len());
+        for (key, value) in &raw.blocks {
+            assert_eq!(
+                stored.entity_json(BLOCKS, key).as_ref(),
+                Some(value),
+                "{key}"
+            );
+        }
+        assert!(stored.entity_json(BLOCKS, "b20").is_none(), "removed");
+        assert_eq!(stored.state_vector(), &doc.transact().state_vector());
+        assert_eq!(stored.delete_set(), &doc.transact().snapshot().delete_set);
+    }
+
+    #[test]
+    fn content_the_canvas_does_not_use_is_unsupported() {
+        let doc = new_canvas_doc();
+        {
+            let mut txn = doc.transact_mut();
+            let blocks = txn.get_or_insert_map(BLOCKS);
+            let text = blocks.insert(&mut txn, "t", TextPrelim::new("hello"));
+            text.insert(&mut txn, 5, " world");
+        }
+        assert!(StoredVersion::parse(full_state(&doc)).is_err());
+        assert!(StoredVersion::parse(vec![1, 2, 3]).is_err(), "garbage");
+        // A later part of a document alone (as an update after a gap would be): its structs
+        // would stay pending in a document.
+        let canvas = new_canvas_doc();
+        let block = |name: &str| json!({ "name": name }).as_object().cloned().unwrap();
+        put_block(&mut canvas.transact_mut(), "first", &block("F")).unwrap();
+        let sv = canvas.transact().state_vector();
+        put_block(&mut canvas.transact_mut(), "later", &block("L")).unwrap();
+        let later = canvas.transact().encode_diff_v1(&sv);
+        assert_eq!(
+            StoredVersion::parse(later).err(),
+            Some(Unsupported("a client twice, or not from its first clock"))
+        );
+        assert!(StoredVersion::parse(full_state(&canvas)).is_ok());
+        assert!(StoredVersion::parse(Vec::new()).is_err(), "nothing");
+    }
+}
