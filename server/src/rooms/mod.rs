@@ -270,12 +270,13 @@ impl RoomRegistry {
             tracing::error!(%workspace_id, error = %err, "workspace failed to load");
             JoinError::Load(Arc::new(err))
         };
-        let leased_at = Instant::now();
         let lease = match self.ctx.cluster.acquire(workspace_id).await {
             Ok(LeaseOutcome::Acquired(lease)) => lease,
             Ok(LeaseOutcome::HeldBy(node)) => return Err(JoinError::OwnedElsewhere(node)),
             Err(err) => return Err(JoinError::Lease(Arc::new(err))),
         };
+        // After the take committed: a heartbeat asked later is sure to list this lease.
+        let leased_at = Instant::now();
         let fetched = match load::fetch(&self.ctx.db, &lease).await {
             Ok(fetched) => fetched,
             Err(err) => {
