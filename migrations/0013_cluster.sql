@@ -41,3 +41,13 @@ CREATE TABLE cluster_secrets (
     value      TEXT NOT NULL,
     created_at TIMESTAMPTZ NOT NULL DEFAULT NOW()
 );
+
+-- Open live connections per organization on each node, reported with every heartbeat, so the
+-- plan's concurrent-connections quota counts the whole cluster. A connection counts on the node
+-- its client is connected to (a relayed one not again on the owner).
+CREATE TABLE node_connections (
+    node_id     UUID NOT NULL REFERENCES nodes (id) ON DELETE CASCADE,
+    org_id      UUID NOT NULL,
+    connections INTEGER NOT NULL,
+    PRIMARY KEY (node_id, org_id)
+);

@@ -294,3 +294,49 @@ pub async fn shared_secret(
         .await?;
     Ok(value)
 }
+
+/// Replaces this node's report of its open connections per organization.
+pub async fn report_connections(
+    pool: &PgPool,
+    node_id: Uuid,
+    per_org: &[(Uuid, i32)],
+) -> Result<(), PersistenceError> {
+    let orgs: Vec<Uuid> = per_org.iter().map(|(org, _)| *org).collect();
+    let counts: Vec<i32> = per_org.iter().map(|(_, n)| *n).collect();
+    let mut tx = pool.begin().await?;
+    sqlx::query("DELETE FROM node_connections WHERE node_id = $1")
+        .bind(node_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO node_connections (node_id, org_id, connections)
+         SELECT $1, o, n FROM UNNEST($2::UUID[], $3::INTEGER[]) AS t(o, n)",
+    )
+    .bind(node_id)
+    .bind(&orgs)
+    .bind(&counts)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The organization's open connections on the other live nodes, as they last reported them.
+pub async fn connections_elsewhere(
+    pool: &PgPool,
+    org_id: Uuid,
+    node_id: Uuid,
+    ttl: Duration,
+) -> Result<i64, PersistenceError> {
+    let (total,): (Option<i64>,) = sqlx::query_as(
+        "SELECT SUM(c.connections)::BIGINT FROM node_connections c JOIN nodes n ON n.id = c.node_id
+         WHERE c.org_id = $1 AND c.node_id <> $2
+           AND n.heartbeat_at > NOW() - make_interval(secs => $3::BIGINT / 1000.0)",
+    )
+    .bind(org_id)
+    .bind(node_id)
+    .bind(ttl_ms(ttl))
+    .fetch_one(pool)
+    .await?;
+    Ok(total.unwrap_or(0))
+}

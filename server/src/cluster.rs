@@ -166,6 +166,22 @@ impl Cluster {
         Ok(owner.filter(|n| n.id != self.node.id))
     }
 
+    /// Reports this node's open connections per organization (with each heartbeat).
+    pub async fn report_connections(
+        &self,
+        per_org: &[(Uuid, i32)],
+    ) -> Result<(), PersistenceError> {
+        store::report_connections(self.db.pool(), self.node.id, per_org).await
+    }
+
+    /// An organization's open connections on the other live nodes (0 for a lone node).
+    pub async fn connections_elsewhere(&self, org_id: Uuid) -> Result<i64, PersistenceError> {
+        if !self.has_others() {
+            return Ok(0);
+        }
+        store::connections_elsewhere(self.db.pool(), org_id, self.node.id, self.ttl).await
+    }
+
     /// Tells the other nodes (best effort: a lost message is covered by each socket's periodic
     /// re-check, and events describe rows already committed).
     pub async fn publish(&self, message: BusMessage) {

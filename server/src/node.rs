@@ -2,7 +2,9 @@
 //!
 //! - Every [`Cluster::heartbeat_interval`] the node renews its heartbeat (which keeps its leases)
 //!   and learns which leases it still holds; a room whose lease another node took while this one
-//!   could not reach the database is closed (`RoomRegistry::keep_only_held`).
+//!   could not reach the database is closed (`RoomRegistry::keep_only_held`). With other nodes
+//!   alive it also reports its open connections per organization, so the connections quota
+//!   counts the whole cluster.
 //! - One connection `LISTEN`s on the bus and hands each message from another node to the part it
 //!   is for: rights re-checks to the live registry, events to the workspace's room. Messages sent
 //!   while the connection was down are lost; sockets still re-check every minute, and events
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
-use crate::access::Scope;
+use crate::access::{LiveAccess, Scope};
 use crate::cluster::{BusMessage, Cluster, BUS_CHANNEL};
 use crate::rooms::{EventAudience, RoomRegistry};
 use crate::state::AppState;
@@ -35,14 +37,18 @@ impl NodeTasks {
 }
 
 pub fn spawn(state: &AppState) -> NodeTasks {
-    let heartbeats = tokio::spawn(heartbeats(state.cluster.clone(), state.rooms.clone()));
+    let heartbeats = tokio::spawn(heartbeats(
+        state.cluster.clone(),
+        state.rooms.clone(),
+        state.live.clone(),
+    ));
     let bus = tokio::spawn(listen(state.clone()));
     NodeTasks {
         tasks: vec![heartbeats, bus],
     }
 }
 
-async fn heartbeats(cluster: Arc<Cluster>, rooms: Arc<RoomRegistry>) {
+async fn heartbeats(cluster: Arc<Cluster>, rooms: Arc<RoomRegistry>, live: Arc<LiveAccess>) {
     let mut every = tokio::time::interval(cluster.heartbeat_interval());
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -50,7 +56,16 @@ async fn heartbeats(cluster: Arc<Cluster>, rooms: Arc<RoomRegistry>) {
         let asked_at = Instant::now();
         match cluster.heartbeat().await {
             Ok(held) => rooms.keep_only_held(&held, asked_at).await,
-            Err(err) => tracing::warn!(error = %err, "heartbeat failed"),
+            Err(err) => {
+                tracing::warn!(error = %err, "heartbeat failed");
+                continue;
+            }
+        }
+        // Only worth a statement when another node counts them.
+        if cluster.has_others() {
+            if let Err(err) = cluster.report_connections(&live.count_by_org()).await {
+                tracing::warn!(error = %err, "could not report this node's connections");
+            }
         }
     }
 }

@@ -42,6 +42,8 @@ pub struct LiveConn {
     pub org_id: Uuid,
     pub workspace_id: Uuid,
     pub recheck: Arc<Notify>,
+    /// Relayed here by another node: its client counts there, not here (DESIGN §7).
+    pub relayed: bool,
 }
 
 impl LiveConn {
@@ -103,12 +105,21 @@ impl LiveAccess {
         woken
     }
 
-    /// Open sockets on workspaces of one organization (the `max_connections` quota).
+    /// Open sockets of one organization's clients on this node (the `max_connections` quota).
     pub fn count_org(&self, org_id: Uuid) -> usize {
         self.conns
             .iter()
-            .filter(|e| e.value().org_id == org_id)
+            .filter(|e| e.value().org_id == org_id && !e.value().relayed)
             .count()
+    }
+
+    /// Open sockets of clients on this node, per organization (reported to the cluster).
+    pub fn count_by_org(&self) -> Vec<(Uuid, i32)> {
+        let mut counts: std::collections::HashMap<Uuid, i32> = std::collections::HashMap::new();
+        for entry in self.conns.iter().filter(|e| !e.value().relayed) {
+            *counts.entry(entry.value().org_id).or_default() += 1;
+        }
+        counts.into_iter().collect()
     }
 
     pub fn len(&self) -> usize {
@@ -146,6 +157,7 @@ mod tests {
             org_id: org,
             workspace_id,
             recheck: Arc::new(Notify::new()),
+            relayed: false,
         };
         let a = live.register(1, entry(user, ws));
         let b = live.register(2, entry(Uuid::new_v4(), Uuid::new_v4()));

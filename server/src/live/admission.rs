@@ -48,12 +48,14 @@ impl std::fmt::Debug for Credential {
 }
 
 /// Decides whether the holder of `credential` may open `workspace_id` live, through a dialect the
-/// organization may have turned off (`dialect_flag`).
+/// organization may have turned off (`dialect_flag`). A connection another node `relayed` here
+/// was counted against the connection quota there (its client is connected there).
 pub async fn admit(
     state: &AppState,
     credential: &str,
     workspace_id: Uuid,
     dialect_flag: Option<Flag>,
+    relayed: bool,
 ) -> Result<Admission, AccessError> {
     let caller = access::authenticate(&state.db, &state.tokens, credential).await?;
     let grant = access::workspace(&state.db, caller, workspace_id).await?;
@@ -61,7 +63,9 @@ pub async fn admit(
     if let Some(flag) = dialect_flag {
         features::require_enabled(&state.db, grant.org_id(), flag).await?;
     }
-    quota::connection_quota(&state.db, &state.live, grant.org_id()).await?;
+    if !relayed {
+        quota::connection_quota(&state.db, &state.live, &state.cluster, grant.org_id()).await?;
+    }
     let user_name = users::find_live(state.db.pool(), caller.user_id)
         .await?
         .and_then(|u| u.full_name.or(Some(u.email)));
@@ -72,6 +76,6 @@ pub async fn admit(
         rights: grant.rights(),
         user_name,
         credential: Credential(credential.to_string()),
-        relayed: false,
+        relayed,
     })
 }

@@ -268,7 +268,14 @@ async fn admit(shared: &SocketShared, name: &str, token: &str) -> Result<Admissi
         .next()
         .and_then(|id| Uuid::parse_str(id).ok())
         .ok_or(AccessError::NotFound("document"))?;
-    admission::admit(&shared.state, token, workspace_id, Some(Flag::Hocuspocus)).await
+    admission::admit(
+        &shared.state,
+        token,
+        workspace_id,
+        Some(Flag::Hocuspocus),
+        false,
+    )
+    .await
 }
 
 /// Hands one document message to its room, in the y-websocket form rooms speak.

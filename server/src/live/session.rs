@@ -102,6 +102,7 @@ impl LivePeer {
                 org_id: admission.org_id,
                 workspace_id: admission.workspace_id,
                 recheck: shared.recheck.clone(),
+                relayed: admission.relayed,
             },
         );
         let info = PeerInfo {

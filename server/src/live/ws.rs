@@ -70,8 +70,8 @@ pub async fn workspace_socket(
             true,
         ),
     };
-    let mut admission = admission::admit(&state, &token, workspace_id, None).await?;
-    admission.relayed = state.cluster.is_relayed(&headers);
+    let relayed = state.cluster.is_relayed(&headers);
+    let admission = admission::admit(&state, &token, workspace_id, None, relayed).await?;
     let upgrade = upgrade.map_err(|_| {
         ApiError::bad_request("websocket_required", "this endpoint only speaks WebSocket")
     })?;

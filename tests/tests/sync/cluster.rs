@@ -388,3 +388,44 @@ async fn a_relayed_hocuspocus_document_that_loses_access_is_denied_alone() {
     node.stop().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_connections_quota_counts_every_node_and_a_relayed_socket_once() {
+    let (app, node, owner, ws) = two_nodes().await;
+    let org = org_of(&app, ws).await;
+    sqlx::query(
+        "UPDATE subscriptions SET quotas = jsonb_set(quotas, '{max_connections}', '3')
+         WHERE org_id = $1",
+    )
+    .bind(org)
+    .execute(app.pool())
+    .await
+    .expect("lower the quota");
+    let reported = |expected: i64| {
+        let pool = app.pool().clone();
+        async move {
+            let total: Option<i64> = sqlx::query_scalar(
+                "SELECT SUM(connections)::BIGINT FROM node_connections WHERE org_id = $1",
+            )
+            .bind(org)
+            .fetch_one(&pool)
+            .await
+            .unwrap_or(None);
+            total == Some(expected)
+        }
+    };
+    let _on_owner = client_at(app.addr, &owner, ws, "&acks=1").await;
+    let _relayed = client_at(node.addr, &owner, ws, "&acks=1").await;
+    // Two clients, and the relayed one is counted on its own node only.
+    eventually("both nodes reported 2 connections", || reported(2)).await;
+    let _third = client_at(node.addr, &owner, ws, "&acks=1").await;
+    eventually("3 connections reported", || reported(3)).await;
+    // The owner node holds one client itself, but the cluster holds three: the plan's limit.
+    let fourth = WsClient::new(app.addr, ws, &owner.token);
+    assert_eq!(
+        nox_tests::ws::upgrade_status(&fourth.url("")).await,
+        Some(402)
+    );
+    node.stop().await;
+    app.stop().await;
+}
