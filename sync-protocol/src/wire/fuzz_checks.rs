@@ -14,7 +14,9 @@
 //!   fresh document (what a cold load or a resyncing peer does) reproduces the same state vector
 //!   and canvas; re-applying it to the document itself changes nothing. After out-of-order updates
 //!   the two may differ (a known issue, see `check_stored_form`); then only the stored form must be
-//!   a fixpoint.
+//!   a fixpoint. When the full state does not apply to a fresh document at all (a known yrs issue
+//!   with hostile structs, see [`full_state_applies`]), the compaction guard must refuse it, so the
+//!   log keeps every update.
 
 use uuid::Uuid;
 use yrs::updates::decoder::Decode;
@@ -163,6 +165,13 @@ fn check_document(doc: &Doc, out_of_order: bool) {
         panic!("the document's own state is refused by the wire decoder: {err}");
     }
 
+    if !full_state_applies(&full) {
+        assert!(
+            !crate::snapshot::rebuilds(&full, &state_vector),
+            "the compaction guard accepts a full state that does not apply"
+        );
+        return;
+    }
     if out_of_order {
         check_stored_form(&full);
         return;
@@ -190,6 +199,22 @@ fn check_document(doc: &Doc, out_of_order: bool) {
         state,
         "re-applying its own state changed the canvas"
     );
+}
+
+/// KNOWN ISSUE (yrs): a hostile update can leave the live document holding a struct whose parent
+/// is an item yrs refuses as a parent when it reads an encoded state (a value, not a shared
+/// type), so the document's own full state fails to apply to any other document. What the server
+/// relies on then: the compactor's guard (`snapshot::rebuilds`) refuses that state and keeps the
+/// log, and a cold load replays the log as the live room applied it. A joiner's SyncStep2 still
+/// comes from the full state (a remaining gap: a structural check of v1 updates at the edge).
+fn full_state_applies(full: &[u8]) -> bool {
+    let Ok(update) = Update::decode_v1(full) else {
+        return false;
+    };
+    canvas::new_canvas_doc()
+        .transact_mut()
+        .apply_update(update)
+        .is_ok()
 }
 
 /// A fresh document built from `full`.
