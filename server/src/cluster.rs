@@ -14,6 +14,8 @@ use nox_persistence::cluster::{self as store, Lease, LeaseOutcome, NodeInfo};
 use nox_persistence::db::Database;
 use nox_persistence::error::PersistenceError;
 use serde::{Deserialize, Serialize};
+
+use crate::auth::tokens::constant_time_eq;
 use uuid::Uuid;
 
 /// The one notification channel of the cluster bus.
@@ -98,16 +100,9 @@ impl Cluster {
 
     /// Whether a request carries this cluster's relay key (compared in constant time).
     pub fn is_relayed(&self, headers: &axum::http::HeaderMap) -> bool {
-        let Some(offered) = headers.get(RELAYED_HEADER) else {
-            return false;
-        };
-        let (offered, key) = (offered.as_bytes(), self.relay_key.as_bytes());
-        offered.len() == key.len()
-            && offered
-                .iter()
-                .zip(key)
-                .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-                == 0
+        headers
+            .get(RELAYED_HEADER)
+            .is_some_and(|offered| constant_time_eq(offered.as_bytes(), self.relay_key.as_bytes()))
     }
 
     pub fn ttl(&self) -> Duration {

@@ -28,16 +28,24 @@ fn credential(headers: &HeaderMap) -> Result<&str, ApiError> {
             .filter(|k| is_api_key(k))
             .ok_or_else(|| ApiError::unauthorized("X-Api-Key must hold an API key (nox_…)"));
     }
-    let header = headers
-        .get(AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer token"))?;
-    header
+    if !headers.contains_key(AUTHORIZATION) {
+        return Err(ApiError::unauthorized(
+            "missing Authorization: Bearer token",
+        ));
+    }
+    bearer_token(headers)
+        .ok_or_else(|| ApiError::unauthorized("Authorization header must be 'Bearer <token>'"))
+}
+
+/// The token (or API key) of `Authorization: Bearer <…>`, if the header holds one.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)?
         .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok()?
+        .strip_prefix("Bearer ")
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::unauthorized("Authorization header must be 'Bearer <token>'"))
 }
 
 impl FromRequestParts<AppState> for AuthUser {

@@ -119,11 +119,7 @@ pub async fn forward_to_owner(
 /// were not forwarded) but read it: from this node's room, or from the owner's
 /// ([`internal_canvas`]) when another node owns the workspace.
 pub async fn read_canvas(state: &AppState, workspace_id: Uuid) -> Result<CanvasState, ApiError> {
-    let local = state
-        .rooms
-        .request(workspace_id, |reply| HttpRequest::Canvas { reply })
-        .await;
-    let owner = match local {
+    let owner = match local_canvas(state, workspace_id).await {
         Ok(canvas) => return Ok(canvas),
         Err(JoinError::OwnedElsewhere(owner)) => owner,
         Err(err) => return Err(room_unavailable(err)),
@@ -169,12 +165,18 @@ pub async fn internal_canvas(
     if !headers.contains_key(RELAYED_HEADER) {
         return Err(ApiError::not_found("route"));
     }
+    local_canvas(&state, workspace_id)
+        .await
+        .map(Json)
+        .map_err(room_unavailable)
+}
+
+/// The canvas of this node's room of the workspace (loading it here when nobody owns it).
+async fn local_canvas(state: &AppState, workspace_id: Uuid) -> Result<CanvasState, JoinError> {
     state
         .rooms
         .request(workspace_id, |reply| HttpRequest::Canvas { reply })
         .await
-        .map(Json)
-        .map_err(room_unavailable)
 }
 
 /// `/api/v1/workspaces/{id}` and everything below it.

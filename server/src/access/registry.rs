@@ -85,7 +85,8 @@ impl LiveAccess {
     /// Wakes every socket in `scope`, on every node, to re-check its rights. Returns how many
     /// were woken on this node.
     pub fn recheck(&self, scope: Scope) -> usize {
-        if let (Some(cluster), Ok(scope)) = (&self.cluster, serde_json::to_value(&scope)) {
+        let others = self.cluster.as_ref().filter(|c| c.has_others());
+        if let (Some(cluster), Ok(scope)) = (others, serde_json::to_value(&scope)) {
             let cluster = cluster.clone();
             tokio::spawn(async move { cluster.publish(BusMessage::Recheck { scope }).await });
         }

@@ -130,6 +130,11 @@ pub fn relay_key(secret: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// Byte equality whose time does not depend on where the inputs differ (secrets, codes).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
 pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);

@@ -1,6 +1,7 @@
 //! TOTP (RFC 6238): HMAC-SHA1, 6 digits, 30-second steps, one step of clock drift either way.
 //! Secrets travel as unpadded RFC 4648 base32, the form authenticator apps expect.
 
+use super::tokens::constant_time_eq;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha1::Sha1;
@@ -104,7 +105,7 @@ pub fn matching_step(secret_b32: &str, code: &str, unix_secs: u64) -> Option<u64
     [step.saturating_sub(1), step, step + 1]
         .into_iter()
         .fold(None, |found, s| {
-            if constant_eq(&hotp(&secret, s), code) {
+            if constant_time_eq(hotp(&secret, s).as_bytes(), code.as_bytes()) {
                 Some(s)
             } else {
                 found
@@ -130,14 +131,6 @@ pub fn otpauth_uri(issuer: &str, account: &str, secret_b32: &str) -> String {
         enc(account),
         enc(issuer)
     )
-}
-
-fn constant_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 #[cfg(test)]

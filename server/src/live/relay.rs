@@ -171,9 +171,7 @@ fn connect_error(err: WsError) -> RelayError {
 
 /// The owner refused the caller's credential or access (4401 / 4403).
 fn is_refusal(reason: &CloseReason) -> bool {
-    reason == &CloseReason::CREDENTIAL_REVOKED
-        || reason == &CloseReason::ACCESS_REVOKED
-        || matches!(reason.code, 4401 | 4403)
+    matches!(reason.code, 4401 | 4403)
 }
 
 type OwnerSocket =

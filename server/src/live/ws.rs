@@ -23,6 +23,7 @@ use super::session::{self, Dialect, LivePeer, PeerOptions, SocketShared};
 use super::socket_io;
 use crate::error::ApiError;
 use crate::extract::{Path, Query};
+use crate::http_caller::bearer_token;
 use crate::rooms::peer::CloseReason;
 use crate::state::AppState;
 
@@ -59,10 +60,10 @@ pub async fn workspace_socket(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let from_header = bearer_header(&headers);
-    let (token, via_protocol) = match params.token.as_deref().filter(|t| !t.is_empty()) {
+    // `?token=`, else `Authorization: Bearer` (clients that can set headers, and relays).
+    let given = params.token.as_deref().filter(|t| !t.is_empty());
+    let (token, via_protocol) = match given.or_else(|| bearer_token(&headers)) {
         Some(token) => (token.to_string(), false),
-        None if from_header.is_some() => (from_header.unwrap_or_default(), false),
         None => (
             token_from_protocols(&headers).ok_or_else(|| {
                 ApiError::unauthorized("missing token (query ?token= or subprotocol)")
@@ -106,13 +107,6 @@ pub async fn workspace_socket(
             session::run(Box::new(SocketShared::new(state)), dialect, sink, stream).instrument(span)
         }),
     )
-}
-
-/// `Authorization: Bearer <token or API key>`, for clients that can set headers (and relays).
-fn bearer_header(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get("authorization")?.to_str().ok()?;
-    let token = value.strip_prefix("Bearer ")?.trim();
-    (!token.is_empty()).then(|| token.to_string())
 }
 
 fn token_from_protocols(headers: &HeaderMap) -> Option<String> {

@@ -47,6 +47,14 @@ async fn org_of(app: &TestApp, ws: Uuid) -> Uuid {
     .expect("org")
 }
 
+/// The workspace's lease is held by the node listening at `addr`.
+async fn assert_owned_by(app: &TestApp, ws: Uuid, addr: SocketAddr) {
+    assert_eq!(
+        lease_holder(app, ws).await,
+        Some(node_id_at(app, addr).await)
+    );
+}
+
 async fn node_id_at(app: &TestApp, addr: SocketAddr) -> Uuid {
     sqlx::query_scalar("SELECT id FROM nodes WHERE addr = $1")
         .bind(addr.to_string())
@@ -60,10 +68,7 @@ async fn clients_on_two_nodes_edit_one_room_on_the_owner() {
     let (app, node, owner, ws) = two_nodes().await;
     let mut on_owner = client_at(app.addr, &owner, ws, "&acks=1").await;
     let mut relayed = client_at(node.addr, &owner, ws, "&acks=1").await;
-    assert_eq!(
-        lease_holder(&app, ws).await,
-        Some(node_id_at(&app, app.addr).await)
-    );
+    assert_owned_by(&app, ws, app.addr).await;
 
     let (a, b) = (id(), id());
     relayed
@@ -92,10 +97,7 @@ async fn clients_on_two_nodes_edit_one_room_on_the_owner() {
     })
     .await;
     // One room in the cluster: the relaying node never took the lease.
-    assert_eq!(
-        lease_holder(&app, ws).await,
-        Some(node_id_at(&app, app.addr).await)
-    );
+    assert_owned_by(&app, ws, app.addr).await;
     node.stop().await;
     app.stop().await;
 }
@@ -304,10 +306,7 @@ async fn a_hocuspocus_document_on_another_node_joins_the_owner_s_room() {
             .is_some()
     })
     .await;
-    assert_eq!(
-        lease_holder(&app, ws).await,
-        Some(node_id_at(&app, app.addr).await)
-    );
+    assert_owned_by(&app, ws, app.addr).await;
     node.stop().await;
     app.stop().await;
 }
@@ -342,10 +341,7 @@ async fn a_route_outside_the_workspace_path_reads_the_canvas_from_the_owner() {
         )
         .await;
     assert_eq!(stranger.status, StatusCode::NOT_FOUND);
-    assert_eq!(
-        lease_holder(&app, ws).await,
-        Some(node_id_at(&app, app.addr).await)
-    );
+    assert_owned_by(&app, ws, app.addr).await;
     node.stop().await;
     app.stop().await;
 }
