@@ -100,6 +100,48 @@ fn bench(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    // The two whole-canvas replacements: everything removed, everything added.
+    let empty_state = common::full_state(&canvas::new_canvas_doc());
+    let empty = restore::StoredVersion::parse(empty_state.clone()).expect("parse");
+    group.bench_function("restore the empty version (20k entities removed)", |b| {
+        b.iter_batched(
+            || common::replica(&live_state),
+            |live| {
+                restore::restore_canvas_from_stored(
+                    &mut live.transact_mut(),
+                    &empty,
+                    restore::SearchLimits::default(),
+                );
+                live
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function(
+        "restore 10k+10k onto an empty canvas (20k entities added)",
+        |b| {
+            b.iter_batched(
+                || {
+                    let live = common::replica(&live_state);
+                    restore::restore_canvas_from_stored(
+                        &mut live.transact_mut(),
+                        &empty,
+                        restore::SearchLimits::default(),
+                    );
+                    live
+                },
+                |live| {
+                    restore::restore_canvas_from_stored(
+                        &mut live.transact_mut(),
+                        &stored,
+                        restore::SearchLimits::default(),
+                    );
+                    live
+                },
+                BatchSize::PerIteration,
+            )
+        },
+    );
     group.finish();
 }
 

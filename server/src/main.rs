@@ -6,6 +6,12 @@ use clap::Parser;
 use nox_server::config::{Cli, Command};
 use nox_server::startup::Application;
 
+/// mimalloc instead of the system allocator: a document allocates and frees one small block per
+/// Yjs struct, and a large transaction (a restore replacing 20k entities, a cold load) spends
+/// half its time in glibc's malloc/free otherwise (bench/README.md, issue 14).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

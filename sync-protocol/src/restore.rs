@@ -20,7 +20,7 @@ use crate::rules::{BLOCK_OBJECT_FIELDS, RELATION_OBJECT_FIELDS};
 
 mod stored;
 mod touched;
-pub use stored::{StoredVersion, Unsupported};
+pub use stored::{StoredValue, StoredVersion, Unsupported};
 pub use touched::{touched_since, SearchLimits, Touched};
 
 /// The canvas exactly as stored: every entity's JSON with all its keys (explicit `null`s and keys
@@ -227,17 +227,20 @@ fn restore_keys_json(
     let root = txn.get_or_insert_map(root_name);
     let (mut added, mut removed, mut changed) = (0, 0, 0);
     for id in ids {
-        match (root.get(txn, id), version.entity_json(root_name, id)) {
+        match (root.get(txn, id), version.entity_value(root_name, id)) {
             (None, None) => {}
             (Some(_), None) => {
                 root.remove(txn, id);
                 removed += 1;
             }
             (None, Some(wanted)) => {
-                insert_entity(txn, &root, id, nested, &wanted);
+                insert_stored_entity(txn, &root, id, nested, wanted);
                 added += 1;
             }
-            (Some(now), Some(wanted)) => {
+            (Some(now), Some(_)) => {
+                let Some(wanted) = version.entity_json(root_name, id) else {
+                    continue;
+                };
                 let now = out_to_json(txn, &now, 0);
                 if now != wanted {
                     overwrite_entity(txn, &root, id, nested, &now, &wanted);
@@ -401,6 +404,43 @@ fn insert_entity(
     let entity = root.insert(txn, id, MapPrelim::default());
     for (key, value) in fields {
         set_field(txn, &entity, nested, key, value);
+    }
+}
+
+/// [`insert_entity`] from a stored version's values: the same shape (an object entity as a
+/// `Y.Map`, its nested fields as nested `Y.Map`s of atomic values), with the version's values
+/// exactly as stored and no JSON in between.
+fn insert_stored_entity(
+    txn: &mut TransactionMut,
+    root: &MapRef,
+    id: &str,
+    nested: &[&str],
+    wanted: StoredValue,
+) {
+    let fields = match wanted.into_entries() {
+        Ok(fields) => fields,
+        Err(atomic) => {
+            root.insert(txn, id, atomic);
+            return;
+        }
+    };
+    let entity = root.insert(txn, id, MapPrelim::default());
+    for (key, value) in fields {
+        if !nested.contains(&key.as_str()) {
+            entity.insert(txn, key, value.into_any());
+            continue;
+        }
+        match value.into_entries() {
+            Ok(inner_fields) => {
+                let inner = entity.insert(txn, key, MapPrelim::default());
+                for (k, v) in inner_fields {
+                    inner.insert(txn, k, v.into_any());
+                }
+            }
+            Err(atomic) => {
+                entity.insert(txn, key, atomic);
+            }
+        }
     }
 }
 
@@ -735,5 +775,104 @@ mod replica_tests {
         let got = read_canvas(&writer.transact());
         assert_eq!(got.blocks.len(), expected.blocks.len(), "writer count");
         assert_eq!(got, expected, "writer");
+    }
+
+    fn full_state(doc: &yrs::Doc) -> Vec<u8> {
+        doc.transact()
+            .encode_state_as_update_v1(&StateVector::default())
+    }
+
+    fn replica(state: &[u8]) -> yrs::Doc {
+        let doc = new_canvas_doc();
+        doc.transact_mut()
+            .apply_update(Update::decode_v1(state).unwrap())
+            .unwrap();
+        doc
+    }
+
+    /// The whole-canvas replacements: every other entity removed (many separate runs of collected
+    /// structs in one commit: the patched yrs compaction), then everything removed, then
+    /// everything written back from the stored version with its values exactly as stored.
+    #[test]
+    fn whole_canvas_replacements_from_the_stored_version_are_exact_and_replicate() {
+        let doc = new_canvas_doc();
+        {
+            let mut txn = doc.transact_mut();
+            let blocks = txn.get_or_insert_map(crate::canvas::BLOCKS);
+            for i in 0..400 {
+                let f = json!({"type": "service", "name": format!("Block {i}"),
+                    "config": {"replicas": i % 3, "ratio": 0.5}, "visual": {"x": i as f64}});
+                put_block(&mut txn, &format!("b{i:04}"), f.as_object().unwrap()).unwrap();
+            }
+            // Values JSON would not keep as they are: an integral float, a binary, an atomic
+            // map entity.
+            let typed = blocks
+                .get(&txn, "b0000")
+                .unwrap()
+                .cast::<yrs::MapRef>()
+                .unwrap();
+            typed.insert(
+                &mut txn,
+                "weight",
+                yrs::Any::Number(yrs::Number::Float(2.0)),
+            );
+            typed.insert(&mut txn, "blob", yrs::Any::Buffer(vec![1u8, 2, 3].into()));
+            blocks.insert(&mut txn, "atomic", yrs::Any::from(vec![1i64, 2]));
+        }
+        let version_state = full_state(&doc);
+        let version = StoredVersion::parse(version_state.clone()).unwrap();
+        let expected = read_canvas(&doc.transact());
+        let empty = StoredVersion::parse(full_state(&new_canvas_doc())).unwrap();
+
+        let live = replica(&version_state);
+        let before = live.transact().state_vector();
+        {
+            let mut txn = live.transact_mut();
+            for i in (0..400).step_by(2) {
+                remove_block(&mut txn, &format!("b{i:04}"));
+            }
+        }
+        assert_eq!(read_canvas(&live.transact()).blocks.len(), 201);
+        let (summary, _) =
+            restore_canvas_from_stored(&mut live.transact_mut(), &empty, SearchLimits::default());
+        assert_eq!((summary.blocks_removed, summary.blocks_added), (201, 0));
+        assert!(read_canvas(&live.transact()).blocks.is_empty());
+        let (summary, _) =
+            restore_canvas_from_stored(&mut live.transact_mut(), &version, SearchLimits::default());
+        assert_eq!(summary.blocks_added, 401);
+        assert_eq!(read_canvas(&live.transact()), expected);
+        {
+            let txn = live.transact();
+            let blocks = txn.get_map(crate::canvas::BLOCKS).unwrap();
+            let typed = blocks
+                .get(&txn, "b0000")
+                .unwrap()
+                .cast::<yrs::MapRef>()
+                .unwrap();
+            let any = |key: &str| match typed.get(&txn, key) {
+                Some(yrs::Out::Any(any)) => any,
+                other => panic!("{key}: {other:?}"),
+            };
+            let float = yrs::Any::Number(yrs::Number::Float(2.0));
+            assert_eq!(any("weight"), float, "an integral float stays a float");
+            let blob = yrs::Any::Buffer(vec![1u8, 2, 3].into());
+            assert_eq!(any("blob"), blob, "binary kept");
+            let visual = typed.get(&txn, "visual").unwrap();
+            assert!(
+                visual.cast::<yrs::MapRef>().is_ok(),
+                "nested fields as a Y.Map"
+            );
+        }
+        // The document's own full state rebuilds it, and a replica that had the version
+        // converges through the forward changes alone.
+        let rebuilt = replica(&full_state(&live));
+        assert_eq!(read_canvas(&rebuilt.transact()), expected, "full state");
+        let editor = replica(&version_state);
+        let changes = live.transact().encode_diff_v1(&before);
+        editor
+            .transact_mut()
+            .apply_update(Update::decode_v1(&changes).unwrap())
+            .unwrap();
+        assert_eq!(read_canvas(&editor.transact()), expected, "editor");
     }
 }

@@ -3,6 +3,11 @@
 
 #![allow(dead_code)]
 
+/// The server's allocator (server/src/main.rs), so the pure functions cost here what they cost
+/// there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::{Arc, Mutex};
 
 use nox_sync_protocol::canvas;

@@ -12,11 +12,12 @@
 //! one key is [`Unsupported`]: the caller decodes it into a document instead.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::{Map as JsonMap, Value};
 use yrs::encoding::read::{Cursor, Read};
 use yrs::updates::decoder::{Decode, Decoder, DecoderV1};
-use yrs::{ClientID, IdSet, StateVector, ID};
+use yrs::{Any, ClientID, IdSet, StateVector, ID};
 
 use crate::canvas::{any_to_json, MAX_DEPTH};
 
@@ -222,8 +223,84 @@ impl StoredVersion {
         }
     }
 
+    /// Entity `key` of root `root` as the values it holds, for writing it into a document again
+    /// without a detour through JSON (a restore onto an empty canvas writes every entity).
+    pub fn entity_value(&self, root: &str, key: &str) -> Option<StoredValue> {
+        let entries = self.root_entries(root);
+        let at = entries
+            .binary_search_by(|(_, k, _)| raw_of(&self.bytes, *k).cmp(key.as_bytes()))
+            .ok()?;
+        Some(self.live_value(entries[at].2, 0))
+    }
+
+    fn live_value(&self, value: Live, depth: usize) -> StoredValue {
+        match value {
+            Live::Any(offset) => {
+                let mut decoder = DecoderV1::new(Cursor {
+                    buf: &self.bytes,
+                    next: offset as usize,
+                });
+                StoredValue::Any(decoder.read_any().unwrap_or(Any::Null))
+            }
+            // As deep as the JSON reader goes (nested maps of a canvas are one level deep).
+            Live::Map(_) if depth > MAX_DEPTH => StoredValue::Any(Any::Null),
+            Live::Map(id) => {
+                let (from, to) = self.nested_at.get(&id).copied().unwrap_or_default();
+                StoredValue::Map(
+                    self.nested[from..to]
+                        .iter()
+                        .map(|(_, key, value)| {
+                            (
+                                self.text(*key).to_owned(),
+                                self.live_value(*value, depth + 1),
+                            )
+                        })
+                        .collect(),
+                )
+            }
+        }
+    }
+
     fn text(&self, t: Text) -> &str {
         text_of(&self.bytes, t)
+    }
+}
+
+/// A stored value: an `Any`, or a `Y.Map` with its entries (sorted by key).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoredValue {
+    Any(Any),
+    Map(Vec<(String, StoredValue)>),
+}
+
+impl StoredValue {
+    /// The entries of a map value (a `Y.Map`, or an `Any` map), sorted by key; `None` for others.
+    pub fn into_entries(self) -> Result<Vec<(String, StoredValue)>, Any> {
+        match self {
+            StoredValue::Map(entries) => Ok(entries),
+            StoredValue::Any(Any::Map(map)) => {
+                let mut entries: Vec<(String, StoredValue)> = map
+                    .iter()
+                    .map(|(k, v)| (k.clone(), StoredValue::Any(v.clone())))
+                    .collect();
+                entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                Ok(entries)
+            }
+            StoredValue::Any(other) => Err(other),
+        }
+    }
+
+    /// As one atomic `Any` (a `Y.Map` becomes an `Any` map).
+    pub fn into_any(self) -> Any {
+        match self {
+            StoredValue::Any(any) => any,
+            StoredValue::Map(entries) => Any::Map(Arc::new(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_any()))
+                    .collect::<HashMap<_, _>>(),
+            )),
+        }
     }
 }
 
