@@ -80,6 +80,9 @@ struct Args {
     blocks: usize,
     #[arg(long, default_value_t = 10_000)]
     relations: usize,
+    /// versions: rounds of the restore cases (median and max reported).
+    #[arg(long, default_value_t = 5)]
+    version_rounds: usize,
     /// idle: loaded workspaces and extra connections.
     #[arg(long, default_value_t = 500)]
     idle_workspaces: usize,
@@ -130,6 +133,7 @@ impl Args {
         }
         self.clients = vec![2, 10];
         self.multinode_clients = vec![10];
+        self.version_rounds = 1;
         self.durability_clients = vec![10];
         self.fanout_secs = 3;
         self.docs = vec![20];
@@ -298,8 +302,9 @@ async fn run_one(
                 &VersionsConfig {
                     blocks: args.blocks,
                     relations: args.relations,
-                    takes: 5,
+                    takes: 3,
                     churn: 100,
+                    rounds: args.version_rounds,
                 },
             )
             .await

@@ -113,7 +113,7 @@ impl Application {
             live: Arc::new(LiveAccess::in_cluster(cluster.clone())),
             cluster,
             files,
-            version_docs: Arc::default(),
+            recent_versions: Arc::default(),
         };
         Ok(Self {
             listener,

@@ -13,8 +13,8 @@ use crate::file_store::FileStore;
 use crate::mailer::Mailer;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimits;
+use crate::recent_versions::RecentVersions;
 use crate::rooms::RoomRegistry;
-use crate::version_docs::VersionDocs;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -36,5 +36,5 @@ pub struct AppState {
     /// This process as a node of the cluster (DESIGN §7).
     pub cluster: Arc<Cluster>,
     /// Version documents decoded lately (a restore often follows a diff of the same version).
-    pub version_docs: Arc<VersionDocs>,
+    pub recent_versions: Arc<RecentVersions>,
 }

@@ -97,6 +97,24 @@ pub fn read_canvas<T: ReadTxn>(txn: &T) -> CanvasState {
     }
 }
 
+/// The canvas of entities already read as JSON (each entity as [`read_canvas`] reads it from a
+/// document), e.g. from a stored version without a document.
+pub fn canvas_from_json(
+    blocks: impl IntoIterator<Item = (String, Value)>,
+    relations: impl IntoIterator<Item = (String, Value)>,
+) -> CanvasState {
+    CanvasState {
+        blocks: blocks
+            .into_iter()
+            .map(|(id, value)| (id, block_entry(value)))
+            .collect(),
+        relations: relations
+            .into_iter()
+            .map(|(id, value)| (id, relation_entry(value)))
+            .collect(),
+    }
+}
+
 /// Reads block `id` alone (`None` when absent): what an edit answers with, without reading the
 /// whole canvas again.
 pub fn read_block<T: ReadTxn>(txn: &T, id: &str) -> Option<BlockEntry> {

@@ -6,7 +6,9 @@
 //!
 //! The server keeps the last decoded versions for a moment, so every case restores a version not
 //! read since it was taken, except "diff viewed first", which measures the editor's flow: look at
-//! what changed since the version (`GET …/diff`), then restore it.
+//! what changed since the version (`GET …/diff`), then restore it. Every case runs `rounds` times
+//! (the machine's other work — compaction, the editor applying the last restore — makes single
+//! runs noisy); rows give the median and the maximum.
 
 use std::time::{Duration, Instant};
 
@@ -27,6 +29,9 @@ pub struct VersionsConfig {
     pub takes: usize,
     /// Blocks renamed, removed and added between the version and its restore ("small change").
     pub churn: usize,
+    /// Times every restore case is run (each with versions taken in its round); the rows report
+    /// the median and the maximum.
+    pub rounds: usize,
 }
 
 pub async fn run(options: &ServerOptions, config: &VersionsConfig) -> Result<Vec<Row>> {
@@ -39,6 +44,7 @@ pub async fn run(options: &ServerOptions, config: &VersionsConfig) -> Result<Vec
         .context("no workspace")?;
     let base = format!("/workspaces/{ws}/versions");
     let empty = take(&env, &base, "empty").await?.1;
+    let empty_id = id_of(&empty)?;
 
     let mut writer = env.connect(&ws, 0, true).await?;
     let ids = write_content(
@@ -54,21 +60,67 @@ pub async fn run(options: &ServerOptions, config: &VersionsConfig) -> Result<Vec
     let full_canvas = writer.canvas_json();
     let doc_bytes = writer.state_len();
 
-    let mut rows = Vec::new();
     let mut take_ms: Vec<f64> = Vec::new();
-    let mut fulls: Vec<Value> = Vec::new();
-    for i in 0..config.takes.max(3) {
-        let (elapsed, version) = take(&env, &base, &format!("full #{i}")).await?;
-        take_ms.push(elapsed.as_secs_f64() * 1e3);
-        fulls.push(version);
+    let mut full = Value::Null;
+    let mut stored_kib = 0.0;
+    let mut cases = Cases::default();
+    for round in 0..config.rounds.max(1) {
+        // Fresh versions each round, none read since taken (the server keeps recently decoded
+        // ones for a moment): the last round's restores made new entities.
+        let mut unread = Vec::new();
+        for i in 0..config.takes.max(3) {
+            let (elapsed, version) = take(&env, &base, &format!("full #{round}.{i}")).await?;
+            take_ms.push(elapsed.as_secs_f64() * 1e3);
+            unread.push(id_of(&version)?);
+            full = version;
+        }
+        if round == 0 {
+            // The answer to the insert cannot know the compressed size (TOAST compresses on
+            // the way in): read it back.
+            let id = unread.last().context("a version")?;
+            let stored = env.tenant.get_api(&format!("{base}/{id}")).await?;
+            stored_kib = kib(&stored["stored_bytes"]);
+        }
+
+        // A small change, then back: the everyday "undo the bad edit".
+        let renamed = ids.first().cloned().unwrap_or_default();
+        let original_name = writer.block_name(&renamed);
+        churn(&mut writer, &ids, config.churn).await?;
+        let is_back = {
+            let (renamed, original_name) = (renamed.clone(), original_name.clone());
+            move |c: &Client| c.block_name(&renamed) == original_name
+        };
+        let version = unread.pop().context("a version")?;
+        let run = restore(&env, &base, &version, &mut writer, is_back).await?;
+        cases.add(SMALL, run, writer.canvas_json() != full_canvas);
+
+        // The same with the editor's flow: look at what changed since the version, then
+        // restore it.
+        churn(&mut writer, &ids, config.churn).await?;
+        let version = unread.pop().context("a version")?;
+        let started = Instant::now();
+        env.tenant
+            .get_api(&format!("{base}/{version}/diff?against=current"))
+            .await?;
+        cases.diff_ms.push(started.elapsed().as_secs_f64() * 1e3);
+        let is_back = move |c: &Client| c.block_name(&renamed) == original_name;
+        let run = restore(&env, &base, &version, &mut writer, is_back).await?;
+        cases.add(DIFF_FIRST, run, writer.canvas_json() != full_canvas);
+
+        // Everything removed, then everything back: the worst case for one restore.
+        let (blocks, relations) = (config.blocks, config.relations);
+        let is_empty = |c: &Client| c.counts() == (0, 0);
+        let run = restore(&env, &base, &empty_id, &mut writer, is_empty).await?;
+        cases.add(EMPTY, run, false);
+        let is_full = move |c: &Client| c.counts() == (blocks, relations);
+        let version = unread.pop().context("a version")?;
+        let run = restore(&env, &base, &version, &mut writer, is_full).await?;
+        cases.add(ONTO_EMPTY, run, writer.canvas_json() != full_canvas);
     }
-    // Versions not read since they were taken (the server keeps recently decoded ones briefly).
-    let mut unread = fulls.iter().rev().map(id_of);
-    let full_id = unread.next().context("a version")??;
-    // The answer to the insert cannot know the compressed size (TOAST compresses on the way in):
-    // read it back.
-    let stored = env.tenant.get_api(&format!("{base}/{full_id}")).await?;
-    let full = fulls.last().context("a version")?;
+    writer.close().await;
+    let mut env = env;
+    env.server.stop().await?;
+
     let mut row = Row::new("versions", "take a version (10k+10k)");
     row.set("blocks", full["block_count"].clone())
         .set("relations", full["relation_count"].clone())
@@ -76,56 +128,79 @@ pub async fn run(options: &ServerOptions, config: &VersionsConfig) -> Result<Vec
         .num("median_ms", median(&mut take_ms))
         .num("max_ms", take_ms.iter().copied().fold(0.0, f64::max))
         .num("state_kib", kib(&full["size_bytes"]))
-        .num("stored_kib", kib(&stored["stored_bytes"]))
+        .num("stored_kib", stored_kib)
         .num("doc_kib", doc_bytes as f64 / 1024.0);
-    rows.push(row);
-
-    // A small change, then back: the everyday "undo the bad edit".
-    let renamed = ids.first().cloned().unwrap_or_default();
-    let original_name = writer.block_name(&renamed);
-    churn(&mut writer, &ids, config.churn).await?;
-    let is_back = {
-        let (renamed, original_name) = (renamed.clone(), original_name.clone());
-        move |c: &Client| c.block_name(&renamed) == original_name
-    };
-    let case = "restore after a small change";
-    rows.push(restore(&env, &base, &full_id, &mut writer, case, is_back).await?);
-    if let (true, Some(row)) = (writer.canvas_json() != full_canvas, rows.last_mut()) {
-        row.note("the editor's canvas differs from the version");
-    }
-    // The same with the editor's flow: look at what changed since the version, then restore it.
-    churn(&mut writer, &ids, config.churn).await?;
-    let viewed_id = unread.next().context("a version")??;
-    let started = Instant::now();
-    env.tenant
-        .get_api(&format!("{base}/{viewed_id}/diff?against=current"))
-        .await?;
-    let diff_ms = started.elapsed().as_secs_f64() * 1e3;
-    let is_back = move |c: &Client| c.block_name(&renamed) == original_name;
-    let case = "restore after a small change, diff viewed first";
-    let mut row = restore(&env, &base, &viewed_id, &mut writer, case, is_back).await?;
-    row.num("diff_ms", diff_ms);
-    if writer.canvas_json() != full_canvas {
-        row.note("the editor's canvas differs from the version");
-    }
-    rows.push(row);
-    // Everything removed, then everything back: the worst case for one restore.
-    let (blocks, relations) = (config.blocks, config.relations);
-    let empty_id = id_of(&empty)?;
-    let is_empty = |c: &Client| c.counts() == (0, 0);
-    let case = "restore the empty version";
-    rows.push(restore(&env, &base, &empty_id, &mut writer, case, is_empty).await?);
-    let is_full = move |c: &Client| c.counts() == (blocks, relations);
-    let case = "restore 10k+10k onto empty";
-    let unread_id = unread.next().context("a version")??;
-    rows.push(restore(&env, &base, &unread_id, &mut writer, case, is_full).await?);
-    if let (true, Some(row)) = (writer.canvas_json() != full_canvas, rows.last_mut()) {
-        row.note("the editor's canvas differs from the version");
-    }
-    writer.close().await;
-    let mut env = env;
-    env.server.stop().await?;
+    let mut rows = vec![row];
+    rows.extend(cases.rows());
     Ok(rows)
+}
+
+const SMALL: &str = "restore after a small change";
+const DIFF_FIRST: &str = "restore after a small change, diff viewed first";
+const EMPTY: &str = "restore the empty version";
+const ONTO_EMPTY: &str = "restore 10k+10k onto empty";
+
+/// One restore as measured.
+struct Run {
+    answered_ms: f64,
+    seen_ms: f64,
+    /// The restore's answer.
+    answer: Value,
+}
+
+/// Every round's runs of each case.
+#[derive(Default)]
+struct Cases {
+    runs: Vec<(&'static str, Run, bool)>,
+    diff_ms: Vec<f64>,
+}
+
+impl Cases {
+    fn add(&mut self, case: &'static str, run: Run, differs: bool) {
+        self.runs.push((case, run, differs));
+    }
+
+    /// A row per case: median and max over the rounds.
+    fn rows(&self) -> Vec<Row> {
+        [SMALL, DIFF_FIRST, EMPTY, ONTO_EMPTY]
+            .into_iter()
+            .filter_map(|case| {
+                let runs: Vec<&(&str, Run, bool)> =
+                    self.runs.iter().filter(|(c, ..)| *c == case).collect();
+                let (_, last, _) = runs.last()?;
+                let mut answered: Vec<f64> = runs.iter().map(|(_, r, _)| r.answered_ms).collect();
+                let mut seen: Vec<f64> = runs.iter().map(|(_, r, _)| r.seen_ms).collect();
+                let changes = &last.answer["changes"];
+                let mut row = Row::new("versions", case);
+                row.set("rounds", runs.len() as u64)
+                    .num("restore_ms", median(&mut answered))
+                    .num(
+                        "restore_max_ms",
+                        answered.iter().copied().fold(0.0, f64::max),
+                    )
+                    .num("seen_live_ms", median(&mut seen))
+                    .set("blocks_added", changes["blocks_added"].clone())
+                    .set("blocks_removed", changes["blocks_removed"].clone())
+                    .set("blocks_changed", changes["blocks_changed"].clone())
+                    .set("relations_added", changes["relations_added"].clone())
+                    .set("relations_removed", changes["relations_removed"].clone())
+                    .num(
+                        "before_version_kib",
+                        last.answer["before_restore"]["size_bytes"]
+                            .as_f64()
+                            .unwrap_or(0.0)
+                            / 1024.0,
+                    );
+                if case == DIFF_FIRST {
+                    row.num("diff_ms", median(&mut self.diff_ms.clone()));
+                }
+                if runs.iter().any(|(_, _, differs)| *differs) {
+                    row.note("the editor's canvas differs from the version");
+                }
+                Some(row)
+            })
+            .collect()
+    }
 }
 
 async fn take(env: &Env, base: &str, name: &str) -> Result<(Duration, Value)> {
@@ -183,35 +258,22 @@ async fn restore(
     base: &str,
     version_id: &str,
     writer: &mut Client,
-    case: &str,
     seen: impl Fn(&Client) -> bool,
-) -> Result<Row> {
+) -> Result<Run> {
     let started = Instant::now();
-    let restore = env
+    let answer = env
         .tenant
         .post_api(&format!("{base}/{version_id}/restore"), json!({}))
         .await?;
     let answered = started.elapsed();
     writer.pump_until(Duration::from_secs(60), seen).await?;
     let seen = started.elapsed();
-    let changes = &restore["changes"];
-    if changes.is_null() {
-        bail!("restore answered without changes: {restore}");
+    if answer["changes"].is_null() {
+        bail!("restore answered without changes: {answer}");
     }
-    let mut row = Row::new("versions", case);
-    row.num("restore_ms", answered.as_secs_f64() * 1e3)
-        .num("seen_live_ms", seen.as_secs_f64() * 1e3)
-        .set("blocks_added", changes["blocks_added"].clone())
-        .set("blocks_removed", changes["blocks_removed"].clone())
-        .set("blocks_changed", changes["blocks_changed"].clone())
-        .set("relations_added", changes["relations_added"].clone())
-        .set("relations_removed", changes["relations_removed"].clone())
-        .num(
-            "before_version_kib",
-            restore["before_restore"]["size_bytes"]
-                .as_f64()
-                .unwrap_or(0.0)
-                / 1024.0,
-        );
-    Ok(row)
+    Ok(Run {
+        answered_ms: answered.as_secs_f64() * 1e3,
+        seen_ms: seen.as_secs_f64() * 1e3,
+        answer,
+    })
 }

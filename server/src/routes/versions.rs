@@ -1,11 +1,12 @@
 //! Version history of a workspace (issue 14): `/api/v1/workspaces/{id}/versions…`.
 //!
 //! A version is the full state of the workspace's document, taken by its room (so it holds only
-//! durable updates) and stored in `core_snapshots`. Reads decode a stored state into a scratch
-//! document (the last few are kept: `version_docs.rs`). A restore reads the stored update directly
-//! (`restore::StoredVersion`) and is a forward change made by the room, with a `before_restore`
-//! version of the state it replaces, committed together with the audit row once the restore is
-//! durable, so restoring that one undoes it (docs/design.md §19).
+//! durable updates) and stored in `core_snapshots`. A read parses the stored update
+//! (`restore::StoredVersion`; a state holding content that reader leaves to yrs is decoded into a
+//! document instead), and the last few read versions are kept (`recent_versions.rs`). A restore
+//! is a forward change made by the room, with a `before_restore` version of the state it
+//! replaces, committed together with the audit row once the restore is durable, so restoring that
+//! one undoes it (docs/design.md §19).
 
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 use yrs::updates::decoder::Decode;
-use yrs::{Doc, Transact, Update};
+use yrs::{Transact, Update};
 
 use super::canvas::authorize;
 use crate::access::AuthUser;
@@ -30,10 +31,10 @@ use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
 use crate::extract::{Json, Path, Query};
 use crate::http_caller::ClientInfo;
 use crate::pagination::{Page, PageParams};
+use crate::recent_versions::drop_off_the_request_path;
 use crate::rooms::{EditError, HttpRequest, JoinError, RestoreOutcome, VersionState};
 use crate::state::AppState;
 use crate::validate::Validator;
-use crate::version_docs::drop_off_the_request_path;
 
 /// A version as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -248,16 +249,18 @@ pub async fn diff(
 ) -> ApiResult<Json<Value>> {
     let target = parse_against(params.against.as_deref())?;
     authorize(&state, &user, workspace_id, Permission::WorkspaceRead).await?;
-    let base = version_canvas(&state, workspace_id, version_id).await?;
-    let (other, against) = match target {
-        DiffTarget::Current => (
-            current_canvas(&state, workspace_id).await?,
-            json!("current"),
-        ),
-        DiffTarget::Version(other_id) => (
-            version_canvas(&state, workspace_id, other_id).await?,
-            json!(other_id),
-        ),
+    // Both sides are read at once (the live canvas from the room, the version off the workers).
+    let base = version_canvas(&state, workspace_id, version_id);
+    let (base, other, against) = match target {
+        DiffTarget::Current => {
+            let (base, other) = tokio::try_join!(base, current_canvas(&state, workspace_id))?;
+            (base, other, json!("current"))
+        }
+        DiffTarget::Version(other_id) => {
+            let other = version_canvas(&state, workspace_id, other_id);
+            let (base, other) = tokio::try_join!(base, other)?;
+            (base, other, json!(other_id))
+        }
     };
     let CanvasDiff { blocks, relations } =
         tokio::task::spawn_blocking(move || diff::diff_canvas(&base, &other))
@@ -296,7 +299,7 @@ pub async fn restore(
     // current state and it is written, in a transaction that commits only once the restore is
     // durable (docs/design.md §19).
     let (target, mut before) = tokio::try_join!(
-        restore_source(&state, workspace_id, version_id),
+        read_version(&state, workspace_id, version_id),
         prepare_before_restore(&state, workspace_id, &name, user_id),
     )?;
     let prepared = started.elapsed();
@@ -365,35 +368,6 @@ pub async fn restore(
     }))
 }
 
-/// The version a restore brings back: its document if decoded lately, else its stored update read
-/// directly (`StoredVersion`, ~2× cheaper than decoding, and nothing to keep), else — for states
-/// holding content that reader leaves to yrs — its decoded document.
-async fn restore_source(
-    state: &AppState,
-    workspace_id: Uuid,
-    version_id: Uuid,
-) -> ApiResult<VersionSource> {
-    if let Some(doc) = state.version_docs.get(workspace_id, version_id) {
-        return Ok(VersionSource::Document(doc));
-    }
-    let bytes = versions::state(state.db.pool(), workspace_id, version_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("version"))?;
-    // Kept for the fallback below (a copy costs ~1 ms for 5 MB; the parse keeps its own).
-    let kept = bytes.clone();
-    let parsed = tokio::task::spawn_blocking(move || StoredVersion::parse(kept))
-        .await
-        .map_err(ApiError::internal)?;
-    match parsed {
-        Ok(stored) => Ok(VersionSource::Stored(Arc::new(stored))),
-        Err(why) => {
-            tracing::debug!(%workspace_id, %version_id, %why, "restore decodes the version");
-            let doc = decode_and_keep(state, workspace_id, version_id, bytes).await?;
-            Ok(VersionSource::Document(doc))
-        }
-    }
-}
-
 /// The state a restore is about to replace, written (not yet committed) as its `before_restore`
 /// version, with the room's change counter when it was taken.
 struct PreparedBefore {
@@ -446,66 +420,66 @@ async fn find_version(
         .ok_or_else(|| ApiError::not_found("version"))
 }
 
-/// A stored version's canvas, decoded off the async workers (a large canvas takes milliseconds).
 async fn version_canvas(
     state: &AppState,
     workspace_id: Uuid,
     version_id: Uuid,
 ) -> ApiResult<CanvasState> {
-    // The decoded document may come from the cache: the version must still exist.
+    // The read version may come from the cache: the version must still exist.
     find_version(state, workspace_id, version_id).await?;
-    let doc = version_doc(state, workspace_id, version_id).await?;
-    tokio::task::spawn_blocking(move || canvas::read_canvas(&doc.transact()))
-        .await
-        .map_err(ApiError::internal)
+    let version = read_version(state, workspace_id, version_id).await?;
+    tokio::task::spawn_blocking(move || match version {
+        VersionSource::Stored(stored) => stored.canvas(),
+        VersionSource::Document(doc) => canvas::read_canvas(&doc.transact()),
+    })
+    .await
+    .map_err(ApiError::internal)
 }
 
-/// A stored version decoded into a document of its own (what a restore compares against), from
-/// the cache of recently decoded versions when there. Callers check the version exists.
-async fn version_doc(
+/// A stored version, read for a look or a restore: its stored update parsed (`StoredVersion`,
+/// ~3× cheaper than decoding it, and half the memory to keep) or, for states holding content that
+/// reader leaves to yrs, decoded into a document; from the recently read versions when there,
+/// and kept there for a while. Callers check the version exists.
+async fn read_version(
     state: &AppState,
     workspace_id: Uuid,
     version_id: Uuid,
-) -> ApiResult<Arc<Doc>> {
-    if let Some(doc) = state.version_docs.get(workspace_id, version_id) {
-        return Ok(doc);
+) -> ApiResult<VersionSource> {
+    if let Some(version) = state.recent_versions.get(workspace_id, version_id) {
+        return Ok(version);
     }
     let bytes = versions::state(state.db.pool(), workspace_id, version_id)
         .await?
         .ok_or_else(|| ApiError::not_found("version"))?;
-    decode_and_keep(state, workspace_id, version_id, bytes).await
-}
-
-/// Decodes a stored version into a document (off the async workers) and keeps it for a while.
-async fn decode_and_keep(
-    state: &AppState,
-    workspace_id: Uuid,
-    version_id: Uuid,
-    bytes: Vec<u8>,
-) -> ApiResult<Arc<Doc>> {
     let state_len = bytes.len();
-    let doc = tokio::task::spawn_blocking(move || decode_state(&bytes))
+    let version = tokio::task::spawn_blocking(move || parse_or_decode(bytes))
         .await
         .map_err(ApiError::internal)?
         .map_err(|detail| {
             tracing::error!(%workspace_id, %version_id, %detail, "stored version does not decode");
             ApiError::internal("stored version is corrupt")
         })?;
-    let doc = Arc::new(doc);
     state
-        .version_docs
-        .insert(workspace_id, version_id, doc.clone(), state_len);
-    Ok(doc)
+        .recent_versions
+        .insert(workspace_id, version_id, version.clone(), state_len);
+    Ok(version)
 }
 
-/// A full-state update applied to a new document.
-fn decode_state(state: &[u8]) -> Result<Doc, String> {
-    let doc = canvas::new_canvas_doc();
-    let update = Update::decode_v1(state).map_err(|e| e.to_string())?;
-    doc.transact_mut()
-        .apply_update(update)
-        .map_err(|e| e.to_string())?;
-    Ok(doc)
+/// A stored state parsed, or (when the parser leaves it to yrs) decoded into a new document.
+fn parse_or_decode(bytes: Vec<u8>) -> Result<VersionSource, String> {
+    // Kept for the fallback (a copy costs ~1 ms for 5 MB; the parse keeps its own).
+    match StoredVersion::parse(bytes.clone()) {
+        Ok(stored) => Ok(VersionSource::Stored(Arc::new(stored))),
+        Err(why) => {
+            tracing::debug!(%why, "the version is decoded into a document");
+            let doc = canvas::new_canvas_doc();
+            let update = Update::decode_v1(&bytes).map_err(|e| e.to_string())?;
+            doc.transact_mut()
+                .apply_update(update)
+                .map_err(|e| e.to_string())?;
+            Ok(VersionSource::Document(Arc::new(doc)))
+        }
+    }
 }
 
 async fn current_canvas(state: &AppState, workspace_id: Uuid) -> ApiResult<CanvasState> {

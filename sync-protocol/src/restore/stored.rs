@@ -19,7 +19,7 @@ use yrs::encoding::read::{Cursor, Read};
 use yrs::updates::decoder::{Decode, Decoder, DecoderV1};
 use yrs::{Any, ClientID, IdSet, StateVector, ID};
 
-use crate::canvas::{any_to_json, MAX_DEPTH};
+use crate::canvas::{any_to_json, canvas_from_json, CanvasState, BLOCKS, MAX_DEPTH, RELATIONS};
 
 /// The stored state holds something this reader does not handle (or does not parse).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -221,6 +221,16 @@ impl StoredVersion {
                 )
             }
         }
+    }
+
+    /// The whole canvas, as [`crate::canvas::read_canvas`] reads it from the decoded document.
+    pub fn canvas(&self) -> CanvasState {
+        let entities = |root: &'static str| {
+            self.root_entries(root)
+                .iter()
+                .map(move |(_, key, value)| (self.text(*key).to_owned(), self.live_json(*value, 0)))
+        };
+        canvas_from_json(entities(BLOCKS), entities(RELATIONS))
     }
 
     /// Entity `key` of root `root` as the values it holds, for writing it into a document again
@@ -583,7 +593,7 @@ const MAX_ORIGIN_CHAIN: usize = 1_000_000;
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
-    use crate::canvas::{new_canvas_doc, put_block, BLOCKS};
+    use crate::canvas::{new_canvas_doc, put_block};
     use crate::restore::read_raw_canvas;
     use serde_json::json;
     use yrs::{Map, ReadTxn, Text, TextPrelim, Transact, WriteTxn};
@@ -603,6 +613,12 @@ mod tests {
                     "visual": {"x": i as f64 * 1.5, "y": null}, "parent_block_id": null});
                 put_block(&mut txn, &format!("b{i}"), f.as_object().unwrap()).unwrap();
             }
+            for i in 0..10 {
+                let f = json!({"source_block_id": format!("b{i}"), "target_block_id": "b30",
+                    "type": "depends_on", "visual": {"style": "solid"}});
+                crate::canvas::put_relation(&mut txn, &format!("r{i}"), f.as_object().unwrap())
+                    .unwrap();
+            }
         }
         for i in 0..50 {
             let mut txn = doc.transact_mut();
@@ -621,6 +637,9 @@ mod tests {
             );
         }
         assert!(stored.entity_json(BLOCKS, "b20").is_none(), "removed");
+        let canvas = stored.canvas();
+        assert_eq!(canvas.relations.len(), 10);
+        assert_eq!(canvas, crate::canvas::read_canvas(&doc.transact()));
         assert_eq!(stored.state_vector(), &doc.transact().state_vector());
         assert_eq!(stored.delete_set(), &doc.transact().snapshot().delete_set);
     }

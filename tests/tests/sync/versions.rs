@@ -678,3 +678,90 @@ async fn a_version_read_lately_and_then_deleted_is_not_found() {
         .await;
     assert_eq!(restore.status, StatusCode::NOT_FOUND, "{}", restore.body);
 }
+
+/// A stored state the stored-update reader leaves to yrs (here a `Y.Text` among the blocks, which
+/// no canvas client writes) is read through a decoded document instead: its canvas, its diff and
+/// its restore work like any other version's.
+#[tokio::test]
+async fn a_version_the_stored_update_reader_leaves_to_yrs_is_read_through_a_document() {
+    use nox_persistence::versions::{store_and_prune, NewVersion, VersionKind};
+    use yrs::updates::encoder::Encode;
+    use yrs::{Map, ReadTxn, StateVector, TextPrelim, Transact, WriteTxn};
+
+    let (app, owner, ws) = setup_manual().await;
+    let mut editor = client(&app, &owner, ws).await;
+    let live_block = id();
+    editor.put_block(&live_block, block("Live")).await;
+    editor.settle().await;
+
+    let versioned_block = id();
+    let doc = nox_sync_protocol::canvas::new_canvas_doc();
+    {
+        let mut txn = doc.transact_mut();
+        let fields = block("Versioned");
+        let fields = fields.as_object().expect("object");
+        nox_sync_protocol::canvas::put_block(&mut txn, &versioned_block, fields).expect("block");
+        let blocks = txn.get_or_insert_map(nox_sync_protocol::canvas::BLOCKS);
+        blocks.insert(&mut txn, "a-text", TextPrelim::new("not a canvas entity"));
+    }
+    let (state, state_vector) = {
+        let txn = doc.transact();
+        let state = txn.encode_state_as_update_v1(&StateVector::default());
+        (state, txn.state_vector().encode_v1())
+    };
+    assert!(
+        nox_sync_protocol::restore::StoredVersion::parse(state.clone()).is_err(),
+        "the reader leaves this state to yrs"
+    );
+    let stored = store_and_prune(
+        app.pool(),
+        &NewVersion {
+            workspace_id: ws,
+            kind: VersionKind::Named,
+            name: "with a text",
+            description: None,
+            created_by: None,
+            state: &state,
+            state_vector: &state_vector,
+            block_count: 2,
+            relation_count: 0,
+        },
+    )
+    .await
+    .expect("store")
+    .expect("stored");
+    let base = format!("/api/v1/workspaces/{ws}/versions/{}", stored.id);
+
+    let canvas = app
+        .client
+        .get(&format!("{base}/canvas"), &owner.token)
+        .await;
+    assert_eq!(canvas.status, StatusCode::OK, "{}", canvas.body);
+    assert!(
+        ids(&canvas.body["blocks"]).contains(&versioned_block),
+        "{}",
+        canvas.body
+    );
+    let diff = app.client.get(&format!("{base}/diff"), &owner.token).await;
+    assert_eq!(diff.status, StatusCode::OK, "{}", diff.body);
+    let removed = ids(&diff.body["blocks"]["removed"]);
+    let added = ids(&diff.body["blocks"]["added"]);
+    assert!(
+        removed.contains(&versioned_block) && added.contains(&live_block),
+        "{}",
+        diff.body
+    );
+
+    let restore = app
+        .client
+        .post(&format!("{base}/restore"), &owner.token, json!({}))
+        .await;
+    assert_eq!(restore.status, StatusCode::OK, "{}", restore.body);
+    editor
+        .pump_until(|c| {
+            let canvas = c.canvas_json();
+            canvas["blocks"].get(&versioned_block).is_some()
+                && canvas["blocks"].get(&live_block).is_none()
+        })
+        .await;
+}
