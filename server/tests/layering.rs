@@ -18,7 +18,7 @@ const LAYERS: &[&[&str]] = &[
         "warehouse",
         "file_store",
         "cluster",
-        "version_docs",
+        "recent_versions",
     ],
     // The live documents.
     &["rooms"],

@@ -6,9 +6,9 @@
 //!
 //! The server keeps the last decoded versions for a moment, so every case restores a version not
 //! read since it was taken, except "diff viewed first", which measures the editor's flow: look at
-//! what changed since the version (`GET …/diff`), then restore it. Every case runs `rounds` times
-//! (the machine's other work — compaction, the editor applying the last restore — makes single
-//! runs noisy); rows give the median and the maximum.
+//! what changed since the version (`GET …/diff`), then restore it. Every case runs `rounds` times,
+//! each round on a workspace of its own (the machine's other work — compaction, the editor applying
+//! the last restore — makes single runs noisy); rows give the median and the maximum.
 
 use std::time::{Duration, Instant};
 
@@ -36,37 +36,36 @@ pub struct VersionsConfig {
 
 pub async fn run(options: &ServerOptions, config: &VersionsConfig) -> Result<Vec<Row>> {
     let env = Env::start(options).await?;
-    let ws = env
-        .tenant
-        .create_workspaces(1)
-        .await?
-        .pop()
-        .context("no workspace")?;
-    let base = format!("/workspaces/{ws}/versions");
-    let empty = take(&env, &base, "empty").await?.1;
-    let empty_id = id_of(&empty)?;
-
-    let mut writer = env.connect(&ws, 0, true).await?;
-    let ids = write_content(
-        &mut writer,
-        &ColdLoadConfig {
-            blocks: config.blocks,
-            relations: config.relations,
-            batch: 500,
-            loads: 0,
-        },
-    )
-    .await?;
-    let full_canvas = writer.canvas_json();
-    let doc_bytes = writer.state_len();
-
     let mut take_ms: Vec<f64> = Vec::new();
     let mut full = Value::Null;
-    let mut stored_kib = 0.0;
+    let (mut stored_kib, mut doc_bytes) = (0.0, 0);
     let mut cases = Cases::default();
     for round in 0..config.rounds.max(1) {
-        // Fresh versions each round, none read since taken (the server keeps recently decoded
-        // ones for a moment): the last round's restores made new entities.
+        // A workspace of its own per round, so every round restores on the same canvas (a
+        // round's restores leave the deleted entities' history in the document).
+        let ws = env
+            .tenant
+            .create_workspaces(1)
+            .await?
+            .pop()
+            .context("no workspace")?;
+        let base = format!("/workspaces/{ws}/versions");
+        let empty_id = id_of(&take(&env, &base, "empty").await?.1)?;
+        let mut writer = env.connect(&ws, 0, true).await?;
+        let ids = write_content(
+            &mut writer,
+            &ColdLoadConfig {
+                blocks: config.blocks,
+                relations: config.relations,
+                batch: 500,
+                loads: 0,
+            },
+        )
+        .await?;
+        let full_canvas = writer.canvas_json();
+        doc_bytes = writer.state_len();
+        // Versions not read since they were taken (the server keeps recently read ones for a
+        // moment).
         let mut unread = Vec::new();
         for i in 0..config.takes.max(3) {
             let (elapsed, version) = take(&env, &base, &format!("full #{round}.{i}")).await?;
@@ -116,8 +115,8 @@ pub async fn run(options: &ServerOptions, config: &VersionsConfig) -> Result<Vec
         let version = unread.pop().context("a version")?;
         let run = restore(&env, &base, &version, &mut writer, is_full).await?;
         cases.add(ONTO_EMPTY, run, writer.canvas_json() != full_canvas);
+        writer.close().await;
     }
-    writer.close().await;
     let mut env = env;
     env.server.stop().await?;
 
