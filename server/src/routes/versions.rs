@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use nox_persistence::versions::{self, VersionKind, VersionMeta};
+use nox_persistence::versions::{self, NewVersion, VersionKind, VersionMeta};
 use nox_sync_protocol::canvas::{self, CanvasState};
 use nox_sync_protocol::diff::{self, CanvasDiff};
 use nox_sync_protocol::restore::{RestoreSummary, StoredVersion, VersionSource};
@@ -296,27 +296,47 @@ pub async fn restore(
     let name: String = name.chars().take(255).collect();
     let user_id = user.user_id;
     // Reading the version (the slow part for a large canvas) runs while the room takes the
-    // current state and it is written, in a transaction that commits only once the restore is
-    // durable (docs/design.md §19).
-    let (target, mut before) = tokio::try_join!(
+    // current state; that state is then written, in a transaction that commits only once the
+    // restore is durable (docs/design.md §19), while the room applies the restore.
+    let (target, taken) = tokio::try_join!(
         read_version(&state, workspace_id, version_id),
-        prepare_before_restore(&state, workspace_id, &name, user_id),
+        take_state(&state, workspace_id),
     )?;
     let prepared = started.elapsed();
-    let outcome: RestoreOutcome = state
-        .rooms
-        .request(workspace_id, |reply| HttpRequest::Restore {
-            user_id,
-            target: target.clone(),
-            prepared: Some(before.document_version),
-            reply,
-        })
-        .await
-        .map_err(room_unavailable)?
-        .map_err(|err: EditError| {
-            tracing::warn!(%workspace_id, error = %err, "restore not applied");
-            ApiError::service_unavailable("the restore could not be stored; retry")
-        })?;
+    let apply = async {
+        state
+            .rooms
+            .request(workspace_id, |reply| HttpRequest::Restore {
+                user_id,
+                target: target.clone(),
+                prepared: Some(taken.document_version),
+                reply,
+            })
+            .await
+            .map_err(room_unavailable)?
+            .map_err(|err: EditError| {
+                tracing::warn!(%workspace_id, error = %err, "restore not applied");
+                ApiError::service_unavailable("the restore could not be stored; retry")
+            })
+    };
+    let before_version = taken.to_new_version(
+        workspace_id,
+        VersionKind::BeforeRestore,
+        &name,
+        None,
+        Some(user_id),
+    );
+    let (applied, written) = tokio::join!(apply, write_pending(&state, &before_version));
+    // A restore that failed leaves nothing: its pending row (if written) rolls back on drop.
+    let outcome: RestoreOutcome = applied?;
+    let mut pending = match written {
+        Ok(pending) => pending,
+        // The restore is applied: its undo is worth a second try.
+        Err(err) => {
+            tracing::warn!(%workspace_id, error = ?err, "before-restore version not written; retrying");
+            write_pending(&state, &before_version).await?
+        }
+    };
     drop_off_the_request_path(target);
     let applied = started.elapsed();
     if let Some(replaced) = &outcome.before {
@@ -329,12 +349,11 @@ pub async fn restore(
             None,
             Some(user_id),
         );
-        before.pending.replace_state(&version).await?;
+        pending.replace_state(&version).await?;
     }
     let who = client.actor(&user);
     let summary = outcome.summary;
-    let before_restore = before
-        .pending
+    let before_restore = pending
         .commit_audited(|stored| {
             who.entry(
                 access.org_id,
@@ -368,34 +387,15 @@ pub async fn restore(
     }))
 }
 
-/// The state a restore is about to replace, written (not yet committed) as its `before_restore`
-/// version, with the room's change counter when it was taken.
-struct PreparedBefore {
-    pending: versions::PendingVersion,
-    document_version: u64,
-}
-
-async fn prepare_before_restore(
+/// Writes the state a restore is about to replace as its `before_restore` version, in a
+/// transaction left open (committed with the restore's audit row once the restore is durable).
+async fn write_pending(
     state: &AppState,
-    workspace_id: Uuid,
-    name: &str,
-    user_id: Uuid,
-) -> ApiResult<PreparedBefore> {
-    let taken = take_state(state, workspace_id).await?;
-    let version = taken.to_new_version(
-        workspace_id,
-        VersionKind::BeforeRestore,
-        name,
-        None,
-        Some(user_id),
-    );
-    let pending = versions::insert_pending(state.db.pool(), &version)
+    version: &NewVersion<'_>,
+) -> ApiResult<versions::PendingVersion> {
+    versions::insert_pending(state.db.pool(), version)
         .await?
-        .ok_or_else(|| ApiError::not_found("workspace"))?;
-    Ok(PreparedBefore {
-        pending,
-        document_version: taken.document_version,
-    })
+        .ok_or_else(|| ApiError::not_found("workspace"))
 }
 
 fn parse_against(against: Option<&str>) -> ApiResult<DiffTarget> {
