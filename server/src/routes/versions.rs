@@ -295,16 +295,19 @@ pub async fn restore(
     let name = format!("Before restoring \u{201c}{}\u{201d}", restored.name);
     let name: String = name.chars().take(255).collect();
     let user_id = user.user_id;
-    // Reading the version (the slow part for a large canvas) runs while the room takes the
-    // current state; that state is then written, in a transaction that commits only once the
-    // restore is durable (docs/design.md §19), while the room applies the restore.
-    let (target, taken) = tokio::try_join!(
-        read_version(&state, workspace_id, version_id),
-        take_state(&state, workspace_id),
-    )?;
+    // Three things overlap (docs/design.md §19): reading the version (the slow part for a large
+    // canvas); the room taking the current state, then the route writing it as the
+    // `before_restore` row, in a transaction that commits only once the restore is durable; and,
+    // once both the version and that state are in hand, the room applying the restore.
+    let read = tokio::spawn({
+        let state = state.clone();
+        async move { read_version(&state, workspace_id, version_id).await }
+    });
+    let taken = take_state(&state, workspace_id).await?;
     let prepared = started.elapsed();
     let apply = async {
-        state
+        let target = read.await.map_err(ApiError::internal)??;
+        let outcome = state
             .rooms
             .request(workspace_id, |reply| HttpRequest::Restore {
                 user_id,
@@ -312,7 +315,9 @@ pub async fn restore(
                 prepared: Some(taken.document_version),
                 reply,
             })
-            .await
+            .await;
+        drop_off_the_request_path(target);
+        outcome
             .map_err(room_unavailable)?
             .map_err(|err: EditError| {
                 tracing::warn!(%workspace_id, error = %err, "restore not applied");
@@ -337,7 +342,6 @@ pub async fn restore(
             write_pending(&state, &before_version).await?
         }
     };
-    drop_off_the_request_path(target);
     let applied = started.elapsed();
     if let Some(replaced) = &outcome.before {
         // The document changed between the prepared state and the restore: store the state the
