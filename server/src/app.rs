@@ -4,9 +4,10 @@
 use std::convert::Infallible;
 
 use axum::body::to_bytes;
+use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, Request, StatusCode};
-use axum::middleware::{from_fn_with_state, map_response};
+use axum::middleware::{from_fn, from_fn_with_state, map_response, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::Router;
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router {
             http_forward::accept_relayed,
         ))
         .with_state(state)
+        .layer(from_fn(changes_run_to_completion))
         // Outside the body limits, so their 413 is rewritten too.
         .layer(map_response(json_errors))
         .layer(
@@ -62,6 +64,21 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Requests that change something run to their end even if the caller hangs up. The server drops
+/// a request's future when its connection closes, and a change stopped halfway (a restore applied
+/// without its before-restore version and audit row, a write forwarded to another node cut off)
+/// is worse than one whose answer nobody reads. Reads stop with their caller.
+async fn changes_run_to_completion(request: Request<Body>, next: Next) -> Response {
+    if request.method().is_safe() {
+        return next.run(request).await;
+    }
+    let work = tracing::Instrument::instrument(next.run(request), tracing::Span::current());
+    match tokio::spawn(work).await {
+        Ok(response) => response,
+        Err(err) => ApiError::internal(err).into_response(),
+    }
 }
 
 /// Gives every error the `{"error":{"code","message"}}` shape, also those that axum and tower

@@ -765,3 +765,57 @@ async fn a_version_the_stored_update_reader_leaves_to_yrs_is_read_through_a_docu
         })
         .await;
 }
+
+/// A restore whose caller hangs up right after sending it still completes as a whole: applied,
+/// with its `before_restore` version and its audit row (never an applied restore without its undo).
+#[tokio::test]
+async fn a_restore_whose_caller_hangs_up_still_completes_with_its_undo() {
+    use tokio::io::AsyncWriteExt;
+
+    let (app, owner, ws) = setup_manual().await;
+    let mut editor = client(&app, &owner, ws).await;
+    let kept = id();
+    editor.put_block(&kept, block("Kept")).await;
+    editor.settle().await;
+    let v1 = named_version(&app, &owner, ws, "v1").await;
+    let v1_id = v1["id"].as_str().expect("id").to_string();
+    let added = id();
+    editor.put_block(&added, block("Added later")).await;
+    editor.settle().await;
+
+    let path = format!("/api/v1/workspaces/{ws}/versions/{v1_id}/restore");
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}",
+        app.addr, owner.token
+    );
+    let mut socket = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    socket.write_all(request.as_bytes()).await.expect("send");
+    drop(socket); // hang up without reading the answer
+
+    editor
+        .pump_until(|c| c.canvas_json()["blocks"].get(&added).is_none())
+        .await;
+    let pool = app.pool();
+    eventually(
+        "the restore's audit row and before_restore version",
+        || async {
+            let audited: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM audit_logs WHERE action = 'workspace.version_restored'",
+            )
+            .fetch_one(pool)
+            .await
+            .unwrap_or(0);
+            let before: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM core_snapshots WHERE kind = 'before_restore'",
+            )
+            .fetch_one(pool)
+            .await
+            .unwrap_or(0);
+            audited == 1 && before == 1
+        },
+    )
+    .await;
+}
