@@ -384,11 +384,13 @@ fn merge_pending_v1(update: Vec<u8>, store: &Store) -> Vec<u8> {
         merge.push_back(u.encode_v1());
     }
     if merge.is_empty() {
-        update
-    } else {
-        merge.push_front(update);
-        merge_updates_v1(merge).unwrap()
+        return update;
     }
+    // nox-sync patch (NOX_PATCH.md): pending structs of a malformed update may not merge again
+    // (the merge fails to decode them); the document's own state is whole without them (they
+    // were never integrated), so it is returned as it is instead of panicking.
+    let merged = merge_updates_v1(std::iter::once(update.as_slice()).chain(merge.iter().map(Vec::as_slice)));
+    merged.unwrap_or(update)
 }
 
 fn merge_pending_v2(update: Vec<u8>, store: &Store) -> Vec<u8> {
@@ -402,11 +404,13 @@ fn merge_pending_v2(update: Vec<u8>, store: &Store) -> Vec<u8> {
         merge.push_back(u.encode_v2());
     }
     if merge.is_empty() {
-        update
-    } else {
-        merge.push_front(update);
-        merge_updates_v2(merge).unwrap()
+        return update;
     }
+    // nox-sync patch (NOX_PATCH.md): pending structs of a malformed update may not merge again
+    // (the merge fails to decode them); the document's own state is whole without them (they
+    // were never integrated), so it is returned as it is instead of panicking.
+    let merged = merge_updates_v2(std::iter::once(update.as_slice()).chain(merge.iter().map(Vec::as_slice)));
+    merged.unwrap_or(update)
 }
 
 macro_rules! define_doc_observer {
