@@ -7,12 +7,23 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use nox_sync_protocol::{canvas, restore};
 use serde_json::{json, Value};
-use yrs::Transact;
+use yrs::{Doc, Transact};
 
 mod common;
 
 fn fields(value: Value) -> serde_json::Map<String, Value> {
     value.as_object().cloned().expect("object")
+}
+
+/// `live` with `version` restored into it (the restore a room makes from a stored version); the
+/// document is handed back, since criterion drops outputs outside the measurement.
+fn restored(live: Doc, version: &restore::StoredVersion) -> Doc {
+    restore::restore_canvas_from_stored(
+        &mut live.transact_mut(),
+        version,
+        restore::SearchLimits::default(),
+    );
+    live
 }
 
 fn bench(c: &mut Criterion) {
@@ -55,14 +66,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("restore_canvas_from_stored (touched only)", |b| {
         b.iter_batched(
             || common::replica(&live_state),
-            |live| {
-                restore::restore_canvas_from_stored(
-                    &mut live.transact_mut(),
-                    &stored,
-                    restore::SearchLimits::default(),
-                );
-                live
-            },
+            |live| restored(live, &stored),
             BatchSize::PerIteration,
         )
     });
@@ -102,18 +106,11 @@ fn bench(c: &mut Criterion) {
     });
     // The two whole-canvas replacements: everything removed, everything added.
     let empty_state = common::full_state(&canvas::new_canvas_doc());
-    let empty = restore::StoredVersion::parse(empty_state.clone()).expect("parse");
+    let empty = restore::StoredVersion::parse(empty_state).expect("parse");
     group.bench_function("restore the empty version (20k entities removed)", |b| {
         b.iter_batched(
             || common::replica(&live_state),
-            |live| {
-                restore::restore_canvas_from_stored(
-                    &mut live.transact_mut(),
-                    &empty,
-                    restore::SearchLimits::default(),
-                );
-                live
-            },
+            |live| restored(live, &empty),
             BatchSize::PerIteration,
         )
     });
@@ -121,23 +118,8 @@ fn bench(c: &mut Criterion) {
         "restore 10k+10k onto an empty canvas (20k entities added)",
         |b| {
             b.iter_batched(
-                || {
-                    let live = common::replica(&live_state);
-                    restore::restore_canvas_from_stored(
-                        &mut live.transact_mut(),
-                        &empty,
-                        restore::SearchLimits::default(),
-                    );
-                    live
-                },
-                |live| {
-                    restore::restore_canvas_from_stored(
-                        &mut live.transact_mut(),
-                        &stored,
-                        restore::SearchLimits::default(),
-                    );
-                    live
-                },
+                || restored(common::replica(&live_state), &empty),
+                |live| restored(live, &stored),
                 BatchSize::PerIteration,
             )
         },

@@ -71,6 +71,14 @@ impl Tenant {
         })
     }
 
+    /// Creates one canvas workspace and returns its id.
+    pub async fn create_workspace(&self) -> Result<String> {
+        self.create_workspaces(1)
+            .await?
+            .pop()
+            .context("no workspace")
+    }
+
     /// Creates `count` canvas workspaces (16 requests in flight) and returns their ids.
     pub async fn create_workspaces(&self, count: usize) -> Result<Vec<String>> {
         stream::iter(0..count)

@@ -61,6 +61,29 @@ impl RestoreSummary {
     pub fn is_empty(&self) -> bool {
         *self == RestoreSummary::default()
     }
+
+    /// From the (added, removed, changed) counts of each root.
+    fn of_roots(blocks: (usize, usize, usize), relations: (usize, usize, usize)) -> Self {
+        RestoreSummary {
+            blocks_added: blocks.0,
+            blocks_removed: blocks.1,
+            blocks_changed: blocks.2,
+            relations_added: relations.0,
+            relations_removed: relations.1,
+            relations_changed: relations.2,
+        }
+    }
+
+    fn plus(self, other: RestoreSummary) -> RestoreSummary {
+        RestoreSummary {
+            blocks_added: self.blocks_added + other.blocks_added,
+            blocks_removed: self.blocks_removed + other.blocks_removed,
+            blocks_changed: self.blocks_changed + other.blocks_changed,
+            relations_added: self.relations_added + other.relations_added,
+            relations_removed: self.relations_removed + other.relations_removed,
+            relations_changed: self.relations_changed + other.relations_changed,
+        }
+    }
 }
 
 /// Writes into `txn` what makes its `blocks` and `relations` equal to those of `version` (a
@@ -70,18 +93,9 @@ impl RestoreSummary {
 /// most entities are unchanged and cost only the walk. Only entities that differ are read as JSON
 /// and written.
 pub fn restore_canvas<V: ReadTxn>(txn: &mut TransactionMut, version: &V) -> RestoreSummary {
-    let (blocks_added, blocks_removed, blocks_changed) =
-        restore_root(txn, version, BLOCKS, &BLOCK_OBJECT_FIELDS);
-    let (relations_added, relations_removed, relations_changed) =
-        restore_root(txn, version, RELATIONS, &RELATION_OBJECT_FIELDS);
-    RestoreSummary {
-        blocks_added,
-        blocks_removed,
-        blocks_changed,
-        relations_added,
-        relations_removed,
-        relations_changed,
-    }
+    let blocks = restore_root(txn, version, BLOCKS, &BLOCK_OBJECT_FIELDS);
+    let relations = restore_root(txn, version, RELATIONS, &RELATION_OBJECT_FIELDS);
+    RestoreSummary::of_roots(blocks, relations)
 }
 
 /// What a restore compared.
@@ -110,18 +124,10 @@ pub fn restore_canvas_since<V: ReadTxn>(
         return (restore_canvas(txn, version), Compared::All);
     };
     let compared = blocks.len() + relations.len();
-    let (blocks_added, blocks_removed, blocks_changed) =
-        restore_keys(txn, version, BLOCKS, &BLOCK_OBJECT_FIELDS, &blocks);
-    let (relations_added, relations_removed, relations_changed) =
-        restore_keys(txn, version, RELATIONS, &RELATION_OBJECT_FIELDS, &relations);
-    let summary = RestoreSummary {
-        blocks_added,
-        blocks_removed,
-        blocks_changed,
-        relations_added,
-        relations_removed,
-        relations_changed,
-    };
+    let summary = RestoreSummary::of_roots(
+        restore_keys(txn, version, BLOCKS, &BLOCK_OBJECT_FIELDS, &blocks),
+        restore_keys(txn, version, RELATIONS, &RELATION_OBJECT_FIELDS, &relations),
+    );
     if !same_counts(txn, version) {
         let rest = restore_canvas(txn, version);
         return (summary.plus(rest), Compared::AllAfterMismatch);
@@ -201,18 +207,10 @@ fn restore_stored_keys(
     version: &StoredVersion,
     [blocks, relations]: &[BTreeSet<String>; 2],
 ) -> RestoreSummary {
-    let (blocks_added, blocks_removed, blocks_changed) =
-        restore_keys_json(txn, version, BLOCKS, &BLOCK_OBJECT_FIELDS, blocks);
-    let (relations_added, relations_removed, relations_changed) =
-        restore_keys_json(txn, version, RELATIONS, &RELATION_OBJECT_FIELDS, relations);
-    RestoreSummary {
-        blocks_added,
-        blocks_removed,
-        blocks_changed,
-        relations_added,
-        relations_removed,
-        relations_changed,
-    }
+    RestoreSummary::of_roots(
+        restore_keys_json(txn, version, BLOCKS, &BLOCK_OBJECT_FIELDS, blocks),
+        restore_keys_json(txn, version, RELATIONS, &RELATION_OBJECT_FIELDS, relations),
+    )
 }
 
 /// Restores the keys `ids` of one root map from the stored version; returns (added, removed,
@@ -227,17 +225,20 @@ fn restore_keys_json(
     let root = txn.get_or_insert_map(root_name);
     let (mut added, mut removed, mut changed) = (0, 0, 0);
     for id in ids {
-        match (root.get(txn, id), version.entity_value(root_name, id)) {
-            (None, None) => {}
-            (Some(_), None) => {
+        // Each case reads the version's entity once, in the form it needs.
+        match (root.get(txn, id), version.contains(root_name, id)) {
+            (None, false) => {}
+            (Some(_), false) => {
                 root.remove(txn, id);
                 removed += 1;
             }
-            (None, Some(wanted)) => {
-                insert_stored_entity(txn, &root, id, nested, wanted);
-                added += 1;
+            (None, true) => {
+                if let Some(wanted) = version.entity_value(root_name, id) {
+                    insert_stored_entity(txn, &root, id, nested, wanted);
+                    added += 1;
+                }
             }
-            (Some(now), Some(_)) => {
+            (Some(now), true) => {
                 let Some(wanted) = version.entity_json(root_name, id) else {
                     continue;
                 };
@@ -250,19 +251,6 @@ fn restore_keys_json(
         }
     }
     (added, removed, changed)
-}
-
-impl RestoreSummary {
-    fn plus(self, other: RestoreSummary) -> RestoreSummary {
-        RestoreSummary {
-            blocks_added: self.blocks_added + other.blocks_added,
-            blocks_removed: self.blocks_removed + other.blocks_removed,
-            blocks_changed: self.blocks_changed + other.blocks_changed,
-            relations_added: self.relations_added + other.relations_added,
-            relations_removed: self.relations_removed + other.relations_removed,
-            relations_changed: self.relations_changed + other.relations_changed,
-        }
-    }
 }
 
 /// Whether both roots hold as many entities as the version's.

@@ -26,12 +26,7 @@ pub async fn run(options: &ServerOptions, config: &ColdLoadConfig) -> Result<Vec
         bail!("cold-load restarts the server; it cannot use --server-url");
     }
     let mut env = Env::start(options).await?;
-    let ws = env
-        .tenant
-        .create_workspaces(1)
-        .await?
-        .pop()
-        .context("no workspace")?;
+    let ws = env.tenant.create_workspace().await?;
 
     // Write the content through the protocol, durably acknowledged.
     let write_started = Instant::now();

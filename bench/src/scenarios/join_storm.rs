@@ -52,12 +52,7 @@ pub async fn run(options: &ServerOptions, config: &JoinStormConfig) -> Result<Ve
 
 /// A workspace of `mib` MiB (encoded state): blocks carrying ~1 KB of text in their config.
 async fn build_document(env: &Env, mib: f64) -> Result<(String, Client, usize, usize)> {
-    let ws = env
-        .tenant
-        .create_workspaces(1)
-        .await?
-        .pop()
-        .context("no workspace")?;
+    let ws = env.tenant.create_workspace().await?;
     let mut writer = env.connect(&ws, 0, true).await?;
     let blocks = ((mib * 1024.0 * 1024.0) / (BLOCK_TEXT_BYTES as f64 + 130.0)).ceil() as usize;
     let ids = client::block_ids(blocks);

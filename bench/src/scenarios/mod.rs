@@ -69,12 +69,7 @@ impl Env {
         blocks: usize,
         writer_id: u64,
     ) -> Result<(String, Client, Vec<String>)> {
-        let ws = self
-            .tenant
-            .create_workspaces(1)
-            .await?
-            .pop()
-            .context("no workspace")?;
+        let ws = self.tenant.create_workspace().await?;
         let mut writer = self.connect(&ws, writer_id, true).await?;
         let ids = seed_blocks(&mut writer, blocks).await?;
         Ok((ws, writer, ids))

@@ -43,12 +43,7 @@ pub async fn run(options: &ServerOptions, config: &VersionsConfig) -> Result<Vec
     for round in 0..config.rounds.max(1) {
         // A workspace of its own per round, so every round restores on the same canvas (a
         // round's restores leave the deleted entities' history in the document).
-        let ws = env
-            .tenant
-            .create_workspaces(1)
-            .await?
-            .pop()
-            .context("no workspace")?;
+        let ws = env.tenant.create_workspace().await?;
         let base = format!("/workspaces/{ws}/versions");
         let empty_id = id_of(&take(&env, &base, "empty").await?.1)?;
         let mut writer = env.connect(&ws, 0, true).await?;
@@ -185,10 +180,7 @@ impl Cases {
                     .set("relations_removed", changes["relations_removed"].clone())
                     .num(
                         "before_version_kib",
-                        last.answer["before_restore"]["size_bytes"]
-                            .as_f64()
-                            .unwrap_or(0.0)
-                            / 1024.0,
+                        kib(&last.answer["before_restore"]["size_bytes"]),
                     );
                 if case == DIFF_FIRST {
                     row.num("diff_ms", median(&mut self.diff_ms.clone()));

@@ -187,12 +187,12 @@ pub enum HttpRequest {
         reply: Reply<VersionState>,
     },
     /// Brings the canvas back to `target` as a forward change by `user_id`. `prepared`: the
-    /// `document_version` of a state the caller already took (and stores as the state before the
+    /// `document_version` of the state the caller took (and stores as the state before the
     /// restore); the room takes a new one only if the document changed since.
     Restore {
         user_id: Uuid,
         target: VersionSource,
-        prepared: Option<u64>,
+        prepared: u64,
         reply: Reply<Result<RestoreOutcome, EditError>>,
     },
 }

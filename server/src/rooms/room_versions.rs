@@ -142,15 +142,15 @@ impl WorkspaceRoom {
 
     /// Makes the canvas equal to that of `version` (the version's document) in one
     /// server-originated transaction (logged, broadcast and projected like any edit). The state it
-    /// replaces is taken first, unless `prepared` says the document has not changed since the
-    /// caller took it (the caller's state is then exactly the one replaced).
+    /// replaces is taken again first, unless the document has not changed since the caller took
+    /// its state at `prepared` (the caller's state is then exactly the one replaced).
     pub(super) fn restore_to(
         &mut self,
         user_id: Uuid,
         version: &VersionSource,
-        prepared: Option<u64>,
+        prepared: u64,
     ) -> RestoreOutcome {
-        let before = (prepared != Some(self.version)).then(|| self.take_version());
+        let before = (prepared != self.version).then(|| self.take_version());
         let started = Instant::now();
         let (summary, compared) = {
             let mut txn = self

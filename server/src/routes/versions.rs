@@ -304,7 +304,7 @@ pub async fn restore(
         async move { read_version(&state, workspace_id, version_id).await }
     });
     let taken = take_state(&state, workspace_id).await?;
-    let prepared = started.elapsed();
+    let state_taken = started.elapsed();
     let apply = async {
         let target = read.await.map_err(ApiError::internal)??;
         let outcome = state
@@ -312,7 +312,7 @@ pub async fn restore(
             .request(workspace_id, |reply| HttpRequest::Restore {
                 user_id,
                 target: target.clone(),
-                prepared: Some(taken.document_version),
+                prepared: taken.document_version,
                 reply,
             })
             .await;
@@ -324,13 +324,7 @@ pub async fn restore(
                 ApiError::service_unavailable("the restore could not be stored; retry")
             })
     };
-    let before_version = taken.to_new_version(
-        workspace_id,
-        VersionKind::BeforeRestore,
-        &name,
-        None,
-        Some(user_id),
-    );
+    let before_version = before_restore_row(&taken, workspace_id, &name, user_id);
     let (applied, written) = tokio::join!(apply, write_pending(&state, &before_version));
     // A restore that failed leaves nothing: its pending row (if written) rolls back on drop.
     let outcome: RestoreOutcome = applied?;
@@ -346,14 +340,8 @@ pub async fn restore(
     if let Some(replaced) = &outcome.before {
         // The document changed between the prepared state and the restore: store the state the
         // restore actually replaced.
-        let version = replaced.to_new_version(
-            workspace_id,
-            VersionKind::BeforeRestore,
-            &name,
-            None,
-            Some(user_id),
-        );
-        pending.replace_state(&version).await?;
+        let row = before_restore_row(replaced, workspace_id, &name, user_id);
+        pending.replace_state(&row).await?;
     }
     let who = client.actor(&user);
     let summary = outcome.summary;
@@ -379,7 +367,7 @@ pub async fn restore(
         changes = ?outcome.summary,
         compared = ?outcome.compared,
         before_retaken = outcome.before.is_some(),
-        prepared_ms = prepared.as_millis(),
+        state_taken_ms = state_taken.as_millis(),
         applied_ms = applied.as_millis(),
         total_ms = started.elapsed().as_millis(),
         "version restored"
@@ -389,6 +377,22 @@ pub async fn restore(
         before_restore: before_restore.into(),
         changes: outcome.summary,
     }))
+}
+
+/// The `before_restore` row of the state a restore replaces.
+fn before_restore_row<'a>(
+    replaced: &'a VersionState,
+    workspace_id: Uuid,
+    name: &'a str,
+    user_id: Uuid,
+) -> NewVersion<'a> {
+    replaced.to_new_version(
+        workspace_id,
+        VersionKind::BeforeRestore,
+        name,
+        None,
+        Some(user_id),
+    )
 }
 
 /// Writes the state a restore is about to replace as its `before_restore` version, in a

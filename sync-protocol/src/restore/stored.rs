@@ -184,11 +184,35 @@ impl StoredVersion {
 
     /// Entity `key` of root `root` as JSON, exactly as the canvas reads it from a document.
     pub fn entity_json(&self, root: &str, key: &str) -> Option<Value> {
+        Some(self.live_json(self.entity(root, key)?, 0))
+    }
+
+    /// Whether root map `root` has an entity `key`.
+    pub fn contains(&self, root: &str, key: &str) -> bool {
+        self.entity(root, key).is_some()
+    }
+
+    fn entity(&self, root: &str, key: &str) -> Option<Live> {
         let entries = self.root_entries(root);
         let at = entries
             .binary_search_by(|(_, k, _)| raw_of(&self.bytes, *k).cmp(key.as_bytes()))
             .ok()?;
-        Some(self.live_json(entries[at].2, 0))
+        Some(entries[at].2)
+    }
+
+    /// The `Any` encoded at `offset` (parsed once already, skipped over, so it decodes).
+    fn any_at(&self, offset: u32) -> Option<Any> {
+        let mut decoder = DecoderV1::new(Cursor {
+            buf: &self.bytes,
+            next: offset as usize,
+        });
+        decoder.read_any().ok()
+    }
+
+    /// The live entries of nested map `id`.
+    fn nested_entries(&self, id: ID) -> &[(ID, Text, Live)] {
+        let (from, to) = self.nested_at.get(&id).copied().unwrap_or_default();
+        &self.nested[from..to]
     }
 
     fn live_json(&self, value: Live, depth: usize) -> Value {
@@ -196,30 +220,20 @@ impl StoredVersion {
             return Value::Null;
         }
         match value {
-            Live::Any(offset) => {
-                let mut decoder = DecoderV1::new(Cursor {
-                    buf: &self.bytes,
-                    next: offset as usize,
-                });
-                // Parsed once already (skipped over), so it decodes.
-                decoder
-                    .read_any()
-                    .map_or(Value::Null, |any| any_to_json(&any, depth))
-            }
-            Live::Map(id) => {
-                let (from, to) = self.nested_at.get(&id).copied().unwrap_or_default();
-                Value::Object(
-                    self.nested[from..to]
-                        .iter()
-                        .map(|(_, key, value)| {
-                            (
-                                self.text(*key).to_owned(),
-                                self.live_json(*value, depth + 1),
-                            )
-                        })
-                        .collect::<JsonMap<String, Value>>(),
-                )
-            }
+            Live::Any(offset) => self
+                .any_at(offset)
+                .map_or(Value::Null, |any| any_to_json(&any, depth)),
+            Live::Map(id) => Value::Object(
+                self.nested_entries(id)
+                    .iter()
+                    .map(|(_, key, value)| {
+                        (
+                            self.text(*key).to_owned(),
+                            self.live_json(*value, depth + 1),
+                        )
+                    })
+                    .collect::<JsonMap<String, Value>>(),
+            ),
         }
     }
 
@@ -236,38 +250,25 @@ impl StoredVersion {
     /// Entity `key` of root `root` as the values it holds, for writing it into a document again
     /// without a detour through JSON (a restore onto an empty canvas writes every entity).
     pub fn entity_value(&self, root: &str, key: &str) -> Option<StoredValue> {
-        let entries = self.root_entries(root);
-        let at = entries
-            .binary_search_by(|(_, k, _)| raw_of(&self.bytes, *k).cmp(key.as_bytes()))
-            .ok()?;
-        Some(self.live_value(entries[at].2, 0))
+        Some(self.live_value(self.entity(root, key)?, 0))
     }
 
     fn live_value(&self, value: Live, depth: usize) -> StoredValue {
         match value {
-            Live::Any(offset) => {
-                let mut decoder = DecoderV1::new(Cursor {
-                    buf: &self.bytes,
-                    next: offset as usize,
-                });
-                StoredValue::Any(decoder.read_any().unwrap_or(Any::Null))
-            }
+            Live::Any(offset) => StoredValue::Any(self.any_at(offset).unwrap_or(Any::Null)),
             // As deep as the JSON reader goes (nested maps of a canvas are one level deep).
             Live::Map(_) if depth > MAX_DEPTH => StoredValue::Any(Any::Null),
-            Live::Map(id) => {
-                let (from, to) = self.nested_at.get(&id).copied().unwrap_or_default();
-                StoredValue::Map(
-                    self.nested[from..to]
-                        .iter()
-                        .map(|(_, key, value)| {
-                            (
-                                self.text(*key).to_owned(),
-                                self.live_value(*value, depth + 1),
-                            )
-                        })
-                        .collect(),
-                )
-            }
+            Live::Map(id) => StoredValue::Map(
+                self.nested_entries(id)
+                    .iter()
+                    .map(|(_, key, value)| {
+                        (
+                            self.text(*key).to_owned(),
+                            self.live_value(*value, depth + 1),
+                        )
+                    })
+                    .collect(),
+            ),
         }
     }
 
