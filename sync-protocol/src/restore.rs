@@ -11,8 +11,10 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Map as JsonMap, Value};
+use yrs::branch::{Branch, BranchID};
 use yrs::{
-    Array, Doc, GetString, Map, MapPrelim, MapRef, Out, ReadTxn, Transact, TransactionMut, WriteTxn,
+    Array, Doc, GetString, Map, MapPrelim, MapRef, Out, ReadTxn, Transact, TransactionMut,
+    WriteTxn, ID,
 };
 
 use crate::canvas::{json_to_any, out_to_json, BLOCKS, RELATIONS};
@@ -223,15 +225,13 @@ fn restore_keys_json(
     ids: &BTreeSet<String>,
 ) -> (usize, usize, usize) {
     let root = txn.get_or_insert_map(root_name);
-    let (mut added, mut removed, mut changed) = (0, 0, 0);
+    let (mut added, mut changed) = (0, 0);
+    let mut gone = Removals::default();
     for id in ids {
         // Each case reads the version's entity once, in the form it needs.
         match (root.get(txn, id), version.contains(root_name, id)) {
             (None, false) => {}
-            (Some(_), false) => {
-                root.remove(txn, id);
-                removed += 1;
-            }
+            (Some(now), false) => gone.push(&now, id),
             (None, true) => {
                 if let Some(wanted) = version.entity_value(root_name, id) {
                     insert_stored_entity(txn, &root, id, nested, wanted);
@@ -250,7 +250,7 @@ fn restore_keys_json(
             }
         }
     }
-    (added, removed, changed)
+    (added, gone.remove_from(txn, &root), changed)
 }
 
 /// Whether both roots hold as many entities as the version's.
@@ -271,15 +271,13 @@ fn restore_keys<V: ReadTxn>(
 ) -> (usize, usize, usize) {
     let root = txn.get_or_insert_map(root_name);
     let wanted_root = version.get_map(root_name);
-    let (mut added, mut removed, mut changed) = (0, 0, 0);
+    let (mut added, mut changed) = (0, 0);
+    let mut gone = Removals::default();
     for id in ids {
         let wanted = wanted_root.as_ref().and_then(|w| w.get(version, id));
         match (root.get(txn, id), wanted) {
             (None, None) => {}
-            (Some(_), None) => {
-                root.remove(txn, id);
-                removed += 1;
-            }
+            (Some(now), None) => gone.push(&now, id),
             (None, Some(wanted)) => {
                 let wanted = out_to_json(version, &wanted, 0);
                 insert_entity(txn, &root, id, nested, &wanted);
@@ -295,7 +293,7 @@ fn restore_keys<V: ReadTxn>(
             }
         }
     }
-    (added, removed, changed)
+    (added, gone.remove_from(txn, &root), changed)
 }
 
 /// Restores one root map; returns (added, removed, changed).
@@ -307,20 +305,19 @@ fn restore_root<V: ReadTxn>(
 ) -> (usize, usize, usize) {
     let root = txn.get_or_insert_map(root_name);
     let wanted_root = version.get_map(root_name);
-    let gone: Vec<String> = root
-        .keys(txn)
-        .filter(|id| {
+    let gone: Vec<(Option<ID>, String)> = root
+        .iter(txn)
+        .filter(|(id, _)| {
             wanted_root
                 .as_ref()
                 .is_none_or(|w| !w.contains_key(version, id))
         })
-        .map(str::to_owned)
+        .map(|(id, now)| (created_as(&now), id.to_owned()))
         .collect();
-    for id in &gone {
-        root.remove(txn, id);
-    }
+    let removed =
+        Removals(gone.iter().map(|(at, id)| (*at, id.as_str())).collect()).remove_from(txn, &root);
     let Some(wanted_root) = wanted_root else {
-        return (0, gone.len(), 0);
+        return (0, removed, 0);
     };
     let (mut added, mut changed) = (0, 0);
     for (id, wanted) in wanted_root.iter(version) {
@@ -338,7 +335,40 @@ fn restore_root<V: ReadTxn>(
             Some(_) => {}
         }
     }
-    (added, gone.len(), changed)
+    (added, removed, changed)
+}
+
+/// Entities to remove from a root map, removed in the order they were created. The transaction's
+/// delete set is kept sorted by clock, so removals in key order (random for UUID keys) would each
+/// insert into its middle: quadratic for a whole canvas, where creation order only appends.
+#[derive(Default)]
+struct Removals<'a>(Vec<(Option<ID>, &'a str)>);
+
+impl<'a> Removals<'a> {
+    fn push(&mut self, now: &Out, id: &'a str) {
+        self.0.push((created_as(now), id));
+    }
+
+    /// Removes them all; returns how many.
+    fn remove_from(mut self, txn: &mut TransactionMut, root: &MapRef) -> usize {
+        self.0.sort_unstable_by_key(|(created, _)| *created);
+        for (_, id) in &self.0 {
+            root.remove(txn, id);
+        }
+        self.0.len()
+    }
+}
+
+/// The id an entity's entry was created with (entities are `Y.Map`s; an atomic entity has none
+/// the API shows, and is removed first).
+fn created_as(value: &Out) -> Option<ID> {
+    match value {
+        Out::YMap(map) => match AsRef::<Branch>::as_ref(map).id() {
+            BranchID::Nested(id) => Some(id),
+            BranchID::Root(_) => None,
+        },
+        _ => None,
+    }
 }
 
 /// Whether two values (of two documents) read the same, compared without converting them.

@@ -152,12 +152,15 @@ impl WorkspaceRoom {
     ) -> RestoreOutcome {
         let before = (prepared != self.version).then(|| self.take_version());
         let started = Instant::now();
+        let compared_at;
         let (summary, compared) = {
             let mut txn = self
                 .awareness
                 .doc()
                 .transact_mut_with(origin_of_conn(SERVER_ORIGIN));
-            version.restore_into(&mut txn, SearchLimits::default())
+            let restored = version.restore_into(&mut txn, SearchLimits::default());
+            compared_at = started.elapsed();
+            restored
         };
         let written = started.elapsed();
         self.acting_user = Some(user_id);
@@ -174,6 +177,7 @@ impl WorkspaceRoom {
             ?compared,
             from_stored_update = matches!(version, VersionSource::Stored(_)),
             retaken = before.is_some(),
+            written_ms = compared_at.as_millis(),
             restore_ms = written.as_millis(),
             total_ms = started.elapsed().as_millis(),
             "restore applied in the room"
