@@ -22,7 +22,7 @@ use crate::rules::{BLOCK_OBJECT_FIELDS, RELATION_OBJECT_FIELDS};
 
 mod stored;
 mod touched;
-pub use stored::{StoredValue, StoredVersion, Unsupported};
+pub use stored::{KeyOrderLookup, StoredEntity, StoredValue, StoredVersion, Unsupported};
 pub use touched::{touched_since, SearchLimits, Touched};
 
 /// The canvas exactly as stored: every entity's JSON with all its keys (explicit `null`s and keys
@@ -227,21 +227,18 @@ fn restore_keys_json(
     let root = txn.get_or_insert_map(root_name);
     let (mut added, mut changed) = (0, 0);
     let mut gone = Removals::default();
+    let mut stored = version.entities_in_order(root_name);
     for id in ids {
         // Each case reads the version's entity once, in the form it needs.
-        match (root.get(txn, id), version.contains(root_name, id)) {
-            (None, false) => {}
-            (Some(now), false) => gone.push(&now, id),
-            (None, true) => {
-                if let Some(wanted) = version.entity_value(root_name, id) {
-                    insert_stored_entity(txn, &root, id, nested, wanted);
-                    added += 1;
-                }
+        match (root.get(txn, id), stored.seek(id)) {
+            (None, None) => {}
+            (Some(now), None) => gone.push(&now, id),
+            (None, Some(wanted)) => {
+                insert_stored_entity(txn, &root, id, nested, wanted.value());
+                added += 1;
             }
-            (Some(now), true) => {
-                let Some(wanted) = version.entity_json(root_name, id) else {
-                    continue;
-                };
+            (Some(now), Some(wanted)) => {
+                let wanted = wanted.json();
                 let now = out_to_json(txn, &now, 0);
                 if now != wanted {
                     overwrite_entity(txn, &root, id, nested, &now, &wanted);

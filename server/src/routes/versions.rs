@@ -9,6 +9,7 @@
 //! one undoes it (docs/design.md §19).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -305,8 +306,10 @@ pub async fn restore(
     });
     let taken = take_state(&state, workspace_id).await?;
     let state_taken = started.elapsed();
+    let mut version_read = Duration::ZERO;
     let apply = async {
         let target = read.await.map_err(ApiError::internal)??;
+        version_read = started.elapsed();
         let outcome = state
             .rooms
             .request(workspace_id, |reply| HttpRequest::Restore {
@@ -368,6 +371,7 @@ pub async fn restore(
         compared = ?outcome.compared,
         before_retaken = outcome.before.is_some(),
         state_taken_ms = state_taken.as_millis(),
+        version_read_ms = version_read.as_millis(),
         applied_ms = applied.as_millis(),
         total_ms = started.elapsed().as_millis(),
         "version restored"

@@ -116,7 +116,7 @@ impl StoredVersion {
             }
         }
         let raw = |t: Text| raw_of(&bytes, t);
-        roots.sort_unstable_by(|a, b| (raw(a.0), raw(a.1)).cmp(&(raw(b.0), raw(b.1))));
+        sort_by_root_and_key(&mut roots, &bytes);
         nested.sort_unstable_by_key(|entry| entry.0);
         let twice_in_roots = roots
             .windows(2)
@@ -182,22 +182,18 @@ impl StoredVersion {
         self.root_entries(root).len()
     }
 
-    /// Entity `key` of root `root` as JSON, exactly as the canvas reads it from a document.
-    pub fn entity_json(&self, root: &str, key: &str) -> Option<Value> {
-        Some(self.live_json(self.entity(root, key)?, 0))
+    /// Entity `key` of root `root`.
+    pub fn entity(&self, root: &str, key: &str) -> Option<StoredEntity<'_>> {
+        self.entities_in_order(root).seek(key)
     }
 
-    /// Whether root map `root` has an entity `key`.
-    pub fn contains(&self, root: &str, key: &str) -> bool {
-        self.entity(root, key).is_some()
-    }
-
-    fn entity(&self, root: &str, key: &str) -> Option<Live> {
-        let entries = self.root_entries(root);
-        let at = entries
-            .binary_search_by(|(_, k, _)| raw_of(&self.bytes, *k).cmp(key.as_bytes()))
-            .ok()?;
-        Some(entries[at].2)
+    /// The entities of root `root`, for lookups in ascending key order.
+    pub fn entities_in_order(&self, root: &str) -> KeyOrderLookup<'_> {
+        KeyOrderLookup {
+            version: self,
+            entries: self.root_entries(root),
+            at: 0,
+        }
     }
 
     /// The `Any` encoded at `offset` (parsed once already, skipped over, so it decodes).
@@ -247,12 +243,6 @@ impl StoredVersion {
         canvas_from_json(entities(BLOCKS), entities(RELATIONS))
     }
 
-    /// Entity `key` of root `root` as the values it holds, for writing it into a document again
-    /// without a detour through JSON (a restore onto an empty canvas writes every entity).
-    pub fn entity_value(&self, root: &str, key: &str) -> Option<StoredValue> {
-        Some(self.live_value(self.entity(root, key)?, 0))
-    }
-
     fn live_value(&self, value: Live, depth: usize) -> StoredValue {
         match value {
             Live::Any(offset) => StoredValue::Any(self.any_at(offset).unwrap_or(Any::Null)),
@@ -274,6 +264,59 @@ impl StoredVersion {
 
     fn text(&self, t: Text) -> &str {
         text_of(&self.bytes, t)
+    }
+}
+
+/// One entity of a stored version, read in the form its caller needs.
+#[derive(Clone, Copy)]
+pub struct StoredEntity<'a> {
+    version: &'a StoredVersion,
+    live: Live,
+}
+
+impl StoredEntity<'_> {
+    /// As JSON, exactly as the canvas reads it from a document.
+    pub fn json(&self) -> Value {
+        self.version.live_json(self.live, 0)
+    }
+
+    /// As the values it holds, for writing it into a document again without a detour through
+    /// JSON (a restore onto an empty canvas writes every entity).
+    pub fn value(&self) -> StoredValue {
+        self.version.live_value(self.live, 0)
+    }
+}
+
+/// Lookups of one root map's entities in ascending key order (as a restore walks its sorted key
+/// set): each starts where the last one ended and gallops forward, so walking every key costs a
+/// comparison or two per key instead of a binary search through keys scattered over the 5 MB
+/// update (a cache miss per step).
+pub struct KeyOrderLookup<'a> {
+    version: &'a StoredVersion,
+    entries: &'a [(Text, Text, Live)],
+    at: usize,
+}
+
+impl<'a> KeyOrderLookup<'a> {
+    /// Entity `key`; keys must come in ascending (byte) order; an earlier key is not found.
+    pub fn seek(&mut self, key: &str) -> Option<StoredEntity<'a>> {
+        let (key, bytes) = (key.as_bytes(), &self.version.bytes);
+        let rest = &self.entries[self.at..];
+        let before = |entry: &(Text, Text, Live)| raw_of(bytes, entry.1) < key;
+        // Every entry of rest[..low] is before `key`; rest[high] (when there) is not.
+        let (mut low, mut high, mut step) = (0, 0, 1);
+        while high < rest.len() && before(&rest[high]) {
+            low = high + 1;
+            high += step;
+            step *= 2;
+        }
+        let high = high.min(rest.len());
+        self.at += low + rest[low..high].partition_point(before);
+        let (_, found, live) = self.entries.get(self.at)?;
+        (raw_of(bytes, *found) == key).then_some(StoredEntity {
+            version: self.version,
+            live: *live,
+        })
     }
 }
 
@@ -359,6 +402,31 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Sorts root entries by root name, then key. The names are scattered over the update, so
+/// comparing them directly misses the cache at every step: each entry is compared by its first
+/// 8 bytes first (in a compact array), and by the whole names only on a tie.
+fn sort_by_root_and_key(roots: &mut Vec<(Text, Text, Live)>, bytes: &[u8]) {
+    let prefix = |t: Text| {
+        let mut head = [0u8; 8];
+        let raw = raw_of(bytes, t);
+        let n = raw.len().min(8);
+        head[..n].copy_from_slice(&raw[..n]);
+        // Zero-padded and big-endian: ordered like the names (ties are compared in full).
+        u64::from_be_bytes(head)
+    };
+    let mut keyed: Vec<(u64, u64, (Text, Text, Live))> = roots
+        .drain(..)
+        .map(|entry| (prefix(entry.0), prefix(entry.1), entry))
+        .collect();
+    keyed.sort_unstable_by(|a, b| {
+        (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| {
+            let (a, b) = (&a.2, &b.2);
+            (raw_of(bytes, a.0), raw_of(bytes, a.1)).cmp(&(raw_of(bytes, b.0), raw_of(bytes, b.1)))
+        })
+    });
+    roots.extend(keyed.into_iter().map(|(_, _, entry)| entry));
+}
+
 /// The structs of every client, in clock order, as yrs's `Update::decode` reads them; and where the
 /// delete set starts.
 fn parse_structs(bytes: &[u8]) -> Result<(HashMap<ClientID, Vec<Parsed>>, usize), Unsupported> {
@@ -378,6 +446,9 @@ fn parse_structs(bytes: &[u8]) -> Result<(HashMap<ClientID, Vec<Parsed>>, usize)
             return Err(Unsupported("a client twice, or not from its first clock"));
         }
         let structs = clients.entry(client).or_default();
+        // The count comes from the update: bounded by what its bytes can hold (a struct takes
+        // at least two), so a hostile count reserves no more than the update's size.
+        structs.reserve((count as usize).min(bytes.len() / 2));
         for _ in 0..count {
             let parsed = parse_struct(&mut reader, ID::new(client, clock))?;
             clock = clock
@@ -632,17 +703,67 @@ mod tests {
         assert_eq!(stored.len(BLOCKS), raw.blocks.len());
         for (key, value) in &raw.blocks {
             assert_eq!(
-                stored.entity_json(BLOCKS, key).as_ref(),
+                stored.entity(BLOCKS, key).map(|e| e.json()).as_ref(),
                 Some(value),
                 "{key}"
             );
         }
-        assert!(stored.entity_json(BLOCKS, "b20").is_none(), "removed");
+        assert!(stored.entity(BLOCKS, "b20").is_none(), "removed");
         let canvas = stored.canvas();
         assert_eq!(canvas.relations.len(), 10);
         assert_eq!(canvas, crate::canvas::read_canvas(&doc.transact()));
         assert_eq!(stored.state_vector(), &doc.transact().state_vector());
         assert_eq!(stored.delete_set(), &doc.transact().snapshot().delete_set);
+    }
+
+    #[test]
+    fn lookups_in_key_order_find_what_a_binary_search_finds() {
+        // Short keys, and keys alike in their first 8 bytes (sorted by their whole names),
+        // written in reverse so the update's order is not the sorted one.
+        let short = |i: usize| format!("b{i:03}");
+        let long = |i: usize| format!("00000000-0000-4000-8000-000000000{i:03}");
+        for key_of in [&short as &dyn Fn(usize) -> String, &long] {
+            let doc = new_canvas_doc();
+            {
+                let mut txn = doc.transact_mut();
+                for i in (0..300).rev().filter(|i| i % 3 != 0) {
+                    let f = json!({ "name": format!("B{i}") });
+                    put_block(&mut txn, &key_of(i), f.as_object().unwrap()).unwrap();
+                }
+            }
+            let stored = StoredVersion::parse(full_state(&doc)).unwrap();
+            let name = |e: StoredEntity| e.json()["name"].clone();
+            // Every key, present or not, then sparse walks with growing gaps (the gallop's
+            // paths).
+            for stride in [1, 2, 7, 64, 299] {
+                let mut lookup = stored.entities_in_order(BLOCKS);
+                for i in (0..300).step_by(stride) {
+                    let key = key_of(i);
+                    let expected = (i % 3 != 0).then(|| json!(format!("B{i}")));
+                    assert_eq!(
+                        lookup.seek(&key).map(name),
+                        expected,
+                        "{key}, stride {stride}"
+                    );
+                    assert_eq!(stored.entity(BLOCKS, &key).map(name), expected, "{key}");
+                }
+                assert!(lookup.seek("z").is_none(), "past the end");
+                assert!(
+                    lookup.seek(&key_of(1)).is_none(),
+                    "an earlier key is not found"
+                );
+            }
+            let keys: Vec<&str> = stored.entries(BLOCKS).map(|(key, _)| key).collect();
+            assert!(
+                keys.windows(2).all(|w| w[0] < w[1]),
+                "sorted by the whole key"
+            );
+            assert_eq!(keys.len(), 200);
+            assert!(stored
+                .entities_in_order(RELATIONS)
+                .seek(&key_of(1))
+                .is_none());
+        }
     }
 
     #[test]

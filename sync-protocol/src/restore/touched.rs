@@ -500,7 +500,7 @@ mod tests {
                 assert_eq!(stored.len(root), entities.len(), "round {round}");
                 for (key, value) in entities {
                     assert_eq!(
-                        stored.entity_json(root, key).as_ref(),
+                        stored.entity(root, key).map(|e| e.json()).as_ref(),
                         Some(value),
                         "round {round}: {root} {key}"
                     );
