@@ -23,7 +23,7 @@ use yrs::sync::awareness::AwarenessUpdateEntry;
 use yrs::sync::{Awareness, AwarenessUpdate};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{ReadTxn, StateVector, Transact, Update};
+use yrs::{IdSet, ReadTxn, StateVector, Transact, Update};
 
 use super::compactor::{self, CompactionError, CompactionJob, CompactionOutcome};
 use super::load::LoadedDocument;
@@ -142,6 +142,8 @@ pub struct WorkspaceRoom {
     pub(super) waiting: room_waiting::Waiting,
     /// When the next automatic version is due (`room_versions.rs`).
     pub(super) auto_versions: AutoVersions,
+    /// What restores of this batch deleted, garbage-collected once the batch is answered.
+    pub(super) deferred_gc: Vec<IdSet>,
 }
 
 impl WorkspaceRoom {
@@ -189,6 +191,7 @@ impl WorkspaceRoom {
             acting_user: None,
             waiting,
             auto_versions: AutoVersions::default(),
+            deferred_gc: Vec::new(),
         }
     }
 
@@ -250,6 +253,7 @@ impl WorkspaceRoom {
             }
         }
         self.flush().await;
+        self.collect_deferred_garbage();
         shutdown_reply
     }
 

@@ -158,8 +158,12 @@ impl WorkspaceRoom {
                 .awareness
                 .doc()
                 .transact_mut_with(origin_of_conn(SERVER_ORIGIN));
+            // A whole-canvas restore deletes ~150k structs: collecting them is a third of its
+            // commit, and nothing needs it before the restore is answered.
+            txn.defer_gc();
             let restored = version.restore_into(&mut txn, SearchLimits::default());
             compared_at = started.elapsed();
+            self.deferred_gc.push(txn.delete_set().clone());
             restored
         };
         let written = started.elapsed();
@@ -187,6 +191,28 @@ impl WorkspaceRoom {
             summary,
             compared,
         }
+    }
+
+    /// Garbage-collects what this batch's restores deleted (their transactions deferred it), once
+    /// the batch is durable, answered and delivered.
+    pub(super) fn collect_deferred_garbage(&mut self) {
+        if self.deferred_gc.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let mut txn = self
+            .awareness
+            .doc()
+            .transact_mut_with(origin_of_conn(SERVER_ORIGIN));
+        for deleted in self.deferred_gc.drain(..) {
+            txn.collect_deferred_gc(&deleted);
+        }
+        drop(txn);
+        tracing::debug!(
+            workspace_id = %self.workspace_id,
+            gc_ms = started.elapsed().as_millis(),
+            "deleted content collected"
+        );
     }
 
     /// On every tick: stores an automatic version when one is due (in the background; at most

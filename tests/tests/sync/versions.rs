@@ -819,3 +819,59 @@ async fn a_restore_whose_caller_hangs_up_still_completes_with_its_undo() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn what_a_restore_deletes_is_garbage_collected_once_it_is_answered() {
+    let (app, owner, ws) = setup_manual().await;
+    let empty = named_version(&app, &owner, ws, "empty").await;
+    let empty_id = empty["id"].as_str().expect("id").to_string();
+    let mut editor = client(&app, &owner, ws).await;
+    let long_name = "n".repeat(2_000);
+    for _ in 0..40 {
+        editor.put_block(&id(), block(&long_name)).await;
+    }
+    editor.settle().await;
+    let full = named_version(&app, &owner, ws, "full").await;
+    let full_size = full["size_bytes"].as_i64().expect("size");
+    assert!(full_size > 80_000, "{full}");
+
+    let base = format!("/api/v1/workspaces/{ws}/versions");
+    let restored = app
+        .client
+        .post(
+            &format!("{base}/{empty_id}/restore"),
+            &owner.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(restored.status, StatusCode::OK, "{}", restored.body);
+    assert_eq!(restored.body["changes"]["blocks_removed"], 40);
+    editor.pump_until(|c| c.block_count() == 0).await;
+
+    // The restore's transaction leaves collecting its deleted content for after its answer: the
+    // state holds none of the 80 KB of names by the time anything else reads it.
+    let after = named_version(&app, &owner, ws, "after").await;
+    let after_size = after["size_bytes"].as_i64().expect("size");
+    assert!(after_size < 4_000, "deleted content still held: {after}");
+    assert_eq!(after["block_count"], 0);
+    // Collected content leaves the document whole: a new editor syncs it, and undoing works.
+    let fresh = client(&app, &owner, ws).await;
+    assert_eq!(fresh.block_count(), 0);
+    let before_id = restored.body["before_restore"]["id"].as_str().expect("id");
+    let undo = app
+        .client
+        .post(
+            &format!("{base}/{before_id}/restore"),
+            &owner.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(undo.status, StatusCode::OK, "{}", undo.body);
+    editor
+        .pump_until(|c| {
+            c.canvas_json()["blocks"]
+                .as_object()
+                .is_some_and(|b| b.len() == 40)
+        })
+        .await;
+}

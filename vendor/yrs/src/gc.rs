@@ -15,6 +15,14 @@ impl GCCollector {
         gc.collect_marked(txn);
     }
 
+    /// nox-sync patch: garbage collect the blocks of `delete_set` (deleted by an earlier
+    /// transaction that deferred its collection), as that transaction's commit would have.
+    pub fn collect_deferred(txn: &mut TransactionMut, delete_set: &IdSet) {
+        let mut gc = Self::default();
+        gc.mark_in_scope(&mut txn.store, None, delete_set);
+        gc.collect_marked(txn);
+    }
+
     /// Garbage collect all deleted blocks from current transaction's document store.
     pub fn collect_all(txn: &mut TransactionMut, delete_set: Option<&IdSet>) {
         let mut gc = Self::default();

@@ -511,6 +511,9 @@ pub struct TransactionMut<'doc> {
     local: bool,
     committed: bool,
     needs_cleanup: bool,
+    /// nox-sync patch: skip the garbage collection of this transaction's commit (see
+    /// [TransactionMut::defer_gc]).
+    gc_deferred: bool,
 }
 
 impl<'doc> ReadTxn for TransactionMut<'doc> {
@@ -559,7 +562,29 @@ impl<'doc> TransactionMut<'doc> {
             local: true,
             committed: false,
             needs_cleanup: false,
+            gc_deferred: false,
         }
+    }
+
+    /// nox-sync patch: commits this transaction without garbage-collecting what it deleted; the
+    /// caller collects it later with [TransactionMut::collect_deferred_gc] given this
+    /// transaction's [TransactionMut::delete_set]. Until then the deleted content stays in memory
+    /// (and in encoded states, as deleted items). The update this transaction emits is the same.
+    pub fn defer_gc(&mut self) {
+        self.gc_deferred = true;
+    }
+
+    /// nox-sync patch: collects what a transaction committed after [TransactionMut::defer_gc]
+    /// deleted (`deleted`: its delete set), exactly as its commit would have: the deleted blocks
+    /// become GC blocks, then the collected runs are merged. ([TransactionMut::gc] instead merges
+    /// each collected block on its own, quadratic in the size of a large delete set.)
+    pub fn collect_deferred_gc(&mut self, deleted: &IdSet) {
+        if self.store.skip_gc {
+            return;
+        }
+        GCCollector::collect_deferred(self, deleted);
+        let mut deleted = deleted.clone();
+        deleted.try_squash_with(&mut self.store);
     }
 
     /// Check, if there were any changes registered within the scope of this transaction.
@@ -1120,7 +1145,7 @@ impl<'doc> TransactionMut<'doc> {
         }
 
         // 5. try GC delete set
-        if !self.store.skip_gc {
+        if !self.store.skip_gc && !self.gc_deferred {
             GCCollector::collect(self);
         }
 
