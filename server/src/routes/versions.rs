@@ -460,9 +460,11 @@ async fn read_version(
     if let Some(version) = state.recent_versions.get(workspace_id, version_id) {
         return Ok(version);
     }
+    let started = std::time::Instant::now();
     let bytes = versions::state(state.db.pool(), workspace_id, version_id)
         .await?
         .ok_or_else(|| ApiError::not_found("version"))?;
+    let fetched = started.elapsed();
     let state_len = bytes.len();
     let version = tokio::task::spawn_blocking(move || parse_or_decode(bytes))
         .await
@@ -471,6 +473,14 @@ async fn read_version(
             tracing::error!(%workspace_id, %version_id, %detail, "stored version does not decode");
             ApiError::internal("stored version is corrupt")
         })?;
+    tracing::debug!(
+        %workspace_id,
+        %version_id,
+        state_len,
+        fetched_ms = fetched.as_millis(),
+        total_ms = started.elapsed().as_millis(),
+        "version read"
+    );
     state
         .recent_versions
         .insert(workspace_id, version_id, version.clone(), state_len);

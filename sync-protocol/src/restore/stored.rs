@@ -54,8 +54,8 @@ pub struct StoredVersion {
     roots: Vec<(Text, Text, Live)>,
     /// The live entries of every nested map: (map id, key, value), sorted by map id.
     nested: Vec<(ID, Text, Live)>,
-    /// Where each nested map's entries are in `nested`.
-    nested_at: HashMap<ID, (usize, usize)>,
+    /// Where each nested map's entries are in `nested`: (map id, from, to), sorted by map id.
+    nested_maps: Vec<(ID, u32, u32)>,
 }
 
 /// One struct as parsed, before its map is known.
@@ -87,28 +87,27 @@ impl StoredVersion {
         });
         let delete_set = IdSet::decode(&mut decoder).map_err(|_| Unsupported("delete set"))?;
         let mut state_vector = StateVector::default();
-        for (client, structs) in &clients {
+        for (client, structs) in &clients.0 {
             if let Some(last) = structs.last() {
                 state_vector.set_max(*client, last.clock + last.len);
             }
         }
         let places = resolve_all(&clients)?;
         let (mut roots, mut nested) = (Vec::new(), Vec::new());
-        for (client, structs) in &clients {
-            let places = &places[client];
-            for (index, parsed) in structs.iter().enumerate() {
+        nested.reserve(clients.0.iter().map(|(_, structs)| structs.len()).sum());
+        for ((client, structs), places) in clients.0.iter().zip(&places) {
+            let mut deleted = DeletedRanges::of(&delete_set, *client);
+            for (parsed, place) in structs.iter().zip(places) {
                 let Some(ParsedItem {
                     value: Some(value), ..
                 }) = &parsed.item
                 else {
                     continue;
                 };
-                let deleted = (parsed.clock..parsed.clock + parsed.len)
-                    .any(|clock| delete_set.contains(&ID::new(*client, clock)));
-                if deleted {
+                if deleted.overlaps(parsed.clock, parsed.clock + parsed.len) {
                     continue;
                 }
-                match places[index] {
+                match place.flatten() {
                     Some((MapKey::Root(root), Some(key))) => roots.push((root, key, *value)),
                     Some((MapKey::Nested(map), Some(key))) => nested.push((map, key, *value)),
                     _ => return Err(Unsupported("a live item outside a known map")),
@@ -117,7 +116,8 @@ impl StoredVersion {
         }
         let raw = |t: Text| raw_of(&bytes, t);
         sort_by_root_and_key(&mut roots, &bytes);
-        nested.sort_unstable_by_key(|entry| entry.0);
+        // Stable and adaptive: each client's entries arrive mostly in map order already.
+        nested.sort_by_key(|entry| entry.0);
         let twice_in_roots = roots
             .windows(2)
             .any(|w| (raw(w[0].0), raw(w[0].1)) == (raw(w[1].0), raw(w[1].1)));
@@ -130,11 +130,13 @@ impl StoredVersion {
         if twice_in_roots || twice_in_nested {
             return Err(Unsupported("two live values for one key"));
         }
-        let mut nested_at = HashMap::new();
-        let mut from = 0;
+        let mut nested_maps = Vec::new();
+        let mut from = 0u32;
         for map in nested.chunk_by(|a, b| a.0 == b.0) {
-            nested_at.insert(map[0].0, (from, from + map.len()));
-            from += map.len();
+            // `nested` holds fewer entries than the update has bytes: the sum fits a u32.
+            let to = from.saturating_add(map.len() as u32);
+            nested_maps.push((map[0].0, from, to));
+            from = to;
         }
         Ok(StoredVersion {
             bytes,
@@ -142,7 +144,7 @@ impl StoredVersion {
             delete_set,
             roots,
             nested,
-            nested_at,
+            nested_maps,
         })
     }
 
@@ -207,8 +209,13 @@ impl StoredVersion {
 
     /// The live entries of nested map `id`.
     fn nested_entries(&self, id: ID) -> &[(ID, Text, Live)] {
-        let (from, to) = self.nested_at.get(&id).copied().unwrap_or_default();
-        &self.nested[from..to]
+        let Ok(at) = self.nested_maps.binary_search_by_key(&id, |(map, ..)| *map) else {
+            return &[];
+        };
+        let (_, from, to) = self.nested_maps[at];
+        self.nested
+            .get(from as usize..to as usize)
+            .unwrap_or_default()
     }
 
     fn live_json(&self, value: Live, depth: usize) -> Value {
@@ -429,26 +436,27 @@ fn sort_by_root_and_key(roots: &mut Vec<(Text, Text, Live)>, bytes: &[u8]) {
 
 /// The structs of every client, in clock order, as yrs's `Update::decode` reads them; and where the
 /// delete set starts.
-fn parse_structs(bytes: &[u8]) -> Result<(HashMap<ClientID, Vec<Parsed>>, usize), Unsupported> {
+fn parse_structs(bytes: &[u8]) -> Result<(Clients, usize), Unsupported> {
     let mut reader = Reader {
         bytes,
         decoder: DecoderV1::new(Cursor::new(bytes)),
     };
     let malformed = |_| Unsupported("malformed structs");
     let clients_len: u32 = reader.decoder.read_var().map_err(malformed)?;
-    let mut clients: HashMap<ClientID, Vec<Parsed>> = HashMap::new();
+    let mut clients: Vec<(ClientID, Vec<Parsed>)> = Vec::new();
+    // Structs after a gap stay pending in a document: not a plain full state.
+    let gap = Unsupported("a client twice, or not from its first clock");
     for _ in 0..clients_len {
         let count: u32 = reader.decoder.read_var().map_err(malformed)?;
         let client = reader.decoder.read_client().map_err(malformed)?;
         let mut clock: u32 = reader.decoder.read_var().map_err(malformed)?;
-        if clients.contains_key(&client) || clock != 0 {
-            // Structs after a gap stay pending in a document: not a plain full state.
-            return Err(Unsupported("a client twice, or not from its first clock"));
+        if clock != 0 {
+            return Err(gap);
         }
-        let structs = clients.entry(client).or_default();
-        // The count comes from the update: bounded by what its bytes can hold (a struct takes
-        // at least two), so a hostile count reserves no more than the update's size.
-        structs.reserve((count as usize).min(bytes.len() / 2));
+        // The count comes from the update: capped by what its remaining bytes can hold (a
+        // struct takes at least two), so a false count cannot reserve much more than that.
+        let remaining = bytes.len().saturating_sub(reader.offset()? as usize);
+        let mut structs = Vec::with_capacity((count as usize).min(remaining / 2));
         for _ in 0..count {
             let parsed = parse_struct(&mut reader, ID::new(client, clock))?;
             clock = clock
@@ -458,9 +466,67 @@ fn parse_structs(bytes: &[u8]) -> Result<(HashMap<ClientID, Vec<Parsed>>, usize)
                 structs.push(parsed);
             }
         }
+        clients.push((client, structs));
+    }
+    clients.sort_unstable_by_key(|(client, _)| *client);
+    if clients.windows(2).any(|w| w[0].0 == w[1].0) {
+        return Err(gap);
     }
     let tail = reader.offset()? as usize;
-    Ok((clients, tail))
+    Ok((Clients(clients), tail))
+}
+
+/// Every client's structs in clock order, sorted by client id (an update holds a handful).
+struct Clients(Vec<(ClientID, Vec<Parsed>)>);
+
+impl Clients {
+    /// The struct holding `id`: (the client's position, the struct's index).
+    fn find(&self, id: ID) -> Option<(usize, usize)> {
+        let at = self
+            .0
+            .binary_search_by_key(&id.client, |(client, _)| *client)
+            .ok()?;
+        let structs = &self.0[at].1;
+        let index = structs
+            .partition_point(|s| s.clock <= id.clock)
+            .checked_sub(1)?;
+        let s = structs.get(index)?;
+        (id.clock < s.clock + s.len).then_some((at, index))
+    }
+}
+
+/// One client's deleted clock ranges, asked about in ascending clock order (as its structs come).
+struct DeletedRanges {
+    /// Sorted and disjoint.
+    ranges: Vec<std::ops::Range<u32>>,
+    next: usize,
+}
+
+impl DeletedRanges {
+    fn of(delete_set: &IdSet, client: ClientID) -> Self {
+        let mut listed: Vec<std::ops::Range<u32>> = delete_set
+            .get(&client)
+            .map(|ranges| ranges.ranges().cloned().collect())
+            .unwrap_or_default();
+        // Decoded as sent: sort and merge, so one forward walk answers.
+        listed.sort_unstable_by_key(|r| r.start);
+        let mut ranges: Vec<std::ops::Range<u32>> = Vec::with_capacity(listed.len());
+        for range in listed {
+            match ranges.last_mut() {
+                Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
+                _ => ranges.push(range),
+            }
+        }
+        DeletedRanges { ranges, next: 0 }
+    }
+
+    /// Whether any clock of `from..to` is deleted; `from` must not decrease between calls.
+    fn overlaps(&mut self, from: u32, to: u32) -> bool {
+        while self.ranges.get(self.next).is_some_and(|r| r.end <= from) {
+            self.next += 1;
+        }
+        self.ranges.get(self.next).is_some_and(|r| r.start < to)
+    }
 }
 
 const SKIP: u8 = 10;
@@ -592,35 +658,33 @@ fn skip_any(decoder: &mut DecoderV1, depth: usize) -> Result<(), Unsupported> {
 /// (the item reads as collected).
 type Resolved = Option<(MapKey, Option<Text>)>;
 
-fn resolve_all(
-    clients: &HashMap<ClientID, Vec<Parsed>>,
-) -> Result<HashMap<ClientID, Vec<Resolved>>, Unsupported> {
-    let mut memo: HashMap<ClientID, Vec<Option<Resolved>>> = clients
+fn resolve_all(clients: &Clients) -> Result<Vec<Vec<Option<Resolved>>>, Unsupported> {
+    let mut memo: Vec<Vec<Option<Resolved>>> = clients
+        .0
         .iter()
-        .map(|(client, structs)| (*client, vec![None; structs.len()]))
+        .map(|(_, structs)| vec![None; structs.len()])
         .collect();
-    for (client, structs) in clients {
+    let mut chain = Vec::new();
+    for (at, (_, structs)) in clients.0.iter().enumerate() {
         for index in 0..structs.len() {
-            resolve(clients, &mut memo, (*client, index))?;
+            resolve(clients, &mut memo, (at, index), &mut chain)?;
         }
     }
-    Ok(memo
-        .into_iter()
-        .map(|(client, resolved)| (client, resolved.into_iter().map(Option::flatten).collect()))
-        .collect())
+    Ok(memo)
 }
 
-/// Resolves one struct, walking its origin chain iteratively (a key set many times in a row makes
-/// a long chain) and memoizing every link.
+/// Resolves one struct (the client's position, the struct's index), walking its origin chain
+/// iteratively (a key set many times in a row makes a long chain) and memoizing every link.
 fn resolve(
-    clients: &HashMap<ClientID, Vec<Parsed>>,
-    memo: &mut HashMap<ClientID, Vec<Option<Resolved>>>,
-    start: (ClientID, usize),
+    clients: &Clients,
+    memo: &mut [Vec<Option<Resolved>>],
+    start: (usize, usize),
+    chain: &mut Vec<(usize, usize)>,
 ) -> Result<(), Unsupported> {
-    let mut chain: Vec<(ClientID, usize)> = Vec::new();
+    chain.clear();
     let mut at = start;
     let resolved = loop {
-        if let Some(known) = memo.get(&at.0).and_then(|m| m.get(at.1)).copied().flatten() {
+        if let Some(known) = memo.get(at.0).and_then(|m| m.get(at.1)).copied().flatten() {
             break known;
         }
         if chain.len() > MAX_ORIGIN_CHAIN {
@@ -628,37 +692,27 @@ fn resolve(
         }
         chain.push(at);
         let item = clients
-            .get(&at.0)
-            .and_then(|structs| structs.get(at.1))
+            .0
+            .get(at.0)
+            .and_then(|(_, structs)| structs.get(at.1))
             .and_then(|s| s.item.as_ref());
         match item.map(|i| &i.place) {
             Some(Place::Given(map, key)) => break Some((*map, *key)),
-            Some(Place::Neighbour(neighbour)) => match find(clients, *neighbour) {
+            Some(Place::Neighbour(neighbour)) => match clients.find(*neighbour) {
                 Some(next) => at = next,
                 None => break None,
             },
             None => break None,
         }
     };
-    for (client, index) in chain {
-        if let Some(slot) = memo.get_mut(&client).and_then(|m| m.get_mut(index)) {
+    for &(client, index) in chain.iter() {
+        if let Some(slot) = memo.get_mut(client).and_then(|m| m.get_mut(index)) {
             *slot = Some(resolved);
         }
     }
     Ok(())
 }
 
-/// The struct holding `id`.
-fn find(clients: &HashMap<ClientID, Vec<Parsed>>, id: ID) -> Option<(ClientID, usize)> {
-    let structs = clients.get(&id.client)?;
-    let index = structs
-        .partition_point(|s| s.clock <= id.clock)
-        .checked_sub(1)?;
-    let s = structs.get(index)?;
-    (id.clock < s.clock + s.len).then_some((id.client, index))
-}
-
-/// Origin chains longer than this are not followed: the document path handles them.
 const MAX_ORIGIN_CHAIN: usize = 1_000_000;
 
 #[cfg(test)]
