@@ -187,6 +187,15 @@ fn check_document(doc: &Doc, out_of_order: bool) {
         state,
         "a replica built from the full state reads another canvas"
     );
+    // Stored as a version, the state is read without a document (restore::StoredVersion) unless
+    // that reader refuses it: what it reads must be what the document reads.
+    if let Ok(stored) = crate::restore::StoredVersion::parse(full.clone()) {
+        assert_eq!(
+            stored.canvas(),
+            state,
+            "the stored-version reader reads another canvas than the document"
+        );
+    }
 
     apply_state(doc, &full);
     let txn = doc.transact();
