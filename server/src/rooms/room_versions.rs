@@ -152,7 +152,7 @@ impl WorkspaceRoom {
     ) -> RestoreOutcome {
         let before = (prepared != self.version).then(|| self.take_version());
         let started = Instant::now();
-        let compared_at;
+        let writes_done;
         let (summary, compared) = {
             let mut txn = self
                 .awareness
@@ -162,11 +162,11 @@ impl WorkspaceRoom {
             // commit, and nothing needs it before the restore is answered.
             txn.defer_gc();
             let restored = version.restore_into(&mut txn, SearchLimits::default());
-            compared_at = started.elapsed();
+            writes_done = started.elapsed();
             self.deferred_gc.push(txn.delete_set().clone());
             restored
         };
-        let written = started.elapsed();
+        let committed = started.elapsed();
         self.acting_user = Some(user_id);
         self.collect_emitted();
         self.acting_user = None;
@@ -181,8 +181,8 @@ impl WorkspaceRoom {
             ?compared,
             from_stored_update = matches!(version, VersionSource::Stored(_)),
             retaken = before.is_some(),
-            written_ms = compared_at.as_millis(),
-            restore_ms = written.as_millis(),
+            written_ms = writes_done.as_millis(),
+            committed_ms = committed.as_millis(),
             total_ms = started.elapsed().as_millis(),
             "restore applied in the room"
         );
