@@ -531,6 +531,12 @@ impl WorkspaceRoom {
         frame
     }
 
+    /// Drops the cached SyncStep2 full state (the document's encoding changed without a new
+    /// version: its deleted content was collected).
+    pub(super) fn forget_full_state(&mut self) {
+        self.full_state = None;
+    }
+
     pub(super) fn queue(&mut self, target: Target, frame: Vec<u8>) {
         self.queue_bytes(target, Bytes::from(frame));
     }

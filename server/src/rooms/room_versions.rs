@@ -208,6 +208,9 @@ impl WorkspaceRoom {
             txn.collect_deferred_gc(&deleted);
         }
         drop(txn);
+        // A full state encoded meanwhile (a joiner's SyncStep2) carries the deleted content:
+        // the next joiner gets the smaller one.
+        self.forget_full_state();
         tracing::debug!(
             workspace_id = %self.workspace_id,
             gc_ms = started.elapsed().as_millis(),
