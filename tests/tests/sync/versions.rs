@@ -26,6 +26,22 @@ async fn named_version(app: &TestApp, who: &Session, ws: Uuid, name: &str) -> Va
     reply.body
 }
 
+/// Asks to restore version `version_id` of workspace `ws`, as `who`.
+async fn restore(
+    app: &TestApp,
+    who: &Session,
+    ws: Uuid,
+    version_id: impl std::fmt::Display,
+) -> nox_tests::http::Reply {
+    app.client
+        .post(
+            &format!("/api/v1/workspaces/{ws}/versions/{version_id}/restore"),
+            &who.token,
+            json!({}),
+        )
+        .await
+}
+
 fn ids(entities: &Value) -> Vec<String> {
     let mut ids: Vec<String> = entities
         .as_array()
@@ -237,10 +253,7 @@ async fn a_restore_is_seen_live_is_undoable_audited_and_survives_a_restart() {
     assert_eq!(watcher.block_count(), 2);
 
     let base = format!("/api/v1/workspaces/{ws}/versions");
-    let restored = app
-        .client
-        .post(&format!("{base}/{v1_id}/restore"), &owner.token, json!({}))
-        .await;
+    let restored = restore(&app, &owner, ws, &v1_id).await;
     assert_eq!(restored.status, StatusCode::OK, "{}", restored.body);
     assert_eq!(restored.body["restored"]["id"], v1_id.as_str());
     assert_eq!(restored.body["before_restore"]["kind"], "before_restore");
@@ -286,14 +299,7 @@ async fn a_restore_is_seen_live_is_undoable_audited_and_survives_a_restart() {
     assert_eq!(audited.0, 1);
 
     // Undo: restore the version taken just before the restore.
-    let undo = app
-        .client
-        .post(
-            &format!("{base}/{before_id}/restore"),
-            &owner.token,
-            json!({}),
-        )
-        .await;
+    let undo = restore(&app, &owner, ws, &before_id).await;
     assert_eq!(undo.status, StatusCode::OK, "{}", undo.body);
     let undone = |client: &nox_tests::WsClient| {
         let canvas = client.canvas_json();
@@ -313,10 +319,7 @@ async fn a_restore_is_seen_live_is_undoable_audited_and_survives_a_restart() {
     );
 
     // And back to v1 once more, then across a restart.
-    let again = app
-        .client
-        .post(&format!("{base}/{v1_id}/restore"), &owner.token, json!({}))
-        .await;
+    let again = restore(&app, &owner, ws, &v1_id).await;
     assert_eq!(again.status, StatusCode::OK);
     drop(editor);
     drop(watcher);
@@ -414,15 +417,8 @@ async fn retention_prunes_old_automatic_versions_but_never_named_ones() {
     .expect("old versions");
 
     // Storing a version applies the plan's retention (here the restore's "before" version).
-    let restore = app
-        .client
-        .post(
-            &format!("/api/v1/workspaces/{ws}/versions/{named_id}/restore"),
-            &owner.token,
-            json!({}),
-        )
-        .await;
-    assert_eq!(restore.status, StatusCode::OK, "{}", restore.body);
+    let restored = restore(&app, &owner, ws, &named_id).await;
+    assert_eq!(restored.status, StatusCode::OK, "{}", restored.body);
 
     let counts: (i64, i64, i64) = sqlx::query_as(
         "SELECT COUNT(*) FILTER (WHERE kind <> 'named'),
@@ -472,14 +468,7 @@ async fn versions_are_private_to_the_workspace_and_need_the_right_permission() {
             reply.body
         );
     }
-    let foreign_restore = app
-        .client
-        .post(
-            &format!("/api/v1/workspaces/{their_ws}/versions/{vid}/restore"),
-            &stranger.token,
-            json!({}),
-        )
-        .await;
+    let foreign_restore = restore(&app, &stranger, their_ws, &vid).await;
     assert_eq!(foreign_restore.status, StatusCode::NOT_FOUND);
     let stranger_create = app
         .client
@@ -491,10 +480,7 @@ async fn versions_are_private_to_the_workspace_and_need_the_right_permission() {
     let listed = app.client.get(&base, &viewer.token).await;
     assert_eq!(listed.status, StatusCode::OK);
     assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(1));
-    let denied = app
-        .client
-        .post(&format!("{base}/{vid}/restore"), &viewer.token, json!({}))
-        .await;
+    let denied = restore(&app, &viewer, ws, &vid).await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
     let denied_create = app
         .client
@@ -607,11 +593,7 @@ async fn a_failed_restore_stores_no_before_restore_version() {
         .await
         .expect("corrupt the state");
 
-    let base = format!("/api/v1/workspaces/{ws}/versions");
-    let reply = app
-        .client
-        .post(&format!("{base}/{v1_id}/restore"), &owner.token, json!({}))
-        .await;
+    let reply = restore(&app, &owner, ws, &v1_id).await;
     assert_eq!(
         reply.status,
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -672,11 +654,8 @@ async fn a_version_read_lately_and_then_deleted_is_not_found() {
             reply.body
         );
     }
-    let restore = app
-        .client
-        .post(&format!("{base}/{v1_id}/restore"), &owner.token, json!({}))
-        .await;
-    assert_eq!(restore.status, StatusCode::NOT_FOUND, "{}", restore.body);
+    let restored = restore(&app, &owner, ws, &v1_id).await;
+    assert_eq!(restored.status, StatusCode::NOT_FOUND, "{}", restored.body);
 }
 
 /// A stored state the stored-update reader leaves to yrs (here a `Y.Text` among the blocks, which
@@ -835,15 +814,7 @@ async fn what_a_restore_deletes_is_garbage_collected_once_it_is_answered() {
     let full_size = full["size_bytes"].as_i64().expect("size");
     assert!(full_size > 80_000, "{full}");
 
-    let base = format!("/api/v1/workspaces/{ws}/versions");
-    let restored = app
-        .client
-        .post(
-            &format!("{base}/{empty_id}/restore"),
-            &owner.token,
-            json!({}),
-        )
-        .await;
+    let restored = restore(&app, &owner, ws, &empty_id).await;
     assert_eq!(restored.status, StatusCode::OK, "{}", restored.body);
     assert_eq!(restored.body["changes"]["blocks_removed"], 40);
     editor.pump_until(|c| c.block_count() == 0).await;
@@ -858,14 +829,7 @@ async fn what_a_restore_deletes_is_garbage_collected_once_it_is_answered() {
     let fresh = client(&app, &owner, ws).await;
     assert_eq!(fresh.block_count(), 0);
     let before_id = restored.body["before_restore"]["id"].as_str().expect("id");
-    let undo = app
-        .client
-        .post(
-            &format!("{base}/{before_id}/restore"),
-            &owner.token,
-            json!({}),
-        )
-        .await;
+    let undo = restore(&app, &owner, ws, &before_id).await;
     assert_eq!(undo.status, StatusCode::OK, "{}", undo.body);
     editor
         .pump_until(|c| {
