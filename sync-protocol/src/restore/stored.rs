@@ -218,6 +218,17 @@ impl StoredVersion {
             .unwrap_or_default()
     }
 
+    /// The fields of nested map `id`, each value read by `read`.
+    fn nested_fields<'s, T>(
+        &'s self,
+        id: ID,
+        read: impl Fn(Live) -> T + 's,
+    ) -> impl Iterator<Item = (String, T)> + 's {
+        self.nested_entries(id)
+            .iter()
+            .map(move |(_, key, value)| (self.text(*key).to_owned(), read(*value)))
+    }
+
     fn live_json(&self, value: Live, depth: usize) -> Value {
         if depth > MAX_DEPTH {
             return Value::Null;
@@ -227,14 +238,7 @@ impl StoredVersion {
                 .any_at(offset)
                 .map_or(Value::Null, |any| any_to_json(&any, depth)),
             Live::Map(id) => Value::Object(
-                self.nested_entries(id)
-                    .iter()
-                    .map(|(_, key, value)| {
-                        (
-                            self.text(*key).to_owned(),
-                            self.live_json(*value, depth + 1),
-                        )
-                    })
+                self.nested_fields(id, |value| self.live_json(value, depth + 1))
                     .collect::<JsonMap<String, Value>>(),
             ),
         }
@@ -256,14 +260,7 @@ impl StoredVersion {
             // As deep as the JSON reader goes (nested maps of a canvas are one level deep).
             Live::Map(_) if depth > MAX_DEPTH => StoredValue::Any(Any::Null),
             Live::Map(id) => StoredValue::Map(
-                self.nested_entries(id)
-                    .iter()
-                    .map(|(_, key, value)| {
-                        (
-                            self.text(*key).to_owned(),
-                            self.live_value(*value, depth + 1),
-                        )
-                    })
+                self.nested_fields(id, |value| self.live_value(value, depth + 1))
                     .collect(),
             ),
         }
