@@ -302,17 +302,16 @@ fn restore_root<V: ReadTxn>(
 ) -> (usize, usize, usize) {
     let root = txn.get_or_insert_map(root_name);
     let wanted_root = version.get_map(root_name);
-    let gone: Vec<(Option<ID>, String)> = root
-        .iter(txn)
-        .filter(|(id, _)| {
-            wanted_root
-                .as_ref()
-                .is_none_or(|w| !w.contains_key(version, id))
-        })
-        .map(|(id, now)| (created_as(&now), id.to_owned()))
-        .collect();
-    let removed =
-        Removals(gone.iter().map(|(at, id)| (*at, id.as_str())).collect()).remove_from(txn, &root);
+    let mut gone = Removals::default();
+    for (id, now) in root.iter(txn) {
+        if wanted_root
+            .as_ref()
+            .is_none_or(|w| !w.contains_key(version, id))
+        {
+            gone.push(&now, id.to_owned());
+        }
+    }
+    let removed = gone.remove_from(txn, &root);
     let Some(wanted_root) = wanted_root else {
         return (0, removed, 0);
     };
@@ -338,11 +337,16 @@ fn restore_root<V: ReadTxn>(
 /// Entities to remove from a root map, removed in the order they were created. The transaction's
 /// delete set is kept sorted by clock, so removals in key order (random for UUID keys) would each
 /// insert into its middle: quadratic for a whole canvas, where creation order only appends.
-#[derive(Default)]
-struct Removals<'a>(Vec<(Option<ID>, &'a str)>);
+struct Removals<K>(Vec<(Option<ID>, K)>);
 
-impl<'a> Removals<'a> {
-    fn push(&mut self, now: &Out, id: &'a str) {
+impl<K> Default for Removals<K> {
+    fn default() -> Self {
+        Removals(Vec::new())
+    }
+}
+
+impl<K: AsRef<str>> Removals<K> {
+    fn push(&mut self, now: &Out, id: K) {
         self.0.push((created_as(now), id));
     }
 
@@ -350,7 +354,7 @@ impl<'a> Removals<'a> {
     fn remove_from(mut self, txn: &mut TransactionMut, root: &MapRef) -> usize {
         self.0.sort_unstable_by_key(|(created, _)| *created);
         for (_, id) in &self.0 {
-            root.remove(txn, id);
+            root.remove(txn, id.as_ref());
         }
         self.0.len()
     }
