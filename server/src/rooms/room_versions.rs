@@ -205,7 +205,7 @@ impl WorkspaceRoom {
             .doc()
             .transact_mut_with(origin_of_conn(SERVER_ORIGIN));
         for deleted in self.deferred_gc.drain(..) {
-            txn.collect_deferred_gc(&deleted);
+            txn.collect_deferred_gc(deleted);
         }
         drop(txn);
         // A full state encoded meanwhile (a joiner's SyncStep2) carries the deleted content:

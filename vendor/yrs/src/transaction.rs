@@ -578,12 +578,11 @@ impl<'doc> TransactionMut<'doc> {
     /// deleted (`deleted`: its delete set), exactly as its commit would have: the deleted blocks
     /// become GC blocks, then the collected runs are merged. ([TransactionMut::gc] instead merges
     /// each collected block on its own, quadratic in the size of a large delete set.)
-    pub fn collect_deferred_gc(&mut self, deleted: &IdSet) {
+    pub fn collect_deferred_gc(&mut self, mut deleted: IdSet) {
         if self.store.skip_gc {
             return;
         }
-        GCCollector::collect_deferred(self, deleted);
-        let mut deleted = deleted.clone();
+        GCCollector::collect_deferred(self, &deleted);
         deleted.try_squash_with(&mut self.store);
     }
 
