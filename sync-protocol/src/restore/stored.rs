@@ -12,6 +12,7 @@
 //! one key is [`Unsupported`]: the caller decodes it into a document instead.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use serde_json::{Map as JsonMap, Value};
@@ -80,18 +81,31 @@ enum Place {
 impl StoredVersion {
     /// Parses a full state (Yjs v1 update).
     pub fn parse(bytes: Vec<u8>) -> Result<Self, Unsupported> {
-        let (clients, tail) = parse_structs(&bytes)?;
-        let mut decoder = DecoderV1::new(Cursor {
-            buf: &bytes,
-            next: tail,
-        });
-        let delete_set = IdSet::decode(&mut decoder).map_err(|_| Unsupported("delete set"))?;
-        let mut state_vector = StateVector::default();
-        for (client, structs) in &clients.0 {
-            if let Some(last) = structs.last() {
-                state_vector.set_max(*client, last.clock + last.len);
-            }
-        }
+        let whole = 0..bytes.len();
+        Self::parse_layers(bytes, &[whole])
+    }
+
+    /// Parses a version stored as `changes` since the full state `base` (an update encoded against
+    /// base's state vector, from the same document): the state both make together.
+    pub fn parse_with_base(base: &[u8], changes: &[u8]) -> Result<Self, Unsupported> {
+        // Offsets into the buffer are u32s: the two together must fit.
+        let len = base
+            .len()
+            .checked_add(changes.len())
+            .filter(|&len| u32::try_from(len).is_ok())
+            .ok_or(Unsupported("update too large"))?;
+        let mut bytes = Vec::with_capacity(len);
+        bytes.extend_from_slice(base);
+        bytes.extend_from_slice(changes);
+        // One owned buffer, base first: every offset recorded in either region stays valid.
+        Self::parse_layers(bytes, &[0..base.len(), base.len()..len])
+    }
+
+    /// Parses the updates at `regions` of `bytes` (each a Yjs v1 update; the first a full state,
+    /// each later one continuing every client where the ones before it ended) as one state.
+    fn parse_layers(bytes: Vec<u8>, regions: &[Range<usize>]) -> Result<Self, Unsupported> {
+        let (clients, delete_set) = parse_regions(&bytes, regions)?;
+        let state_vector = clients.state_vector();
         let places = resolve_all(&clients)?;
         let (mut roots, mut nested) = (Vec::new(), Vec::new());
         nested.reserve(clients.0.iter().map(|(_, structs)| structs.len()).sum());
@@ -431,23 +445,57 @@ fn sort_by_root_and_key(roots: &mut Vec<(Text, Text, Live)>, bytes: &[u8]) {
     roots.extend(keyed.into_iter().map(|(_, _, entry)| entry));
 }
 
-/// The structs of every client, in clock order, as yrs's `Update::decode` reads them; and where the
-/// delete set starts.
-fn parse_structs(bytes: &[u8]) -> Result<(Clients, usize), Unsupported> {
+/// Every region's structs (appended to the structs of the regions before it) and the union of
+/// their delete sets.
+fn parse_regions(bytes: &[u8], regions: &[Range<usize>]) -> Result<(Clients, IdSet), Unsupported> {
+    let mut clients = Clients(Vec::new());
+    let mut delete_set = IdSet::new();
+    for (i, region) in regions.iter().enumerate() {
+        // Read no further than the region's end: a malformed update cannot reach into the next.
+        let bytes = bytes.get(..region.end).ok_or(Unsupported("malformed"))?;
+        let gap = match i {
+            // Structs after a gap stay pending in a document: not a plain full state.
+            0 => Unsupported("a client twice, or not from its first clock"),
+            _ => Unsupported("changes do not continue the base"),
+        };
+        let (layer, tail) = parse_structs(bytes, region.start, &clients, gap)?;
+        let mut decoder = DecoderV1::new(Cursor {
+            buf: bytes,
+            next: tail,
+        });
+        let deleted = IdSet::decode(&mut decoder).map_err(|_| Unsupported("delete set"))?;
+        clients.append(layer);
+        // A union (merged into the empty set, the first region's stays as decoded): a later
+        // region's set holds what was deleted since, in the earlier regions' structs too.
+        delete_set.merge_with(deleted);
+    }
+    Ok((clients, delete_set))
+}
+
+/// The structs of the update at `bytes[start..]`, every client's in clock order, as yrs's
+/// `Update::decode` reads them; and where its delete set starts. Each client must start where its
+/// structs in `before` end (at clock 0 for a client `before` lacks), and come once: else `gap`.
+fn parse_structs(
+    bytes: &[u8],
+    start: usize,
+    before: &Clients,
+    gap: Unsupported,
+) -> Result<(Clients, usize), Unsupported> {
     let mut reader = Reader {
         bytes,
-        decoder: DecoderV1::new(Cursor::new(bytes)),
+        decoder: DecoderV1::new(Cursor {
+            buf: bytes,
+            next: start,
+        }),
     };
     let malformed = |_| Unsupported("malformed structs");
     let clients_len: u32 = reader.decoder.read_var().map_err(malformed)?;
     let mut clients: Vec<(ClientID, Vec<Parsed>)> = Vec::new();
-    // Structs after a gap stay pending in a document: not a plain full state.
-    let gap = Unsupported("a client twice, or not from its first clock");
     for _ in 0..clients_len {
         let count: u32 = reader.decoder.read_var().map_err(malformed)?;
         let client = reader.decoder.read_client().map_err(malformed)?;
         let mut clock: u32 = reader.decoder.read_var().map_err(malformed)?;
-        if clock != 0 {
+        if clock != before.end(client) {
             return Err(gap);
         }
         // The count comes from the update: capped by what its remaining bytes can hold (a
@@ -477,6 +525,45 @@ fn parse_structs(bytes: &[u8]) -> Result<(Clients, usize), Unsupported> {
 struct Clients(Vec<(ClientID, Vec<Parsed>)>);
 
 impl Clients {
+    /// Each client's clock after its last struct.
+    fn state_vector(&self) -> StateVector {
+        let mut state_vector = StateVector::default();
+        for (client, structs) in &self.0 {
+            if let Some(last) = structs.last() {
+                state_vector.set_max(*client, last.clock + last.len);
+            }
+        }
+        state_vector
+    }
+
+    /// The clock after `client`'s last struct (0 when it has none).
+    fn end(&self, client: ClientID) -> u32 {
+        let structs = self
+            .0
+            .binary_search_by_key(&client, |(c, _)| *c)
+            .ok()
+            .and_then(|at| self.0.get(at));
+        // Parsed with a checked clock: the sum fits.
+        structs
+            .and_then(|(_, structs)| structs.last())
+            .map_or(0, |last| last.clock.saturating_add(last.len))
+    }
+
+    /// Appends `later`'s structs of each client to its structs here (`later` continues them, as
+    /// [`parse_structs`] checked), keeping the clients sorted and each once.
+    fn append(&mut self, later: Clients) {
+        for (client, structs) in later.0 {
+            match self.0.binary_search_by_key(&client, |(c, _)| *c) {
+                Ok(at) => {
+                    if let Some((_, known)) = self.0.get_mut(at) {
+                        known.extend(structs);
+                    }
+                }
+                Err(at) => self.0.insert(at, (client, structs)),
+            }
+        }
+    }
+
     /// The struct holding `id`: (the client's position, the struct's index).
     fn find(&self, id: ID) -> Option<(usize, usize)> {
         let at = self
@@ -716,7 +803,7 @@ const MAX_ORIGIN_CHAIN: usize = 1_000_000;
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
-    use crate::canvas::{new_canvas_doc, put_block};
+    use crate::canvas::{new_canvas_doc, put_block, put_relation, remove_block};
     use crate::restore::read_raw_canvas;
     use serde_json::json;
     use yrs::{Map, ReadTxn, Text, TextPrelim, Transact, WriteTxn};
@@ -842,5 +929,277 @@ mod tests {
         );
         assert!(StoredVersion::parse(full_state(&canvas)).is_ok());
         assert!(StoredVersion::parse(Vec::new()).is_err(), "nothing");
+    }
+
+    /// A canvas document of client `client` (the tests below need known client ids).
+    fn canvas_doc_of(client: u64) -> yrs::Doc {
+        let doc = yrs::Doc::with_options(yrs::Options {
+            client_id: ClientID::new(client),
+            offset_kind: yrs::OffsetKind::Utf16,
+            ..yrs::Options::default()
+        });
+        doc.get_or_insert_map(BLOCKS);
+        doc.get_or_insert_map(RELATIONS);
+        doc
+    }
+
+    fn fields(value: Value) -> JsonMap<String, Value> {
+        value.as_object().cloned().unwrap()
+    }
+
+    /// Applies what `from` has and `to` lacks to `to`.
+    fn sync(from: &yrs::Doc, to: &yrs::Doc) {
+        let sv = to.transact().state_vector();
+        let update = yrs::Update::decode_v1(&from.transact().encode_state_as_update_v1(&sv));
+        to.transact_mut().apply_update(update.unwrap()).unwrap();
+    }
+
+    /// Edits of client `client` made on a replica of `doc`, then merged into `doc`.
+    fn edit_as(client: u64, doc: &yrs::Doc, edit: impl FnOnce(&mut yrs::TransactionMut)) {
+        let peer = canvas_doc_of(client);
+        sync(doc, &peer);
+        edit(&mut peer.transact_mut());
+        sync(&peer, doc);
+    }
+
+    /// Asserts `stored` reads what `doc` holds, as its full state read alone does.
+    fn assert_reads_like(stored: &StoredVersion, doc: &yrs::Doc) {
+        let whole = StoredVersion::parse(full_state(doc)).unwrap();
+        let txn = doc.transact();
+        assert_eq!(stored.canvas(), crate::canvas::read_canvas(&txn));
+        assert_eq!(stored.canvas(), whole.canvas());
+        assert_eq!(stored.state_vector(), &txn.state_vector());
+        assert_eq!(stored.state_vector(), whole.state_vector());
+        assert_eq!(stored.delete_set(), &txn.snapshot().delete_set);
+        assert_eq!(stored.delete_set(), whole.delete_set());
+        let raw = read_raw_canvas(&txn);
+        for (root, entities) in [(BLOCKS, &raw.blocks), (RELATIONS, &raw.relations)] {
+            assert_eq!(stored.len(root), entities.len(), "{root}");
+            let keys: Vec<_> = stored.entries(root).map(|(key, _)| key).collect();
+            let whole_keys: Vec<_> = whole.entries(root).map(|(key, _)| key).collect();
+            assert_eq!(keys, whole_keys, "{root}");
+            for (key, value) in entities {
+                let entity = stored.entity(root, key).unwrap();
+                assert_eq!(&entity.json(), value, "{root} {key}");
+                let whole_entity = whole.entity(root, key).unwrap();
+                assert_eq!(entity.value(), whole_entity.value(), "{root} {key}");
+            }
+        }
+    }
+
+    /// Whether `client`'s structs in `doc` have one that `sv`'s clock for it falls inside of (the
+    /// update encoded against `sv` then starts with that struct's tail).
+    fn starts_inside_a_struct(doc: &yrs::Doc, sv: &StateVector, client: ClientID) -> bool {
+        let full = full_state(doc);
+        let none = Clients(Vec::new());
+        let (clients, _) = parse_structs(&full, 0, &none, Unsupported("gap")).unwrap();
+        let end = sv.get(&client);
+        let structs = &clients.0.iter().find(|(c, _)| *c == client).unwrap().1;
+        structs
+            .iter()
+            .any(|s| s.clock < end && end < s.clock + s.len)
+    }
+
+    /// A canvas of client 1000 (with an edit of client 3 merged in), its full state and its state
+    /// vector.
+    fn base_canvas() -> (yrs::Doc, Vec<u8>, StateVector) {
+        let doc = canvas_doc_of(1000);
+        {
+            let mut txn = doc.transact_mut();
+            for i in 0..20 {
+                let f = json!({"type": "NODE", "name": format!("B{i}"), "config": {"n": i},
+                    "visual": {"x": i as f64, "y": 2}, "parent_block_id": null});
+                put_block(&mut txn, &format!("b{i}"), &fields(f)).unwrap();
+            }
+            for i in 0..5 {
+                let f = json!({"source_block_id": format!("b{i}"), "target_block_id": "b9",
+                    "type": "depends_on", "visual": {"style": "solid"}});
+                put_relation(&mut txn, &format!("r{i}"), &fields(f)).unwrap();
+            }
+        }
+        put_block(
+            &mut doc.transact_mut(),
+            "b1",
+            &fields(json!({"name": "first"})),
+        )
+        .unwrap();
+        remove_block(&mut doc.transact_mut(), "b19");
+        edit_as(3, &doc, |txn| {
+            put_block(txn, "b2", &fields(json!({"name": "by 3"}))).unwrap();
+            put_block(txn, "c3", &fields(json!({"name": "C3"}))).unwrap();
+        });
+        let base = full_state(&doc);
+        let base_sv = doc.transact().state_vector();
+        (doc, base, base_sv)
+    }
+
+    #[test]
+    fn a_version_stored_as_changes_reads_like_the_whole_state() {
+        let (doc, base, base_sv) = base_canvas();
+        // The base's last struct of client 1000 is b1's name: overwritten twice, it and the first
+        // overwrite are deleted and merged into one struct, which the changes start inside of.
+        for name in ["again", "and again"] {
+            put_block(
+                &mut doc.transact_mut(),
+                "b1",
+                &fields(json!({ "name": name })),
+            )
+            .unwrap();
+        }
+        // Client 1000 continues: new blocks, renames and a nested field of base blocks (their
+        // base items overwritten: deleted), a base block removed, one renamed and removed.
+        for i in 0..5 {
+            let mut txn = doc.transact_mut();
+            put_block(&mut txn, &format!("n{i}"), &fields(json!({"name": "new"}))).unwrap();
+            put_block(
+                &mut txn,
+                &format!("b{i}"),
+                &fields(json!({"name": "again"})),
+            )
+            .unwrap();
+        }
+        put_block(
+            &mut doc.transact_mut(),
+            "b5",
+            &fields(json!({"visual": {"x": -1}})),
+        )
+        .unwrap();
+        put_block(
+            &mut doc.transact_mut(),
+            "b2",
+            &fields(json!({"name": "over 3"})),
+        )
+        .unwrap();
+        remove_block(&mut doc.transact_mut(), "b6");
+        put_block(
+            &mut doc.transact_mut(),
+            "b7",
+            &fields(json!({"name": "gone"})),
+        )
+        .unwrap();
+        remove_block(&mut doc.transact_mut(), "b7");
+        // Clients new to the base, one ordered before and one after the others.
+        edit_as(7, &doc, |txn| {
+            put_block(
+                txn,
+                "p7",
+                &fields(json!({"name": "P7", "visual": {"x": 7}})),
+            )
+            .unwrap();
+            put_block(txn, "b8", &fields(json!({"name": "by 7"}))).unwrap();
+            put_block(txn, "c3", &fields(json!({"visual": {"y": 7}}))).unwrap();
+        });
+        edit_as(5000, &doc, |txn| {
+            let f = json!({"source_block_id": "p7", "target_block_id": "b9", "type": "x"});
+            put_relation(txn, "r9", &fields(f)).unwrap();
+            remove_block(txn, "b10");
+            crate::canvas::remove_relation(txn, "r0");
+        });
+        put_block(
+            &mut doc.transact_mut(),
+            "p7",
+            &fields(json!({"name": "over 7"})),
+        )
+        .unwrap();
+
+        let changes = doc.transact().encode_state_as_update_v1(&base_sv);
+        let stored = StoredVersion::parse_with_base(&base, &changes).unwrap();
+        assert_reads_like(&stored, &doc);
+        assert!(starts_inside_a_struct(&doc, &base_sv, ClientID::new(1000)));
+        // The changes did change the canvas (else the comparison above proves little).
+        let before = StoredVersion::parse(base).unwrap();
+        assert_ne!(before.canvas(), stored.canvas());
+        assert!(stored.entity(BLOCKS, "b6").is_none() && before.entity(BLOCKS, "b6").is_some());
+        assert_eq!(
+            stored.entity(BLOCKS, "b5").unwrap().json()["visual"]["x"],
+            json!(-1)
+        );
+        assert!(
+            StoredVersion::parse(changes).is_err(),
+            "the changes alone: not a full state"
+        );
+    }
+
+    #[test]
+    fn changes_that_do_not_continue_the_base_are_unsupported() {
+        let (doc, base, base_sv) = base_canvas();
+        let before_base = {
+            let earlier = canvas_doc_of(1000);
+            put_block(
+                &mut earlier.transact_mut(),
+                "b0",
+                &fields(json!({"name": "x"})),
+            )
+            .unwrap();
+            let sv = earlier.transact().state_vector();
+            sv
+        };
+        put_block(
+            &mut doc.transact_mut(),
+            "b0",
+            &fields(json!({"name": "later"})),
+        )
+        .unwrap();
+        let later_sv = doc.transact().state_vector();
+        put_block(
+            &mut doc.transact_mut(),
+            "b1",
+            &fields(json!({"name": "later"})),
+        )
+        .unwrap();
+        let not_continuing = Some(Unsupported("changes do not continue the base"));
+        // Client 1000 starting past the base's end (a gap), or before it (an overlap).
+        let past = doc.transact().encode_state_as_update_v1(&later_sv);
+        assert_eq!(
+            StoredVersion::parse_with_base(&base, &past).err(),
+            not_continuing
+        );
+        let overlapping = doc.transact().encode_state_as_update_v1(&before_base);
+        assert_eq!(
+            StoredVersion::parse_with_base(&base, &overlapping).err(),
+            not_continuing
+        );
+        // A full state as the changes: every base client again from clock 0.
+        let whole = full_state(&doc);
+        assert_eq!(
+            StoredVersion::parse_with_base(&base, &whole).err(),
+            not_continuing
+        );
+        // The changes without their base: a client not from its first clock.
+        let changes = doc.transact().encode_state_as_update_v1(&base_sv);
+        assert!(StoredVersion::parse_with_base(&[0, 0], &changes).is_err());
+        assert!(
+            StoredVersion::parse_with_base(&[], &changes).is_err(),
+            "no base"
+        );
+        assert!(
+            StoredVersion::parse_with_base(&base, &[1, 2, 3]).is_err(),
+            "garbage"
+        );
+        assert!(
+            StoredVersion::parse_with_base(&base, &[]).is_err(),
+            "nothing"
+        );
+        // Cut anywhere, neither part reads past its end into the other, nor panics.
+        for cut in 0..changes.len() {
+            let _ = StoredVersion::parse_with_base(&base, &changes[..cut]);
+            let _ = StoredVersion::parse_with_base(&base[..cut.min(base.len())], &changes);
+        }
+        assert_reads_like(
+            &StoredVersion::parse_with_base(&base, &changes).unwrap(),
+            &doc,
+        );
+    }
+
+    #[test]
+    fn changes_with_nothing_new_read_like_the_base() {
+        let (doc, base, base_sv) = base_canvas();
+        let changes = doc.transact().encode_state_as_update_v1(&base_sv);
+        let stored = StoredVersion::parse_with_base(&base, &changes).unwrap();
+        assert_reads_like(&stored, &doc);
+        let alone = StoredVersion::parse(base).unwrap();
+        assert_eq!(stored.canvas(), alone.canvas());
+        assert_eq!(stored.state_vector(), alone.state_vector());
+        assert_eq!(stored.delete_set(), alone.delete_set());
     }
 }
