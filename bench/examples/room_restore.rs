@@ -100,6 +100,19 @@ fn main() {
         let full = room
             .transact()
             .encode_state_as_update_v1(&StateVector::default());
+        // The floor for any Yjs server: yrs integrating the same items from an update into an
+        // empty document (no restore logic, no observer).
+        let started = Instant::now();
+        let fresh = Doc::new();
+        fresh
+            .transact_mut()
+            .apply_update(Update::decode_v1(&full).expect("decode"))
+            .expect("apply");
+        times
+            .entry("floor: apply the full state to a new doc".into())
+            .or_default()
+            .push(started.elapsed());
+        drop(fresh);
         for (case, state) in [("empty version", &empty), ("onto empty", &full)] {
             let started = Instant::now();
             let version = restore::StoredVersion::parse(state.clone()).expect("parse");

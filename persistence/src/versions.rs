@@ -1,8 +1,11 @@
 //! `core_snapshots`: the version history of a workspace (issue 14).
 //!
-//! A version is the full state of the workspace's Yjs document (a v1 update) taken from the room's
-//! durable state, with its state vector and the block / relation counts. Versions are written once
-//! and never rewritten; retention deletes old automatic versions, never named ones.
+//! A version is the state of the workspace's Yjs document (a v1 update) taken from the room's
+//! durable state, with its state vector and the block / relation counts. It is stored whole, or
+//! (automatic and before-restore versions) as the changes since the newest full version of the
+//! workspace, its base: the state is then the base's state and these changes together. Versions
+//! are written once and never rewritten; retention deletes old automatic versions, never named
+//! ones, and never a base a kept version still needs.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -53,11 +56,15 @@ pub struct NewVersion<'a> {
     pub name: &'a str,
     pub description: Option<&'a str>,
     pub created_by: Option<Uuid>,
-    /// The document's full state, a Yjs v1 update.
+    /// The document's full state, or (with `base_version_id`) the changes since that version's
+    /// state: a Yjs v1 update either way.
     pub state: &'a [u8],
+    /// The state vector of the whole state (not of the changes).
     pub state_vector: &'a [u8],
     pub block_count: i32,
     pub relation_count: i32,
+    /// The full version `state` holds the changes since ([`delta_base`]); `None`: stored whole.
+    pub base_version_id: Option<Uuid>,
 }
 
 /// What is known of a version without its content.
@@ -72,10 +79,12 @@ pub struct VersionMeta {
     pub created_at: DateTime<Utc>,
     pub block_count: i32,
     pub relation_count: i32,
-    /// Bytes of the state (a Yjs v1 update).
+    /// Bytes of the stored update (the changes since the base, for a version stored that way).
     pub size_bytes: i64,
     /// Bytes the state takes in the table (after PostgreSQL's TOAST compression).
     pub stored_bytes: i64,
+    /// The full version this one is stored as the changes since; `None`: stored whole.
+    pub base_version_id: Option<Uuid>,
 }
 
 type MetaRow = (
@@ -90,11 +99,12 @@ type MetaRow = (
     i32,
     i64,
     i64,
+    Option<Uuid>,
 );
 
 const META_COLUMNS: &str = "id, workspace_id, kind, name, commit_message, created_by_id, \
      created_at, block_count, relation_count, COALESCE(octet_length(state), 0)::BIGINT, \
-     COALESCE(pg_column_size(state), 0)::BIGINT";
+     COALESCE(pg_column_size(state), 0)::BIGINT, base_version_id";
 
 fn meta_of(row: MetaRow) -> Result<VersionMeta, PersistenceError> {
     let (
@@ -109,6 +119,7 @@ fn meta_of(row: MetaRow) -> Result<VersionMeta, PersistenceError> {
         relations,
         size,
         stored,
+        base_version_id,
     ) = row;
     Ok(VersionMeta {
         id,
@@ -122,6 +133,7 @@ fn meta_of(row: MetaRow) -> Result<VersionMeta, PersistenceError> {
         relation_count: relations,
         size_bytes: size,
         stored_bytes: stored,
+        base_version_id,
     })
 }
 
@@ -129,12 +141,14 @@ fn meta_of(row: MetaRow) -> Result<VersionMeta, PersistenceError> {
 fn summary_of(version: &NewVersion<'_>) -> serde_json::Value {
     serde_json::json!({
         "encoding": "yjs-update-v1",
+        "changes_since": version.base_version_id,
         "blocks": version.block_count,
         "relations": version.relation_count,
     })
 }
 
-/// Stores a version (the project comes from the workspace). `None` when the workspace is gone.
+/// Stores a version (the project comes from the workspace). `None` when the workspace is gone,
+/// or when the base named is not a full version of the same workspace.
 pub async fn insert<'e>(
     executor: impl PgExecutor<'e>,
     version: &NewVersion<'_>,
@@ -143,9 +157,13 @@ pub async fn insert<'e>(
     let sql = format!(
         "INSERT INTO core_snapshots
            (project_id, workspace_id, kind, name, commit_message, created_by_id, full_state_dump,
-            state, state_vector, block_count, relation_count)
-         SELECT w.project_id, w.id, $2, $3, $4, $5, $6, $7, $8, $9, $10
+            state, state_vector, block_count, relation_count, base_version_id)
+         SELECT w.project_id, w.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
          FROM workspaces w WHERE w.id = $1
+           AND ($11::UUID IS NULL OR EXISTS (
+             SELECT 1 FROM core_snapshots b
+             WHERE b.id = $11 AND b.workspace_id = $1 AND b.base_version_id IS NULL
+               AND b.state IS NOT NULL))
          RETURNING {META_COLUMNS}"
     );
     let row: Option<MetaRow> = sqlx::query_as(&sql)
@@ -159,9 +177,58 @@ pub async fn insert<'e>(
         .bind(version.state_vector)
         .bind(version.block_count)
         .bind(version.relation_count)
+        .bind(version.base_version_id)
         .fetch_optional(executor)
         .await?;
     row.map(meta_of).transpose()
+}
+
+/// The transaction a version is written in.
+pub type VersionTx = sqlx::Transaction<'static, sqlx::Postgres>;
+
+/// A full version that a new version can be stored against, as the changes since it.
+#[derive(Debug, Clone)]
+pub struct DeltaBase {
+    pub id: Uuid,
+    /// Its state vector (v1 encoded): the changes are the document's update against it.
+    pub state_vector: Vec<u8>,
+    /// Bytes of its state: changes larger than half of it are not worth a delta.
+    pub size_bytes: i64,
+}
+
+/// The newest full version of the workspace, locked against retention until `tx` ends (retention
+/// skips locked rows), so a version stored against it in `tx` keeps its base.
+pub async fn delta_base(
+    tx: &mut VersionTx,
+    workspace_id: Uuid,
+) -> Result<Option<DeltaBase>, PersistenceError> {
+    let row: Option<(Uuid, Vec<u8>, i64)> = sqlx::query_as(
+        "SELECT id, COALESCE(state_vector, ''::BYTEA), octet_length(state)::BIGINT
+         FROM core_snapshots
+         WHERE workspace_id = $1 AND base_version_id IS NULL AND state IS NOT NULL
+         ORDER BY created_at DESC, id DESC
+         LIMIT 1
+         FOR KEY SHARE",
+    )
+    .bind(workspace_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|(id, state_vector, size_bytes)| DeltaBase {
+        id,
+        state_vector,
+        size_bytes,
+    }))
+}
+
+/// Opens the transaction a server-taken version is written in, with the base it can be stored
+/// against (see [`delta_base`]).
+pub async fn begin_with_base(
+    pool: &PgPool,
+    workspace_id: Uuid,
+) -> Result<(VersionTx, Option<DeltaBase>), PersistenceError> {
+    let mut tx = pool.begin().await?;
+    let base = delta_base(&mut tx, workspace_id).await?;
+    Ok((tx, base))
 }
 
 /// Stores a version and the audit row describing it (made from the stored version) in one
@@ -206,7 +273,7 @@ impl PendingVersion {
         let sql = format!(
             "UPDATE core_snapshots
              SET state = $2, state_vector = $3, block_count = $4, relation_count = $5,
-                 full_state_dump = $6
+                 full_state_dump = $6, base_version_id = $7
              WHERE id = $1
              RETURNING {META_COLUMNS}"
         );
@@ -217,6 +284,7 @@ impl PendingVersion {
             .bind(version.block_count)
             .bind(version.relation_count)
             .bind(summary_of(version))
+            .bind(version.base_version_id)
             .fetch_one(&mut *self.tx)
             .await?;
         self.stored = meta_of(row)?;
@@ -234,13 +302,12 @@ impl PendingVersion {
     }
 }
 
-/// Inserts a version in a new transaction left open (see [`PendingVersion`]). `None` when the
+/// Inserts a version in `tx` and leaves it open (see [`PendingVersion`]). `None` when the
 /// workspace is gone.
 pub async fn insert_pending(
-    pool: &PgPool,
+    mut tx: VersionTx,
     version: &NewVersion<'_>,
 ) -> Result<Option<PendingVersion>, PersistenceError> {
-    let mut tx = pool.begin().await?;
     let Some(stored) = insert(&mut *tx, version).await? else {
         return Ok(None);
     };
@@ -290,21 +357,43 @@ pub async fn find(
     row.map(meta_of).transpose()
 }
 
-/// The stored full state of a version of this workspace.
+/// What is stored of a version's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredState {
+    /// The full state, or the changes since `base`.
+    pub state: Vec<u8>,
+    /// The full state of its base version, for a version stored as changes.
+    pub base: Option<Vec<u8>>,
+}
+
+/// The stored state of a version of this workspace (with its base's, in the same read).
 pub async fn state(
     pool: &PgPool,
     workspace_id: Uuid,
     id: Uuid,
-) -> Result<Option<Vec<u8>>, PersistenceError> {
-    let row: Option<(Vec<u8>,)> = sqlx::query_as(
-        "SELECT state FROM core_snapshots
-         WHERE id = $1 AND workspace_id = $2 AND state IS NOT NULL",
+) -> Result<Option<StoredState>, PersistenceError> {
+    // (state, base id, base state)
+    type StateRow = (Vec<u8>, Option<Uuid>, Option<Vec<u8>>);
+    let row: Option<StateRow> = sqlx::query_as(
+        "SELECT v.state, v.base_version_id, b.state FROM core_snapshots v
+         LEFT JOIN core_snapshots b ON b.id = v.base_version_id AND b.workspace_id = v.workspace_id
+         WHERE v.id = $1 AND v.workspace_id = $2 AND v.state IS NOT NULL",
     )
     .bind(id)
     .bind(workspace_id)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|r| r.0))
+    match row {
+        None => Ok(None),
+        Some((state, None, _)) => Ok(Some(StoredState { state, base: None })),
+        Some((state, Some(_), Some(base))) => Ok(Some(StoredState {
+            state,
+            base: Some(base),
+        })),
+        Some((_, Some(base_id), None)) => Err(PersistenceError::Invariant(format!(
+            "version {id} is stored as changes since {base_id}, which has no state"
+        ))),
+    }
 }
 
 /// How long automatic versions are kept. Named versions are never pruned.
@@ -352,7 +441,9 @@ pub async fn plan_of_workspace(
 }
 
 /// Deletes the workspace's automatic versions (`auto` and `before_restore`) that `retention` no
-/// longer keeps, as of `now`. Returns how many were deleted.
+/// longer keeps, as of `now`, except bases a kept version is stored against (they go with the
+/// last version needing them) and bases a version is being written against (locked rows are
+/// skipped, not waited for). Returns how many were deleted.
 pub async fn prune(
     pool: &PgPool,
     workspace_id: Uuid,
@@ -363,7 +454,7 @@ pub async fn prune(
         .max_age_days
         .map(|days| now - Duration::days(days));
     let result = sqlx::query(
-        "DELETE FROM core_snapshots WHERE id IN (
+        "WITH expired AS (
            SELECT id FROM (
              SELECT id, created_at,
                     ROW_NUMBER() OVER (ORDER BY created_at DESC, id DESC) AS newest
@@ -372,7 +463,15 @@ pub async fn prune(
            ) automatic
            WHERE ($2::TIMESTAMPTZ IS NOT NULL AND created_at < $2)
               OR ($3::BIGINT IS NOT NULL AND newest > $3)
-         )",
+         ), deletable AS (
+           SELECT c.id FROM core_snapshots c
+           WHERE c.id IN (SELECT id FROM expired)
+             AND NOT EXISTS (
+               SELECT 1 FROM core_snapshots d
+               WHERE d.base_version_id = c.id AND d.id NOT IN (SELECT id FROM expired))
+           FOR UPDATE OF c SKIP LOCKED
+         )
+         DELETE FROM core_snapshots WHERE id IN (SELECT id FROM deletable)",
     )
     .bind(workspace_id)
     .bind(cutoff)

@@ -8,6 +8,7 @@
 //! - [`locks`]: the JSON edit-lock messages carried in stateless frames.
 //! - [`rules`]: the canvas rules, defined once: fields, column limits, ids, request bodies, and the
 //!   checks over the live canvas (references, duplicates, cycles, the cascade of a delete).
+//! - [`version_delta`]: versions stored as the changes since a full version.
 //! - [`projection`]: how a canvas state becomes `core_blocks` / `core_relations` /
 //!   `block_invader_usages` rows, with every conflict rule of the design resolved deterministically.
 
@@ -18,4 +19,5 @@ pub mod projection;
 pub mod restore;
 pub mod rules;
 pub mod snapshot;
+pub mod version_delta;
 pub mod wire;

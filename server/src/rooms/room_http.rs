@@ -4,6 +4,7 @@
 //! Every answer waits for the batch to be durable.
 
 use chrono::{DateTime, Utc};
+use nox_persistence::versions::DeltaBase;
 use nox_sync_protocol::canvas::{self, BlockEntry, CanvasError, CanvasState, RelationEntry};
 use nox_sync_protocol::locks::{LockView, ReleaseReason, ResourceType};
 use nox_sync_protocol::restore::VersionSource;
@@ -182,17 +183,20 @@ pub enum HttpRequest {
     },
     /// Many new blocks and relations in one transaction (`room_insert.rs`).
     Insert(CanvasInsert),
-    /// The document's full state for a version (`room_versions.rs`), once durable.
+    /// The document's state for a version (`room_versions.rs`), once durable: the changes since
+    /// `base` when worth it, else the full state.
     TakeVersion {
+        base: Option<DeltaBase>,
         reply: Reply<VersionState>,
     },
     /// Brings the canvas back to `target` as a forward change by `user_id`. `prepared`: the
     /// `document_version` of the state the caller took (and stores as the state before the
-    /// restore); the room takes a new one only if the document changed since.
+    /// restore); the room takes a new one only if the document changed since, against `base`.
     Restore {
         user_id: Uuid,
         target: VersionSource,
         prepared: u64,
+        base: Option<DeltaBase>,
         reply: Reply<Result<RestoreOutcome, EditError>>,
     },
 }
@@ -292,8 +296,8 @@ impl WorkspaceRoom {
                 self.http_replies
                     .push(PendingHttpReply::new(reply, answer, None));
             }
-            HttpRequest::TakeVersion { reply } => {
-                let state = self.take_version();
+            HttpRequest::TakeVersion { base, reply } => {
+                let state = self.take_version(base.as_ref());
                 self.http_replies
                     .push(PendingHttpReply::new(reply, state, None));
             }
@@ -301,9 +305,10 @@ impl WorkspaceRoom {
                 user_id,
                 target,
                 prepared,
+                base,
                 reply,
             } => {
-                let outcome = Ok(self.restore_to(user_id, &target, prepared));
+                let outcome = Ok(self.restore_to(user_id, &target, prepared, base.as_ref()));
                 let failure = Some(Err(EditError::Unavailable));
                 self.http_replies
                     .push(PendingHttpReply::new(reply, outcome, failure));

@@ -7,13 +7,15 @@
 //! does not. Automatic versions are taken on the tick, between batches, when the document holds
 //! nothing but durable updates.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use nox_persistence::versions::{self, NewVersion, VersionKind};
+use nox_persistence::db::Database;
+use nox_persistence::error::PersistenceError;
+use nox_persistence::versions::{self, DeltaBase, NewVersion, VersionKind};
 use nox_sync_protocol::canvas::{BLOCKS, RELATIONS};
 use nox_sync_protocol::restore::{Compared, RestoreSummary, SearchLimits, VersionSource};
+use nox_sync_protocol::version_delta::{self, Base};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 use yrs::updates::encoder::Encode;
@@ -22,17 +24,20 @@ use yrs::{Map, ReadTxn, StateVector, Transact};
 use super::room::{origin_of_conn, WorkspaceRoom};
 use super::room_http::SERVER_ORIGIN;
 
-/// The full state of the document, as a version stores it.
+/// The state of the document, as a version stores it.
 #[derive(Debug, Clone)]
 pub struct VersionState {
-    /// Yjs v1 update holding the whole document.
+    /// Yjs v1 update holding the whole document, or the changes since `base_version_id`.
     pub state: Vec<u8>,
+    /// The state vector of the whole document.
     pub state_vector: Vec<u8>,
     pub blocks: i32,
     pub relations: i32,
     /// The room's change counter when this was taken: a restore given it knows whether the
     /// document is still exactly this state.
     pub document_version: u64,
+    /// The full version `state` holds the changes since; `None`: the whole document.
+    pub base_version_id: Option<Uuid>,
 }
 
 impl VersionState {
@@ -55,6 +60,7 @@ impl VersionState {
             state_vector: &self.state_vector,
             block_count: self.blocks,
             relation_count: self.relations,
+            base_version_id: self.base_version_id,
         }
     }
 }
@@ -117,40 +123,52 @@ impl AutoVersions {
 }
 
 impl WorkspaceRoom {
-    /// The document's full state and counts (durable only between batches, or once the batch
-    /// this is taken in has committed).
-    pub(super) fn version_state(&self) -> VersionState {
+    /// The document's state and counts (durable only between batches, or once the batch this is
+    /// taken in has committed): the changes since `base` when that is worth it, else the full
+    /// state.
+    pub(super) fn version_state(&self, base: Option<&DeltaBase>) -> VersionState {
         let txn = self.awareness.doc().transact();
         let count = |root: &str| {
             txn.get_map(root)
                 .map_or(0, |map| i32::try_from(map.len(&txn)).unwrap_or(i32::MAX))
         };
+        let changes = base.and_then(|base| {
+            let since = version_delta::changes_since(&txn, delta_base(base))?;
+            Some((since, base.id))
+        });
+        let (state, base_version_id) = match changes {
+            Some((changes, base_id)) => (changes, Some(base_id)),
+            None => (txn.encode_state_as_update_v1(&StateVector::default()), None),
+        };
         VersionState {
-            state: txn.encode_state_as_update_v1(&StateVector::default()),
+            state,
             state_vector: txn.state_vector().encode_v1(),
             blocks: count(BLOCKS),
             relations: count(RELATIONS),
             document_version: self.version,
+            base_version_id,
         }
     }
 
     /// State for a version requested over HTTP: the automatic one is no longer needed for it.
-    pub(super) fn take_version(&mut self) -> VersionState {
+    pub(super) fn take_version(&mut self, base: Option<&DeltaBase>) -> VersionState {
         self.auto_versions.taken(self.version);
-        self.version_state()
+        self.version_state(base)
     }
 
     /// Makes the canvas equal to that of `version` (the version's document) in one
     /// server-originated transaction (logged, broadcast and projected like any edit). The state it
     /// replaces is taken again first, unless the document has not changed since the caller took
-    /// its state at `prepared` (the caller's state is then exactly the one replaced).
+    /// its state at `prepared` (the caller's state is then exactly the one replaced; a state
+    /// taken again is stored against the same `base`).
     pub(super) fn restore_to(
         &mut self,
         user_id: Uuid,
         version: &VersionSource,
         prepared: u64,
+        base: Option<&DeltaBase>,
     ) -> RestoreOutcome {
-        let before = (prepared != self.version).then(|| self.take_version());
+        let before = (prepared != self.version).then(|| self.take_version(base));
         let started = Instant::now();
         let writes_done;
         let (summary, compared) = {
@@ -254,22 +272,63 @@ impl WorkspaceRoom {
 
     /// Takes the state now and returns the work of storing it (and applying retention).
     fn auto_version_job(&mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let state = Arc::new(self.take_version());
+        // The full state: the base is known only once the job reads it, off the room.
+        let state = self.take_version(None);
         let (db, workspace_id) = (self.ctx.db.clone(), self.workspace_id);
         async move {
             let name = format!(
                 "Automatic version {}",
                 Utc::now().format("%Y-%m-%d %H:%M UTC")
             );
-            let version = state.to_new_version(workspace_id, VersionKind::Auto, &name, None, None);
-            match versions::store_and_prune(db.pool(), &version).await {
-                Ok(_) => tracing::debug!(%workspace_id, "automatic version stored"),
+            match store_auto_version(&db, workspace_id, state, &name).await {
+                Ok(base) => {
+                    tracing::debug!(%workspace_id, stored_against = ?base, "automatic version stored")
+                }
                 Err(err) => {
                     tracing::warn!(%workspace_id, error = %err, "automatic version not stored")
                 }
             }
         }
     }
+}
+
+fn delta_base(base: &DeltaBase) -> Base<'_> {
+    Base {
+        state_vector: &base.state_vector,
+        size_bytes: base.size_bytes,
+    }
+}
+
+/// Stores an automatic version of the full `state` (as the changes since the newest full version
+/// when that is worth it), then applies retention. Returns the base it was stored against.
+async fn store_auto_version(
+    db: &Database,
+    workspace_id: Uuid,
+    mut state: VersionState,
+    name: &str,
+) -> Result<Option<Uuid>, PersistenceError> {
+    let (mut tx, base) = versions::begin_with_base(db.pool(), workspace_id).await?;
+    if let Some(base) = base {
+        // Diffing a 5 MB state takes milliseconds of CPU: off the async workers.
+        let (full, vector) = (state.state, state.state_vector);
+        let (full, vector, changes) = tokio::task::spawn_blocking(move || {
+            let changes = version_delta::changes_since_state(&full, &vector, delta_base(&base))
+                .map(|changes| (changes, base.id));
+            (full, vector, changes)
+        })
+        .await
+        .map_err(|err| PersistenceError::Invariant(format!("diffing a version: {err}")))?;
+        (state.state, state.state_vector) = (full, vector);
+        if let Some((changes, base_id)) = changes {
+            state.state = changes;
+            state.base_version_id = Some(base_id);
+        }
+    }
+    let version = state.to_new_version(workspace_id, VersionKind::Auto, name, None, None);
+    versions::insert(&mut *tx, &version).await?;
+    tx.commit().await?;
+    versions::prune_for_plan(db.pool(), workspace_id).await?;
+    Ok(state.base_version_id)
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! Version history of a workspace (issue 14): `/api/v1/workspaces/{id}/versions…`.
 //!
-//! A version is the full state of the workspace's document, taken by its room (so it holds only
-//! durable updates) and stored in `core_snapshots`. A read parses the stored update
+//! A version is the state of the workspace's document, taken by its room (so it holds only
+//! durable updates) and stored in `core_snapshots`: whole (named versions), or as the changes
+//! since the newest full version when that is worth it (the others). A read parses the stored
+//! update (with its base's)
 //! (`restore::StoredVersion`; a state holding content that reader leaves to yrs is decoded into a
 //! document instead), and the last few read versions are kept (`recent_versions.rs`). A restore
 //! is a forward change made by the room, with a `before_restore` version of the state it
@@ -52,10 +54,14 @@ pub struct VersionView {
     pub created_at: DateTime<Utc>,
     pub block_count: i32,
     pub relation_count: i32,
-    /// Bytes of the state (a Yjs v1 update).
+    /// Bytes of the stored Yjs v1 update: the whole state, or the changes since
+    /// `base_version_id`.
     pub size_bytes: i64,
     /// Bytes it takes in the database (after PostgreSQL's compression).
     pub stored_bytes: i64,
+    /// Set when the version is stored as the changes since that (full) version of the workspace:
+    /// it is kept as long as this one is.
+    pub base_version_id: Option<Uuid>,
 }
 
 impl From<VersionMeta> for VersionView {
@@ -72,6 +78,7 @@ impl From<VersionMeta> for VersionView {
             relation_count: v.relation_count,
             size_bytes: v.size_bytes,
             stored_bytes: v.stored_bytes,
+            base_version_id: v.base_version_id,
         }
     }
 }
@@ -136,7 +143,8 @@ pub async fn create(
     }
     v.finish()?;
     let started = std::time::Instant::now();
-    let taken = take_state(&state, workspace_id).await?;
+    // Named versions are stored whole: they are kept for good, and the bases of the others.
+    let taken = take_state(&state, workspace_id, None).await?;
     let taken_after = started.elapsed();
     let version = taken.to_new_version(
         workspace_id,
@@ -292,7 +300,12 @@ pub async fn restore(
 ) -> ApiResult<Json<RestoreView>> {
     let access = authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
     let started = std::time::Instant::now();
-    let restored = find_version(&state, workspace_id, version_id).await?;
+    // The transaction the before-restore version is written in holds its base (the newest full
+    // version) against retention.
+    let (restored, (tx, base)) =
+        tokio::try_join!(find_version(&state, workspace_id, version_id), async {
+            Ok(versions::begin_with_base(state.db.pool(), workspace_id).await?)
+        })?;
     let name = format!("Before restoring \u{201c}{}\u{201d}", restored.name);
     let name: String = name.chars().take(255).collect();
     let user_id = user.user_id;
@@ -304,7 +317,7 @@ pub async fn restore(
         let state = state.clone();
         async move { read_version(&state, workspace_id, version_id).await }
     });
-    let taken = take_state(&state, workspace_id).await?;
+    let taken = take_state(&state, workspace_id, base.clone()).await?;
     let state_taken = started.elapsed();
     let mut version_read = Duration::ZERO;
     let apply = async {
@@ -316,6 +329,7 @@ pub async fn restore(
                 user_id,
                 target: target.clone(),
                 prepared: taken.document_version,
+                base: base.clone(),
                 reply,
             })
             .await;
@@ -328,7 +342,7 @@ pub async fn restore(
             })
     };
     let before_version = before_restore_row(&taken, workspace_id, &name, user_id);
-    let (applied, written) = tokio::join!(apply, write_pending(&state, &before_version));
+    let (applied, written) = tokio::join!(apply, write_pending(tx, &before_version));
     // A restore that failed leaves nothing: its pending row (if written) rolls back on drop.
     let outcome: RestoreOutcome = applied?;
     let mut pending = match written {
@@ -336,7 +350,8 @@ pub async fn restore(
         // The restore is applied: its undo is worth a second try.
         Err(err) => {
             tracing::warn!(%workspace_id, error = ?err, "before-restore version not written; retrying");
-            write_pending(&state, &before_version).await?
+            let (tx, _) = versions::begin_with_base(state.db.pool(), workspace_id).await?;
+            write_pending(tx, &before_version).await?
         }
     };
     let applied = started.elapsed();
@@ -363,13 +378,18 @@ pub async fn restore(
             )
         })
         .await?;
-    versions::prune_for_plan(state.db.pool(), workspace_id).await?;
+    // The restore is done: a retention that fails now is retried by the next version stored.
+    if let Err(err) = versions::prune_for_plan(state.db.pool(), workspace_id).await {
+        tracing::warn!(%workspace_id, error = %err, "retention not applied");
+    }
     tracing::info!(
         %workspace_id,
         %version_id,
         changes = ?outcome.summary,
         compared = ?outcome.compared,
         before_retaken = outcome.before.is_some(),
+        before_stored_against = ?before_restore.base_version_id,
+        before_bytes = before_restore.size_bytes,
         state_taken_ms = state_taken.as_millis(),
         version_read_ms = version_read.as_millis(),
         applied_ms = applied.as_millis(),
@@ -399,13 +419,13 @@ fn before_restore_row<'a>(
     )
 }
 
-/// Writes the state a restore is about to replace as its `before_restore` version, in a
-/// transaction left open (committed with the restore's audit row once the restore is durable).
+/// Writes the state a restore is about to replace as its `before_restore` version, in `tx`, left
+/// open (committed with the restore's audit row once the restore is durable).
 async fn write_pending(
-    state: &AppState,
+    tx: versions::VersionTx,
     version: &NewVersion<'_>,
 ) -> ApiResult<versions::PendingVersion> {
-    versions::insert_pending(state.db.pool(), version)
+    versions::insert_pending(tx, version)
         .await?
         .ok_or_else(|| ApiError::not_found("workspace"))
 }
@@ -461,12 +481,12 @@ async fn read_version(
         return Ok(version);
     }
     let started = std::time::Instant::now();
-    let bytes = versions::state(state.db.pool(), workspace_id, version_id)
+    let stored = versions::state(state.db.pool(), workspace_id, version_id)
         .await?
         .ok_or_else(|| ApiError::not_found("version"))?;
     let fetched = started.elapsed();
-    let state_len = bytes.len();
-    let version = tokio::task::spawn_blocking(move || parse_or_decode(bytes))
+    let state_len = stored.state.len() + stored.base.as_ref().map_or(0, Vec::len);
+    let version = tokio::task::spawn_blocking(move || parse_or_decode(stored))
         .await
         .map_err(ApiError::internal)?
         .map_err(|detail| {
@@ -487,18 +507,25 @@ async fn read_version(
     Ok(version)
 }
 
-/// A stored state parsed, or (when the parser leaves it to yrs) decoded into a new document.
-fn parse_or_decode(bytes: Vec<u8>) -> Result<VersionSource, String> {
-    // Kept for the fallback (a copy costs ~1 ms for 5 MB; the parse keeps its own).
-    match StoredVersion::parse(bytes.clone()) {
-        Ok(stored) => Ok(VersionSource::Stored(Arc::new(stored))),
+/// A stored state (with its base's) parsed, or (when the parser leaves it to yrs) decoded into a
+/// new document.
+fn parse_or_decode(stored: versions::StoredState) -> Result<VersionSource, String> {
+    let parsed = match &stored.base {
+        Some(base) => StoredVersion::parse_with_base(base, &stored.state),
+        // Kept for the fallback (a copy costs ~1 ms for 5 MB; the parse keeps its own).
+        None => StoredVersion::parse(stored.state.clone()),
+    };
+    match parsed {
+        Ok(parsed) => Ok(VersionSource::Stored(Arc::new(parsed))),
         Err(why) => {
             tracing::debug!(%why, "the version is decoded into a document");
             let doc = canvas::new_canvas_doc();
-            let update = Update::decode_v1(&bytes).map_err(|e| e.to_string())?;
-            doc.transact_mut()
-                .apply_update(update)
-                .map_err(|e| e.to_string())?;
+            for bytes in stored.base.iter().chain([&stored.state]) {
+                let update = Update::decode_v1(bytes).map_err(|e| e.to_string())?;
+                doc.transact_mut()
+                    .apply_update(update)
+                    .map_err(|e| e.to_string())?;
+            }
             Ok(VersionSource::Document(Arc::new(doc)))
         }
     }
@@ -512,10 +539,18 @@ async fn current_canvas(state: &AppState, workspace_id: Uuid) -> ApiResult<Canva
         .map_err(room_unavailable)
 }
 
-async fn take_state(state: &AppState, workspace_id: Uuid) -> ApiResult<VersionState> {
+/// The room's durable state: the changes since `base` when worth it, else the full state.
+async fn take_state(
+    state: &AppState,
+    workspace_id: Uuid,
+    base: Option<versions::DeltaBase>,
+) -> ApiResult<VersionState> {
     state
         .rooms
-        .request(workspace_id, |reply| HttpRequest::TakeVersion { reply })
+        .request(workspace_id, |reply| HttpRequest::TakeVersion {
+            base: base.clone(),
+            reply,
+        })
         .await
         .map_err(room_unavailable)
 }

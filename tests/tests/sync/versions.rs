@@ -704,6 +704,7 @@ async fn a_version_the_stored_update_reader_leaves_to_yrs_is_read_through_a_docu
             state_vector: &state_vector,
             block_count: 2,
             relation_count: 0,
+            base_version_id: None,
         },
     )
     .await
@@ -838,4 +839,258 @@ async fn what_a_restore_deletes_is_garbage_collected_once_it_is_answered() {
                 .is_some_and(|b| b.len() == 40)
         })
         .await;
+}
+
+/// A canvas of `n` blocks, written and acknowledged; their ids in order.
+async fn canvas_of(editor: &mut nox_tests::WsClient, n: usize) -> Vec<String> {
+    let ids: Vec<String> = (0..n).map(|_| id()).collect();
+    for (i, block_id) in ids.iter().enumerate() {
+        editor
+            .put_block(block_id, block(&format!("Block {i}")))
+            .await;
+    }
+    editor.settle().await;
+    ids
+}
+
+/// The version the canvas reads for `version_id`.
+async fn version_canvas(app: &TestApp, who: &Session, ws: Uuid, version_id: &str) -> Value {
+    let reply = app
+        .client
+        .get(
+            &format!("/api/v1/workspaces/{ws}/versions/{version_id}/canvas"),
+            &who.token,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.body
+}
+
+fn name_in(canvas: &Value, block_id: &str) -> Value {
+    canvas["blocks"]
+        .as_array()
+        .and_then(|blocks| blocks.iter().find(|b| b["id"] == block_id))
+        .map_or(Value::Null, |b| b["name"].clone())
+}
+
+/// The state a restore replaces is stored as the changes since the newest full version (a few
+/// hundred bytes instead of the whole canvas), reads like the whole state, and undoes the restore.
+#[tokio::test]
+async fn the_state_before_a_restore_is_stored_as_the_changes_since_the_newest_full_version() {
+    let (app, owner, ws) = setup_manual().await;
+    let mut editor = client(&app, &owner, ws).await;
+    let blocks = canvas_of(&mut editor, 40).await;
+    let v1 = named_version(&app, &owner, ws, "forty blocks").await;
+    let v1_id = v1["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        v1["base_version_id"],
+        Value::Null,
+        "named versions are whole"
+    );
+
+    editor
+        .put_block(&blocks[0], json!({ "name": "renamed" }))
+        .await;
+    editor.remove_block(&blocks[1]).await;
+    editor.settle().await;
+    let restored = restore(&app, &owner, ws, &v1_id).await;
+    assert_eq!(restored.status, StatusCode::OK, "{}", restored.body);
+    let before = &restored.body["before_restore"];
+    assert_eq!(before["base_version_id"], v1_id.as_str(), "{before}");
+    let (before_size, full_size) = (before["size_bytes"].as_i64(), v1["size_bytes"].as_i64());
+    assert!(
+        before_size.zip(full_size).is_some_and(|(b, f)| b * 4 < f),
+        "changes {before_size:?} against a full state of {full_size:?}"
+    );
+    assert_eq!(before["block_count"], 39);
+    let before_id = before["id"].as_str().expect("id").to_string();
+
+    // It reads like the whole state it replaced: its canvas, and its diff against the base.
+    let read = version_canvas(&app, &owner, ws, &before_id).await;
+    assert_eq!(ids(&read["blocks"]).len(), 39);
+    assert_eq!(name_in(&read, &blocks[0]), "renamed");
+    assert_eq!(name_in(&read, &blocks[1]), Value::Null);
+    let diff = app
+        .client
+        .get(
+            &format!("/api/v1/workspaces/{ws}/versions/{v1_id}/diff?against={before_id}"),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(diff.status, StatusCode::OK, "{}", diff.body);
+    assert_eq!(
+        ids(&diff.body["blocks"]["removed"]),
+        vec![blocks[1].clone()]
+    );
+    assert_eq!(diff.body["blocks"]["changed"][0]["id"], blocks[0].as_str());
+
+    // Restoring it undoes the restore, live.
+    let undo = restore(&app, &owner, ws, &before_id).await;
+    assert_eq!(undo.status, StatusCode::OK, "{}", undo.body);
+    let (renamed, removed) = (blocks[0].clone(), blocks[1].clone());
+    editor
+        .pump_until(move |c| {
+            let canvas = c.canvas_json();
+            canvas["blocks"][&renamed]["name"] == "renamed"
+                && canvas["blocks"].get(&removed).is_none()
+        })
+        .await;
+    // The undo's own before-restore version (the restored canvas) is stored against v1 too.
+    assert_eq!(
+        undo.body["before_restore"]["base_version_id"],
+        v1_id.as_str()
+    );
+
+    // A base cannot be deleted while a version needs it.
+    let deleted = sqlx::query("DELETE FROM core_snapshots WHERE id = $1::uuid")
+        .bind(&v1_id)
+        .execute(app.pool())
+        .await;
+    assert!(deleted.is_err(), "the base of stored changes was deleted");
+}
+
+/// Automatic versions after the first are stored as the changes since it while they stay small;
+/// a canvas that doubled makes the next one whole again (it then becomes the base).
+#[tokio::test]
+async fn automatic_versions_are_stored_as_changes_while_those_stay_small() {
+    let (app, owner, ws) = setup_with(|c| c.auto_version_secs = 1).await;
+    let mut editor = client(&app, &owner, ws).await;
+    let base = format!("/api/v1/workspaces/{ws}/versions");
+    let autos = || {
+        let (client, token, base) = (app.client.clone(), owner.token.clone(), base.clone());
+        async move {
+            let listed = client.get(&base, &token).await;
+            listed.body["items"]
+                .as_array()
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter(|v| v["kind"] == "auto")
+                        .cloned()
+                        .collect::<Vec<Value>>()
+                })
+                .unwrap_or_default()
+        }
+    };
+    let blocks = canvas_of(&mut editor, 40).await;
+    eventually("a first automatic version", || {
+        let listed = autos();
+        async move { listed.await.len() == 1 }
+    })
+    .await;
+    let first = autos().await.remove(0);
+    assert_eq!(
+        first["base_version_id"],
+        Value::Null,
+        "nothing to be stored against"
+    );
+
+    editor
+        .put_block(&blocks[3], json!({ "name": "small edit" }))
+        .await;
+    editor.settle().await;
+    eventually("a second automatic version", || {
+        let listed = autos();
+        async move { listed.await.len() == 2 }
+    })
+    .await;
+    let second = autos().await.remove(0);
+    assert_eq!(second["base_version_id"], first["id"], "{second}");
+    let second_id = second["id"].as_str().expect("id").to_string();
+    let read = version_canvas(&app, &owner, ws, &second_id).await;
+    assert_eq!(name_in(&read, &blocks[3]), "small edit");
+    assert_eq!(ids(&read["blocks"]).len(), 40);
+
+    // As many blocks again: the changes weigh more than half of the base.
+    canvas_of(&mut editor, 40).await;
+    eventually("a third automatic version", || {
+        let listed = autos();
+        async move { listed.await.len() == 3 }
+    })
+    .await;
+    let third = autos().await.remove(0);
+    assert_eq!(third["base_version_id"], Value::Null, "{third}");
+}
+
+/// Retention keeps a base as long as a kept version is stored against it, and never takes a base
+/// from another workspace.
+#[tokio::test]
+async fn retention_keeps_a_base_while_a_kept_version_needs_it() {
+    use nox_persistence::versions::{self, NewVersion, Retention, VersionKind};
+
+    let (app, _owner, ws) = setup_manual().await;
+    let (_, _, _, other_ws) = app.client.owner_with_workspace("another-owner").await;
+    let row = |kind, base_version_id| NewVersion {
+        workspace_id: ws,
+        kind,
+        name: "v",
+        description: None,
+        created_by: None,
+        state: &[0, 0],
+        state_vector: &[0],
+        block_count: 0,
+        relation_count: 0,
+        base_version_id,
+    };
+    let insert = |version: NewVersion<'static>| {
+        let pool = app.pool().clone();
+        async move {
+            versions::insert(&pool, &version)
+                .await
+                .expect("insert")
+                .map(|meta| meta.id)
+        }
+    };
+    let old_base = insert(row(VersionKind::Auto, None)).await.expect("stored");
+    let delta = insert(row(VersionKind::Auto, Some(old_base)))
+        .await
+        .expect("stored");
+    let foreign = NewVersion {
+        workspace_id: other_ws,
+        ..row(VersionKind::Auto, Some(old_base))
+    };
+    assert_eq!(insert(foreign).await, None, "a base from another workspace");
+    let chained = insert(row(VersionKind::Auto, Some(delta))).await;
+    assert_eq!(chained, None, "a base that is itself stored as changes");
+
+    let keep_one = Retention {
+        max_age_days: None,
+        max_versions: Some(1),
+    };
+    let left = || {
+        let pool = app.pool().clone();
+        async move {
+            let rows: Vec<(Uuid,)> =
+                sqlx::query_as("SELECT id FROM core_snapshots WHERE workspace_id = $1")
+                    .bind(ws)
+                    .fetch_all(&pool)
+                    .await
+                    .expect("rows");
+            sorted(rows.into_iter().map(|r| r.0.to_string()).collect())
+        }
+    };
+    let now = chrono::Utc::now();
+    versions::prune(app.pool(), ws, keep_one, now)
+        .await
+        .expect("prune");
+    assert_eq!(
+        left().await,
+        sorted(vec![old_base.to_string(), delta.to_string()]),
+        "the base stays for the delta it holds"
+    );
+
+    // A newer whole version: the delta expires, and its base with it.
+    let newest = insert(row(VersionKind::Auto, None)).await.expect("stored");
+    sqlx::query(
+        "UPDATE core_snapshots SET created_at = NOW() - INTERVAL '1 minute' WHERE id <> $1",
+    )
+    .bind(newest)
+    .execute(app.pool())
+    .await
+    .expect("age");
+    let deleted = versions::prune(app.pool(), ws, keep_one, now)
+        .await
+        .expect("prune");
+    assert_eq!(deleted, 2);
+    assert_eq!(left().await, vec![newest.to_string()]);
 }
