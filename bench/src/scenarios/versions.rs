@@ -181,6 +181,10 @@ impl Cases {
                     .num(
                         "before_version_kib",
                         kib(&last.answer["before_restore"]["size_bytes"]),
+                    )
+                    .set(
+                        "before_stored_as_changes",
+                        !last.answer["before_restore"]["base_version_id"].is_null(),
                     );
                 if case == DIFF_FIRST {
                     row.num("diff_ms", median(&mut self.diff_ms.clone()));
