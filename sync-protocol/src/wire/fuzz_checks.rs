@@ -67,7 +67,17 @@ pub fn check_hocuspocus_frame(frame: &[u8]) {
 pub fn check_room_updates(input: &[u8]) {
     let doc = canvas::new_canvas_doc();
     let mut out_of_order = false;
-    for update in split_updates(input) {
+    let updates = split_updates(input);
+    // The state halfway, as a version's base: the end state is also read as changes since it.
+    let mut base = None;
+    for (n, update) in updates.iter().enumerate() {
+        if n == updates.len() / 2 && !out_of_order {
+            let txn = doc.transact();
+            base = Some((
+                txn.encode_state_as_update_v1(&StateVector::default()),
+                txn.state_vector(),
+            ));
+        }
         // The session decodes the client's frame; only what passes reaches the room.
         let frame = super::encode_update(update);
         let messages = match super::decode_frame(&frame) {
@@ -83,10 +93,10 @@ pub fn check_room_updates(input: &[u8]) {
             }
         }
     }
-    check_document(&doc, out_of_order);
+    check_document(&doc, out_of_order, base.as_ref());
     // A room drops what waits for missing changes once too much waits: the rest must still hold.
     drop(doc.transact_mut().prune_pending());
-    check_document(&doc, out_of_order);
+    check_document(&doc, out_of_order, base.as_ref());
 }
 
 /// Splits a room fuzz input into updates: each is a 2-byte big-endian length and that many bytes
@@ -152,7 +162,7 @@ fn apply_like_room(doc: &Doc, bytes: &[u8]) -> bool {
 /// When updates arrived out of order (see `server/src/rooms/room_waiting.rs`), the live document
 /// and a replica built from its full state can differ: [`check_stored_form`] checks what still
 /// must hold.
-fn check_document(doc: &Doc, out_of_order: bool) {
+fn check_document(doc: &Doc, out_of_order: bool, base: Option<&(Vec<u8>, StateVector)>) {
     let txn = doc.transact();
     let state = canvas::read_canvas(&txn);
     check_projection(&state);
@@ -195,6 +205,23 @@ fn check_document(doc: &Doc, out_of_order: bool) {
             state,
             "the stored-version reader reads another canvas than the document"
         );
+        // Stored as the changes since an earlier full version (docs/design.md §19).
+        if let Some((base, base_vector)) = base {
+            let changes = replica.transact().encode_state_as_update_v1(base_vector);
+            match crate::restore::StoredVersion::parse_with_base(base, &changes) {
+                Ok(layered) => assert_eq!(
+                    layered.canvas(),
+                    state,
+                    "a version stored as changes since a base reads another canvas"
+                ),
+                // Only for content of the base the reader refuses (since deleted and
+                // collected in the whole state).
+                Err(why) => assert!(
+                    crate::restore::StoredVersion::parse(base.clone()).is_err(),
+                    "changes since a base the reader accepts are refused: {why:?}"
+                ),
+            }
+        }
     }
 
     apply_state(doc, &full);
