@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use nox_persistence::db::Database;
 use nox_persistence::error::PersistenceError;
-use nox_persistence::versions::{self, DeltaBase, NewVersion, VersionKind};
+use nox_persistence::versions::{self, DeltaBase, NewVersion, VersionKind, VersionMeta};
 use nox_sync_protocol::canvas::{BLOCKS, RELATIONS};
 use nox_sync_protocol::restore::{Compared, RestoreSummary, SearchLimits, VersionSource};
 use nox_sync_protocol::version_delta::{self, Base};
@@ -281,9 +281,14 @@ impl WorkspaceRoom {
                 Utc::now().format("%Y-%m-%d %H:%M UTC")
             );
             match store_auto_version(&db, workspace_id, state, &name).await {
-                Ok(base) => {
-                    tracing::debug!(%workspace_id, stored_against = ?base, "automatic version stored")
-                }
+                Ok(Some(stored)) => tracing::debug!(
+                    %workspace_id,
+                    version_id = %stored.id,
+                    stored_against = ?stored.base_version_id,
+                    bytes = stored.size_bytes,
+                    "automatic version stored"
+                ),
+                Ok(None) => tracing::debug!(%workspace_id, "workspace gone: no automatic version"),
                 Err(err) => {
                     tracing::warn!(%workspace_id, error = %err, "automatic version not stored")
                 }
@@ -300,13 +305,13 @@ fn delta_base(base: &DeltaBase) -> Base<'_> {
 }
 
 /// Stores an automatic version of the full `state` (as the changes since the newest full version
-/// when that is worth it), then applies retention. Returns the base it was stored against.
+/// when that is worth it), then applies retention. `None` when the workspace is gone.
 async fn store_auto_version(
     db: &Database,
     workspace_id: Uuid,
     mut state: VersionState,
     name: &str,
-) -> Result<Option<Uuid>, PersistenceError> {
+) -> Result<Option<VersionMeta>, PersistenceError> {
     let (mut tx, base) = versions::begin_with_base(db.pool(), workspace_id).await?;
     if let Some(base) = base {
         // Diffing a 5 MB state takes milliseconds of CPU: off the async workers.
@@ -325,10 +330,12 @@ async fn store_auto_version(
         }
     }
     let version = state.to_new_version(workspace_id, VersionKind::Auto, name, None, None);
-    versions::insert(&mut *tx, &version).await?;
+    let Some(stored) = versions::insert(&mut *tx, &version).await? else {
+        return Ok(None);
+    };
     tx.commit().await?;
     versions::prune_for_plan(db.pool(), workspace_id).await?;
-    Ok(state.base_version_id)
+    Ok(Some(stored))
 }
 
 #[cfg(test)]

@@ -1093,4 +1093,17 @@ async fn retention_keeps_a_base_while_a_kept_version_needs_it() {
         .expect("prune");
     assert_eq!(deleted, 2);
     assert_eq!(left().await, vec![newest.to_string()]);
+
+    // Deleting the project takes a base and the versions stored against it in one go.
+    insert(row(VersionKind::Auto, Some(newest)))
+        .await
+        .expect("stored");
+    sqlx::query(
+        "DELETE FROM projects WHERE id = (SELECT project_id FROM workspaces WHERE id = $1)",
+    )
+    .bind(ws)
+    .execute(app.pool())
+    .await
+    .expect("the project and its versions are deleted");
+    assert!(left().await.is_empty());
 }
