@@ -12,6 +12,8 @@ use serde::Serialize;
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
+use nox_sync_protocol::version_delta;
+
 use crate::error::PersistenceError;
 use crate::iam::audit::{self, NewAuditEntry};
 
@@ -394,6 +396,130 @@ pub async fn state(
             "version {id} is stored as changes since {base_id}, which has no state"
         ))),
     }
+}
+
+/// What a user changes of a version: a field left `None` keeps its value.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VersionEdit<'a> {
+    /// A new name; naming a version keeps it for good (it becomes `named`).
+    pub name: Option<&'a str>,
+    /// A new description (`Some(None)` clears it).
+    pub description: Option<Option<&'a str>>,
+}
+
+/// Changes a version's name or description, with the audit row `audit_entry` makes of the result,
+/// in one transaction. `None` when the workspace has no such version.
+pub async fn edit_audited<'a>(
+    pool: &PgPool,
+    workspace_id: Uuid,
+    id: Uuid,
+    edit: VersionEdit<'_>,
+    audit_entry: impl FnOnce(&VersionMeta) -> NewAuditEntry<'a>,
+) -> Result<Option<VersionMeta>, PersistenceError> {
+    let sql = format!(
+        "UPDATE core_snapshots
+         SET name = COALESCE($3, name),
+             kind = CASE WHEN $3::TEXT IS NULL THEN kind ELSE 'named' END,
+             commit_message = CASE WHEN $4 THEN $5 ELSE commit_message END
+         WHERE id = $1 AND workspace_id = $2 AND state IS NOT NULL
+         RETURNING {META_COLUMNS}"
+    );
+    let mut tx = pool.begin().await?;
+    let row: Option<MetaRow> = sqlx::query_as(&sql)
+        .bind(id)
+        .bind(workspace_id)
+        .bind(edit.name)
+        .bind(edit.description.is_some())
+        .bind(edit.description.flatten())
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(edited) = row.map(meta_of).transpose()? else {
+        return Ok(None);
+    };
+    audit::record(&mut *tx, audit_entry(&edited)).await?;
+    tx.commit().await?;
+    Ok(Some(edited))
+}
+
+/// Deletes a version of the workspace, with the audit row `audit_entry` makes of it (and of how
+/// many versions were rewritten), in one transaction. Versions stored as the changes since it
+/// are rewritten whole first: their content does not change. `None` when there is no such version.
+pub async fn delete_audited<'a>(
+    pool: &PgPool,
+    workspace_id: Uuid,
+    id: Uuid,
+    audit_entry: impl FnOnce(&VersionMeta, usize) -> NewAuditEntry<'a>,
+) -> Result<Option<VersionMeta>, PersistenceError> {
+    let mut tx = pool.begin().await?;
+    // Locked first: a writer choosing it as a base waits, then finds it gone.
+    let sql = format!(
+        "SELECT {META_COLUMNS} FROM core_snapshots
+         WHERE id = $1 AND workspace_id = $2 AND state IS NOT NULL
+         FOR UPDATE"
+    );
+    let row: Option<MetaRow> = sqlx::query_as(&sql)
+        .bind(id)
+        .bind(workspace_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(deleted) = row.map(meta_of).transpose()? else {
+        return Ok(None);
+    };
+    let rewritten = rewrite_dependents_whole(&mut tx, id).await?;
+    sqlx::query("DELETE FROM core_snapshots WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    audit::record(&mut *tx, audit_entry(&deleted, rewritten)).await?;
+    tx.commit().await?;
+    Ok(Some(deleted))
+}
+
+/// Rewrites whole every version stored as the changes since `base_id` (its base's state and its
+/// changes merged). Returns how many.
+async fn rewrite_dependents_whole(
+    tx: &mut VersionTx,
+    base_id: Uuid,
+) -> Result<usize, PersistenceError> {
+    let dependents: Vec<(Uuid, Vec<u8>)> = sqlx::query_as(
+        "SELECT id, state FROM core_snapshots WHERE base_version_id = $1 ORDER BY id FOR UPDATE",
+    )
+    .bind(base_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    if dependents.is_empty() {
+        return Ok(0);
+    }
+    let (base,): (Vec<u8>,) = sqlx::query_as("SELECT state FROM core_snapshots WHERE id = $1")
+        .bind(base_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let base = std::sync::Arc::new(base);
+    let count = dependents.len();
+    for (dependent, changes) in dependents {
+        let base = base.clone();
+        // Merging 5 MB takes tens of milliseconds: off the async workers.
+        let whole =
+            tokio::task::spawn_blocking(move || version_delta::whole_state(&base, &changes))
+                .await
+                .map_err(|err| PersistenceError::Invariant(format!("merging a version: {err}")))?
+                .map_err(|err| {
+                    PersistenceError::Invariant(format!(
+                        "version {dependent} does not merge: {err}"
+                    ))
+                })?;
+        sqlx::query(
+            "UPDATE core_snapshots
+             SET state = $2, base_version_id = NULL,
+                 full_state_dump = full_state_dump || '{\"changes_since\": null}'::JSONB
+             WHERE id = $1",
+        )
+        .bind(dependent)
+        .bind(whole)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(count)
 }
 
 /// How long automatic versions are kept. Named versions are never pruned.

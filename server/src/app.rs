@@ -262,7 +262,9 @@ fn routes() -> Router<AppState> {
         )
         .route(
             "/workspaces/{workspace_id}/versions/{version_id}",
-            get(versions::get),
+            get(versions::get)
+                .patch(versions::update)
+                .delete(versions::delete),
         )
         .route(
             "/workspaces/{workspace_id}/versions/{version_id}/canvas",

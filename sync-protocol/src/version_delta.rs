@@ -55,6 +55,12 @@ pub fn changes_since_state(state: &[u8], state_vector: &[u8], base: Base<'_>) ->
     worth_storing(changes.len(), base).then_some(changes)
 }
 
+/// The full state a base's state and the changes since it make together: a version stored as
+/// changes, rewritten whole (when its base is deleted).
+pub fn whole_state(base: &[u8], changes: &[u8]) -> Result<Vec<u8>, yrs::encoding::read::Error> {
+    yrs::merge_updates_v1([base, changes])
+}
+
 fn worth_storing(changes_len: usize, base: Base<'_>) -> bool {
     i64::try_from(changes_len)
         .is_ok_and(|len| len.saturating_mul(MAX_CHANGES_PER_BASE) <= base.size_bytes)
@@ -120,6 +126,15 @@ mod tests {
             read_canvas(&rebuilt(&base_state, &away).transact()),
             expected
         );
+
+        // Rewritten whole, it reads the same, through the stored-update reader too.
+        let whole = whole_state(&base_state, &changes).unwrap();
+        let parsed = crate::restore::StoredVersion::parse(whole.clone()).unwrap();
+        assert_eq!(parsed.canvas(), expected);
+        let empty = new_canvas_doc()
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        assert_eq!(read_canvas(&rebuilt(&whole, &empty).transact()), expected);
     }
 
     #[test]

@@ -36,6 +36,7 @@ use crate::http_caller::ClientInfo;
 use crate::pagination::{Page, PageParams};
 use crate::recent_versions::drop_off_the_request_path;
 use crate::rooms::{EditError, HttpRequest, JoinError, RestoreOutcome, VersionState};
+use crate::routes::warehouse::double_option;
 use crate::state::AppState;
 use crate::validate::Validator;
 
@@ -91,6 +92,19 @@ pub struct CreateVersionRequest {
     pub description: Option<String>,
 }
 
+/// A version's name or description to change: a field left out keeps its value.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateVersionRequest {
+    /// 1–255 characters. Naming an automatic or before-restore version keeps it for good: it
+    /// becomes `named`.
+    pub name: Option<String>,
+    /// At most 10 000 characters, or `null` to clear it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+}
+
 /// What a restore did.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RestoreView {
@@ -134,13 +148,7 @@ pub async fn create(
     let access = authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
     let mut v = Validator::new();
     v.text("name", &body.name, 255);
-    if let Some(d) = &body.description {
-        v.check(
-            d.chars().count() <= MAX_DESCRIPTION,
-            "description",
-            "must be at most 10000 characters",
-        );
-    }
+    check_description(&mut v, body.description.as_deref());
     v.finish()?;
     let started = std::time::Instant::now();
     // Named versions are stored whole: they are kept for good, and the bases of the others.
@@ -174,6 +182,97 @@ pub async fn create(
         "named version stored"
     );
     Ok((StatusCode::CREATED, Json(stored.into())))
+}
+
+fn check_description(v: &mut Validator, description: Option<&str>) {
+    if let Some(d) = description {
+        v.check(
+            d.chars().count() <= MAX_DESCRIPTION,
+            "description",
+            "must be at most 10000 characters",
+        );
+    }
+}
+
+/// Renames or re-describes a version (`workspace:write`, audited). Naming an automatic version
+/// keeps it for good (it becomes `named`, never pruned automatically).
+#[utoipa::path(patch, path = "/api/v1/workspaces/{workspace_id}/versions/{version_id}",
+    tag = "versions", params(("workspace_id" = Uuid, Path), ("version_id" = Uuid, Path)),
+    request_body = UpdateVersionRequest,
+    responses((status = 200, body = VersionView), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    user: AuthUser,
+    client: ClientInfo,
+    Path((workspace_id, version_id)): Path<(Uuid, Uuid)>,
+    Json(body): Json<UpdateVersionRequest>,
+) -> ApiResult<Json<VersionView>> {
+    let access = authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
+    let mut v = Validator::new();
+    if let Some(name) = &body.name {
+        v.text("name", name, 255);
+    }
+    check_description(&mut v, body.description.as_ref().and_then(Option::as_deref));
+    v.check(
+        body.name.is_some() || body.description.is_some(),
+        "name",
+        "give a name or a description to change",
+    );
+    v.finish()?;
+    let edit = versions::VersionEdit {
+        name: body.name.as_deref().map(str::trim),
+        description: body.description.as_ref().map(Option::as_deref),
+    };
+    let who = client.actor(&user);
+    let edited = versions::edit_audited(state.db.pool(), workspace_id, version_id, edit, |v| {
+        who.entry(
+            access.org_id,
+            "workspace.version_updated",
+            "workspace",
+            workspace_id,
+            Some(json!({ "version_id": v.id, "name": v.name, "kind": v.kind })),
+        )
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found("version"))?;
+    Ok(Json(edited.into()))
+}
+
+/// Deletes a version (`workspace:write`, audited). Versions stored as the changes since it are
+/// rewritten whole first, so they read as before.
+#[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/versions/{version_id}",
+    tag = "versions", params(("workspace_id" = Uuid, Path), ("version_id" = Uuid, Path)),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    user: AuthUser,
+    client: ClientInfo,
+    Path((workspace_id, version_id)): Path<(Uuid, Uuid)>,
+) -> ApiResult<StatusCode> {
+    let access = authorize(&state, &user, workspace_id, Permission::WorkspaceWrite).await?;
+    let who = client.actor(&user);
+    versions::delete_audited(state.db.pool(), workspace_id, version_id, |v, rewritten| {
+        who.entry(
+            access.org_id,
+            "workspace.version_deleted",
+            "workspace",
+            workspace_id,
+            Some(json!({
+                "version_id": v.id,
+                "name": v.name,
+                "kind": v.kind,
+                "rewritten_whole": rewritten,
+            })),
+        )
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found("version"))?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The workspace's versions, newest first (`workspace:read`).

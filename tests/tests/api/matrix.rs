@@ -837,6 +837,14 @@ const API_ROUTES: &[(&str, &str)] = &[
         "/api/v1/workspaces/{workspace_id}/versions/{version_id}",
     ),
     (
+        "patch",
+        "/api/v1/workspaces/{workspace_id}/versions/{version_id}",
+    ),
+    (
+        "delete",
+        "/api/v1/workspaces/{workspace_id}/versions/{version_id}",
+    ),
+    (
         "get",
         "/api/v1/workspaces/{workspace_id}/versions/{version_id}/canvas",
     ),

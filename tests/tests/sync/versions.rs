@@ -1107,3 +1107,145 @@ async fn retention_keeps_a_base_while_a_kept_version_needs_it() {
     .expect("the project and its versions are deleted");
     assert!(left().await.is_empty());
 }
+
+/// A version can be renamed (naming an automatic one keeps it for good) and deleted; deleting a
+/// base rewrites the versions stored against it whole, so they read and restore as before. Both
+/// are audited, need `workspace:write`, and stay inside the workspace.
+#[tokio::test]
+async fn versions_can_be_renamed_and_deleted_and_a_deleted_base_leaves_its_versions_whole() {
+    let (app, owner, ws) = setup_manual().await;
+    let mut editor = client(&app, &owner, ws).await;
+    let blocks = canvas_of(&mut editor, 40).await;
+    let v1 = named_version(&app, &owner, ws, "forty blocks").await;
+    let v1_id = v1["id"].as_str().expect("id").to_string();
+    editor
+        .put_block(&blocks[0], json!({ "name": "renamed" }))
+        .await;
+    editor.settle().await;
+    let restored = restore(&app, &owner, ws, &v1_id).await;
+    assert_eq!(restored.status, StatusCode::OK, "{}", restored.body);
+    let before_id = restored.body["before_restore"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert_eq!(
+        restored.body["before_restore"]["base_version_id"],
+        v1_id.as_str()
+    );
+    let base = format!("/api/v1/workspaces/{ws}/versions");
+
+    // Named: kept for good.
+    let renamed = app
+        .client
+        .patch(
+            &format!("{base}/{before_id}"),
+            &owner.token,
+            json!({ "name": "  the renamed canvas  ", "description": "keep" }),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+    assert_eq!(renamed.body["name"], "the renamed canvas");
+    assert_eq!(renamed.body["kind"], "named");
+    assert_eq!(renamed.body["description"], "keep");
+    let cleared = app
+        .client
+        .patch(
+            &format!("{base}/{before_id}"),
+            &owner.token,
+            json!({ "description": null }),
+        )
+        .await;
+    assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.body);
+    assert_eq!(cleared.body["description"], Value::Null);
+    assert_eq!(cleared.body["name"], "the renamed canvas", "left out: kept");
+    for bad in [
+        json!({}),
+        json!({ "name": "" }),
+        json!({ "name": "x", "kind": "auto" }),
+    ] {
+        let refused = app
+            .client
+            .patch(&format!("{base}/{before_id}"), &owner.token, bad.clone())
+            .await;
+        assert!(
+            refused.status == StatusCode::UNPROCESSABLE_ENTITY
+                || refused.status == StatusCode::BAD_REQUEST,
+            "{bad}: {} {}",
+            refused.status,
+            refused.body
+        );
+        assert!(
+            refused.body["error"]["code"].is_string(),
+            "{}",
+            refused.body
+        );
+    }
+
+    // Not theirs, or not allowed.
+    let (stranger, _, _, their_ws) = app.client.owner_with_workspace("stranger").await;
+    let viewer = member_with_role(&app, ws, "Viewer").await;
+    for (who, path, expected) in [
+        (&stranger, format!("{base}/{v1_id}"), StatusCode::NOT_FOUND),
+        (
+            &stranger,
+            format!("/api/v1/workspaces/{their_ws}/versions/{v1_id}"),
+            StatusCode::NOT_FOUND,
+        ),
+        (&viewer, format!("{base}/{v1_id}"), StatusCode::FORBIDDEN),
+    ] {
+        let patched = app
+            .client
+            .patch(&path, &who.token, json!({ "name": "mine now" }))
+            .await;
+        assert_eq!(patched.status, expected, "patch {path}: {}", patched.body);
+        let deleted = app.client.delete(&path, &who.token).await;
+        assert_eq!(deleted.status, expected, "delete {path}: {}", deleted.body);
+    }
+
+    // Deleting the base: the version stored against it becomes whole and reads the same.
+    let read_before = version_canvas(&app, &owner, ws, &before_id).await;
+    let deleted = app
+        .client
+        .delete(&format!("{base}/{v1_id}"), &owner.token)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+    let gone = app
+        .client
+        .get(&format!("{base}/{v1_id}"), &owner.token)
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    let again = app
+        .client
+        .delete(&format!("{base}/{v1_id}"), &owner.token)
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    let whole = app
+        .client
+        .get(&format!("{base}/{before_id}"), &owner.token)
+        .await;
+    assert_eq!(whole.body["base_version_id"], Value::Null, "{}", whole.body);
+    assert!(whole.body["size_bytes"].as_i64() > v1["size_bytes"].as_i64().map(|s| s / 2));
+    assert_eq!(
+        version_canvas(&app, &owner, ws, &before_id).await,
+        read_before
+    );
+    let audited: (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM audit_logs WHERE action = 'workspace.version_deleted'
+         AND target_id = $1 AND metadata->>'version_id' = $2
+         AND (metadata->>'rewritten_whole')::INT = 1",
+    )
+    .bind(ws)
+    .bind(&v1_id)
+    .fetch_one(app.pool())
+    .await
+    .expect("audit");
+    assert_eq!(audited.0, 1);
+
+    // And it still restores: the canvas had `renamed`.
+    let undo = restore(&app, &owner, ws, &before_id).await;
+    assert_eq!(undo.status, StatusCode::OK, "{}", undo.body);
+    let renamed_block = blocks[0].clone();
+    editor
+        .pump_until(move |c| c.canvas_json()["blocks"][&renamed_block]["name"] == "renamed")
+        .await;
+}
