@@ -151,7 +151,7 @@ pub async fn create(
     check_description(&mut v, body.description.as_deref());
     v.finish()?;
     let started = std::time::Instant::now();
-    // Named versions are stored whole: they are kept for good, and the bases of the others.
+    // A version named when taken is stored whole: it is kept for good, a base for the others.
     let taken = take_state(&state, workspace_id, None).await?;
     let taken_after = started.elapsed();
     let version = taken.to_new_version(
