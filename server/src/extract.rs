@@ -173,10 +173,38 @@ fn refuse_nul_in_query(query: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// For a JSON body field that may be left out, set or cleared: `#[serde(default,
+/// deserialize_with = "nullable")]` on an `Option<Option<T>>` reads `null` as `Some(None)` and
+/// leaves an absent field `None` (serde alone reads both as `None`).
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn nullable_fields_tell_null_from_left_out() {
+        #[derive(serde::Deserialize)]
+        struct Patch {
+            #[serde(default, deserialize_with = "nullable")]
+            note: Option<Option<String>>,
+        }
+        let read = |body: Value| serde_json::from_value::<Patch>(body).map(|p| p.note).ok();
+        assert_eq!(read(json!({})), Some(None), "left out");
+        assert_eq!(read(json!({ "note": null })), Some(Some(None)), "cleared");
+        assert_eq!(
+            read(json!({ "note": "x" })),
+            Some(Some(Some("x".to_string())))
+        );
+        assert_eq!(read(json!({ "note": 1 })), None, "a wrong type is refused");
+    }
 
     #[test]
     fn nul_escapes_are_found_in_any_case_and_only_there() {

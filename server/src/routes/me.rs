@@ -14,7 +14,7 @@ use crate::access::{AuthUser, Scope};
 use crate::auth::password;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::extract::Json;
+use crate::extract::{nullable, Json};
 use crate::http_caller::ClientInfo;
 use crate::routes::security_events::{self as events, action, SecurityEvent};
 use crate::state::AppState;
@@ -60,22 +60,13 @@ pub struct ChangePasswordRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
     /// 1-255 characters (trimmed), or `null`.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub full_name: Option<Option<String>>,
     /// An absolute `http` or `https` URL of at most 2048 characters, or `null`.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub avatar_url: Option<Option<String>>,
-}
-
-/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`, by `default`).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// Longest accepted `avatar_url`.

@@ -31,12 +31,11 @@ use super::canvas::authorize;
 use crate::access::AuthUser;
 use crate::auth::Permission;
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
-use crate::extract::{Json, Path, Query};
+use crate::extract::{nullable, Json, Path, Query};
 use crate::http_caller::ClientInfo;
 use crate::pagination::{Page, PageParams};
 use crate::recent_versions::drop_off_the_request_path;
 use crate::rooms::{EditError, HttpRequest, JoinError, RestoreOutcome, VersionState};
-use crate::routes::warehouse::double_option;
 use crate::state::AppState;
 use crate::validate::Validator;
 
@@ -100,7 +99,7 @@ pub struct UpdateVersionRequest {
     /// becomes `named`.
     pub name: Option<String>,
     /// At most 10 000 characters, or `null` to clear it.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
 }

@@ -12,14 +12,14 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use nox_persistence::warehouse::collections::{self, Collection, CollectionPatch};
 use nox_persistence::warehouse::{self, Warehouse, WarehouseError};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::access::{self, AccessError, AuthUser};
 use crate::auth::Permission;
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
-use crate::extract::{Json, Path, Query};
+use crate::extract::{nullable, Json, Path, Query};
 use crate::http_caller::ClientInfo;
 use crate::pagination::{page_request, Page, PageParams};
 use crate::state::AppState;
@@ -90,15 +90,6 @@ pub async fn reach_warehouse(
 ) -> ApiResult<Warehouse> {
     let found = warehouse::find_live(state.db.pool(), id).await?;
     reach(state, user, found, |w| w.org_id, "warehouse", needed).await
-}
-
-/// `Some(None)` for an explicit `null`, `None` when the field is absent.
-pub fn double_option<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// An optional text of at most `max` characters (empty allowed: it clears the value).
@@ -288,7 +279,7 @@ pub struct CreateCollectionRequest {
 pub struct UpdateCollectionRequest {
     pub name: Option<String>,
     /// Moves the collection; null moves it to the top level.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Uuid>)]
     pub parent_collection_id: Option<Option<Uuid>>,
 }

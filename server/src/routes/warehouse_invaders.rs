@@ -14,12 +14,12 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::canvas::{self, BlockDoc};
-use super::warehouse::{double_option, reach, reach_warehouse, warehouse_error};
+use super::warehouse::{reach, reach_warehouse, warehouse_error};
 use super::warehouse_templates::AssetFilter;
 use crate::access::{self, AuthUser};
 use crate::auth::Permission;
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
-use crate::extract::{Json, Path, Query};
+use crate::extract::{nullable, Json, Path, Query};
 use crate::http_caller::ClientInfo;
 use crate::pagination::{page_request, Page};
 use crate::rooms::CanvasEdit;
@@ -95,7 +95,7 @@ pub struct UpdateInvaderRequest {
     #[schema(value_type = Option<Object>)]
     pub compiler_hooks: Option<Value>,
     pub version: Option<String>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Uuid>)]
     pub collection_id: Option<Option<Uuid>>,
 }

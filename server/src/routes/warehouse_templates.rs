@@ -14,12 +14,12 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::warehouse::{double_option, optional_text, reach, reach_warehouse, warehouse_error};
+use super::warehouse::{optional_text, reach, reach_warehouse, warehouse_error};
 use super::warehouse_references::InvaderSchemas;
 use crate::access::{self, AccessError, AuthUser};
 use crate::auth::Permission;
 use crate::error::{quota_exceeded, ApiError, ApiResult, ErrorBody, FieldError};
-use crate::extract::{Json, Path, Query};
+use crate::extract::{nullable, Json, Path, Query};
 use crate::http_caller::ClientInfo;
 use crate::http_forward::{read_canvas, room_unavailable};
 use crate::pagination::{page_request, Page};
@@ -97,7 +97,7 @@ pub struct UpdateTemplateRequest {
     /// An empty string clears it.
     pub thumbnail_url: Option<String>,
     /// Null takes the template out of its collection.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Uuid>)]
     pub collection_id: Option<Option<Uuid>>,
     pub version: Option<String>,
