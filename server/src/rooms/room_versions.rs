@@ -65,6 +65,19 @@ impl VersionState {
     }
 }
 
+impl VersionState {
+    /// This full state, stored as the changes since `base` when that is worth it (else as it is).
+    fn stored_against(mut self, base: &DeltaBase) -> Self {
+        let changes =
+            version_delta::changes_since_state(&self.state, &self.state_vector, delta_base(base));
+        if let Some(changes) = changes {
+            self.state = changes;
+            self.base_version_id = Some(base.id);
+        }
+        self
+    }
+}
+
 /// What a restore did: the state just before it (to store as the "before restore" version) and
 /// how many entities it touched.
 #[derive(Debug, Clone)]
@@ -315,19 +328,9 @@ async fn store_auto_version(
     let (mut tx, base) = versions::begin_with_base(db.pool(), workspace_id).await?;
     if let Some(base) = base {
         // Diffing a 5 MB state takes milliseconds of CPU: off the async workers.
-        let (full, vector) = (state.state, state.state_vector);
-        let (full, vector, changes) = tokio::task::spawn_blocking(move || {
-            let changes = version_delta::changes_since_state(&full, &vector, delta_base(&base))
-                .map(|changes| (changes, base.id));
-            (full, vector, changes)
-        })
-        .await
-        .map_err(|err| PersistenceError::Invariant(format!("diffing a version: {err}")))?;
-        (state.state, state.state_vector) = (full, vector);
-        if let Some((changes, base_id)) = changes {
-            state.state = changes;
-            state.base_version_id = Some(base_id);
-        }
+        state = tokio::task::spawn_blocking(move || state.stored_against(&base))
+            .await
+            .map_err(|err| PersistenceError::Invariant(format!("diffing a version: {err}")))?;
     }
     let version = state.to_new_version(workspace_id, VersionKind::Auto, name, None, None);
     let Some(stored) = versions::insert(&mut *tx, &version).await? else {
