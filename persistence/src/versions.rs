@@ -65,7 +65,7 @@ pub struct NewVersion<'a> {
     pub state_vector: &'a [u8],
     pub block_count: i32,
     pub relation_count: i32,
-    /// The full version `state` holds the changes since ([`delta_base`]); `None`: stored whole.
+    /// The full version `state` holds the changes since ([`begin_with_base`]); `None`: stored whole.
     pub base_version_id: Option<Uuid>,
 }
 
@@ -198,9 +198,19 @@ pub struct DeltaBase {
     pub size_bytes: i64,
 }
 
+impl DeltaBase {
+    /// What deciding and encoding the changes since it needs (`version_delta`).
+    pub fn as_base(&self) -> version_delta::Base<'_> {
+        version_delta::Base {
+            state_vector: &self.state_vector,
+            size_bytes: self.size_bytes,
+        }
+    }
+}
+
 /// The newest full version of the workspace, locked against retention until `tx` ends (retention
 /// skips locked rows), so a version stored against it in `tx` keeps its base.
-pub async fn delta_base(
+async fn delta_base(
     tx: &mut VersionTx,
     workspace_id: Uuid,
 ) -> Result<Option<DeltaBase>, PersistenceError> {
@@ -223,7 +233,8 @@ pub async fn delta_base(
 }
 
 /// Opens the transaction a server-taken version is written in, with the base it can be stored
-/// against (see [`delta_base`]).
+/// against: the newest full version of the workspace, locked against retention until the
+/// transaction ends.
 pub async fn begin_with_base(
     pool: &PgPool,
     workspace_id: Uuid,
@@ -605,18 +616,6 @@ pub async fn prune(
     .execute(pool)
     .await?;
     Ok(result.rows_affected())
-}
-
-/// Stores a version and applies the plan's retention in one call (what every writer does).
-pub async fn store_and_prune(
-    pool: &PgPool,
-    version: &NewVersion<'_>,
-) -> Result<Option<VersionMeta>, PersistenceError> {
-    let stored = insert(pool, version).await?;
-    if stored.is_some() {
-        prune_for_plan(pool, version.workspace_id).await?;
-    }
-    Ok(stored)
 }
 
 /// Applies the retention of the workspace's plan.

@@ -35,24 +35,15 @@ pub fn covers(later: &StateVector, earlier: &StateVector) -> bool {
 /// version should be stored whole: the base is not an earlier state of this document, its state
 /// vector does not decode, or the changes weigh more than half of it.
 pub fn changes_since<T: ReadTxn>(txn: &T, base: Base<'_>) -> Option<Vec<u8>> {
-    let base_vector = StateVector::decode_v1(base.state_vector).ok()?;
-    if !covers(&txn.state_vector(), &base_vector) {
-        return None;
-    }
-    let changes = txn.encode_state_as_update_v1(&base_vector);
-    worth_storing(changes.len(), base).then_some(changes)
+    let base_vector = base.vector_within(&txn.state_vector())?;
+    base.worth_storing(txn.encode_state_as_update_v1(&base_vector))
 }
 
 /// Like [`changes_since`], from a full state already encoded (`state`, with its state vector):
 /// for versions stored away from the document.
 pub fn changes_since_state(state: &[u8], state_vector: &[u8], base: Base<'_>) -> Option<Vec<u8>> {
-    let base_vector = StateVector::decode_v1(base.state_vector).ok()?;
-    let vector = StateVector::decode_v1(state_vector).ok()?;
-    if !covers(&vector, &base_vector) {
-        return None;
-    }
-    let changes = yrs::diff_updates_v1(state, base.state_vector).ok()?;
-    worth_storing(changes.len(), base).then_some(changes)
+    base.vector_within(&StateVector::decode_v1(state_vector).ok()?)?;
+    base.worth_storing(yrs::diff_updates_v1(state, base.state_vector).ok()?)
 }
 
 /// The full state a base's state and the changes since it make together: a version stored as
@@ -61,9 +52,19 @@ pub fn whole_state(base: &[u8], changes: &[u8]) -> Result<Vec<u8>, yrs::encoding
     yrs::merge_updates_v1([base, changes])
 }
 
-fn worth_storing(changes_len: usize, base: Base<'_>) -> bool {
-    i64::try_from(changes_len)
-        .is_ok_and(|len| len.saturating_mul(MAX_CHANGES_PER_BASE) <= base.size_bytes)
+impl Base<'_> {
+    /// The base's state vector, when `current` covers it (the base is then an earlier state of
+    /// that document) and it decodes.
+    fn vector_within(&self, current: &StateVector) -> Option<StateVector> {
+        let vector = StateVector::decode_v1(self.state_vector).ok()?;
+        covers(current, &vector).then_some(vector)
+    }
+
+    /// `changes`, when they weigh at most half of the base.
+    fn worth_storing(&self, changes: Vec<u8>) -> Option<Vec<u8>> {
+        let len = i64::try_from(changes.len()).ok()?;
+        (len.saturating_mul(MAX_CHANGES_PER_BASE) <= self.size_bytes).then_some(changes)
+    }
 }
 
 #[cfg(test)]

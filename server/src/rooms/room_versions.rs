@@ -15,7 +15,7 @@ use nox_persistence::error::PersistenceError;
 use nox_persistence::versions::{self, DeltaBase, NewVersion, VersionKind, VersionMeta};
 use nox_sync_protocol::canvas::{BLOCKS, RELATIONS};
 use nox_sync_protocol::restore::{Compared, RestoreSummary, SearchLimits, VersionSource};
-use nox_sync_protocol::version_delta::{self, Base};
+use nox_sync_protocol::version_delta;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 use yrs::updates::encoder::Encode;
@@ -69,7 +69,7 @@ impl VersionState {
     /// This full state, stored as the changes since `base` when that is worth it (else as it is).
     fn stored_against(mut self, base: &DeltaBase) -> Self {
         let changes =
-            version_delta::changes_since_state(&self.state, &self.state_vector, delta_base(base));
+            version_delta::changes_since_state(&self.state, &self.state_vector, base.as_base());
         if let Some(changes) = changes {
             self.state = changes;
             self.base_version_id = Some(base.id);
@@ -146,7 +146,7 @@ impl WorkspaceRoom {
                 .map_or(0, |map| i32::try_from(map.len(&txn)).unwrap_or(i32::MAX))
         };
         let changes = base.and_then(|base| {
-            let since = version_delta::changes_since(&txn, delta_base(base))?;
+            let since = version_delta::changes_since(&txn, base.as_base())?;
             Some((since, base.id))
         });
         let (state, base_version_id) = match changes {
@@ -307,13 +307,6 @@ impl WorkspaceRoom {
                 }
             }
         }
-    }
-}
-
-fn delta_base(base: &DeltaBase) -> Base<'_> {
-    Base {
-        state_vector: &base.state_vector,
-        size_bytes: base.size_bytes,
     }
 }
 

@@ -42,6 +42,32 @@ async fn restore(
         .await
 }
 
+/// The workspace's automatic versions, newest first (the first page of the list).
+async fn automatic_versions(app: &TestApp, who: &Session, ws: Uuid) -> Vec<Value> {
+    let listed = app
+        .client
+        .get(&format!("/api/v1/workspaces/{ws}/versions"), &who.token)
+        .await;
+    listed.body["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter(|v| v["kind"] == "auto")
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until the workspace has `n` automatic versions.
+async fn until_automatic_versions(app: &TestApp, who: &Session, ws: Uuid, n: usize) {
+    eventually(&format!("{n} automatic versions"), || async move {
+        automatic_versions(app, who, ws).await.len() == n
+    })
+    .await;
+}
+
 fn ids(entities: &Value) -> Vec<String> {
     let mut ids: Vec<String> = entities
         .as_array()
@@ -309,12 +335,9 @@ async fn a_restore_is_seen_live_is_undoable_audited_and_survives_a_restart() {
     };
     watcher.pump_until(undone).await;
     // Nothing already stored was rewritten: the first version still reads as it was.
-    let v1_canvas = app
-        .client
-        .get(&format!("{base}/{v1_id}/canvas"), &owner.token)
-        .await;
+    let v1_canvas = version_canvas(&app, &owner, ws, &v1_id).await;
     assert_eq!(
-        ids(&v1_canvas.body["blocks"]),
+        ids(&v1_canvas["blocks"]),
         sorted(vec![a.clone(), b.clone()])
     );
 
@@ -345,25 +368,12 @@ async fn automatic_versions_follow_changes_and_then_quiet() {
     let (app, owner, ws) = setup_with(|c| c.auto_version_secs = 1).await;
     let mut editor = client(&app, &owner, ws).await;
     let base = format!("/api/v1/workspaces/{ws}/versions");
-    let count_auto = |app: &TestApp| {
-        let (client, token, base) = (app.client.clone(), owner.token.clone(), base.clone());
-        async move {
-            let listed = client.get(&base, &token).await;
-            listed.body["items"]
-                .as_array()
-                .map(|items| items.iter().filter(|v| v["kind"] == "auto").count())
-                .unwrap_or(0)
-        }
-    };
-    assert_eq!(count_auto(&app).await, 0, "no change, no version");
+    let none = automatic_versions(&app, &owner, ws).await;
+    assert_eq!(none.len(), 0, "no change, no version");
 
     editor.put_block(&id(), block("first")).await;
     editor.settle().await;
-    eventually("an automatic version after the edit", || {
-        let counted = count_auto(&app);
-        async move { counted.await == 1 }
-    })
-    .await;
+    until_automatic_versions(&app, &owner, ws, 1).await;
     let listed = app.client.get(&base, &owner.token).await;
     let auto = &listed.body["items"][0];
     assert_eq!(auto["kind"], "auto");
@@ -372,11 +382,7 @@ async fn automatic_versions_follow_changes_and_then_quiet() {
 
     editor.put_block(&id(), block("second")).await;
     editor.settle().await;
-    eventually("a second automatic version", || {
-        let counted = count_auto(&app);
-        async move { counted.await == 2 }
-    })
-    .await;
+    until_automatic_versions(&app, &owner, ws, 2).await;
     let listed = app.client.get(&base, &owner.token).await;
     assert_eq!(
         listed.body["items"][0]["block_count"], 2,
@@ -663,7 +669,7 @@ async fn a_version_read_lately_and_then_deleted_is_not_found() {
 /// its restore work like any other version's.
 #[tokio::test]
 async fn a_version_the_stored_update_reader_leaves_to_yrs_is_read_through_a_document() {
-    use nox_persistence::versions::{store_and_prune, NewVersion, VersionKind};
+    use nox_persistence::versions::{insert, NewVersion, VersionKind};
     use yrs::updates::encoder::Encode;
     use yrs::{Map, ReadTxn, StateVector, TextPrelim, Transact, WriteTxn};
 
@@ -692,7 +698,7 @@ async fn a_version_the_stored_update_reader_leaves_to_yrs_is_read_through_a_docu
         nox_sync_protocol::restore::StoredVersion::parse(state.clone()).is_err(),
         "the reader leaves this state to yrs"
     );
-    let stored = store_and_prune(
+    let stored = insert(
         app.pool(),
         &NewVersion {
             workspace_id: ws,
@@ -955,30 +961,9 @@ async fn the_state_before_a_restore_is_stored_as_the_changes_since_the_newest_fu
 async fn automatic_versions_are_stored_as_changes_while_those_stay_small() {
     let (app, owner, ws) = setup_with(|c| c.auto_version_secs = 1).await;
     let mut editor = client(&app, &owner, ws).await;
-    let base = format!("/api/v1/workspaces/{ws}/versions");
-    let autos = || {
-        let (client, token, base) = (app.client.clone(), owner.token.clone(), base.clone());
-        async move {
-            let listed = client.get(&base, &token).await;
-            listed.body["items"]
-                .as_array()
-                .map(|items| {
-                    items
-                        .iter()
-                        .filter(|v| v["kind"] == "auto")
-                        .cloned()
-                        .collect::<Vec<Value>>()
-                })
-                .unwrap_or_default()
-        }
-    };
     let blocks = canvas_of(&mut editor, 40).await;
-    eventually("a first automatic version", || {
-        let listed = autos();
-        async move { listed.await.len() == 1 }
-    })
-    .await;
-    let first = autos().await.remove(0);
+    until_automatic_versions(&app, &owner, ws, 1).await;
+    let first = automatic_versions(&app, &owner, ws).await.remove(0);
     assert_eq!(
         first["base_version_id"],
         Value::Null,
@@ -989,12 +974,8 @@ async fn automatic_versions_are_stored_as_changes_while_those_stay_small() {
         .put_block(&blocks[3], json!({ "name": "small edit" }))
         .await;
     editor.settle().await;
-    eventually("a second automatic version", || {
-        let listed = autos();
-        async move { listed.await.len() == 2 }
-    })
-    .await;
-    let second = autos().await.remove(0);
+    until_automatic_versions(&app, &owner, ws, 2).await;
+    let second = automatic_versions(&app, &owner, ws).await.remove(0);
     assert_eq!(second["base_version_id"], first["id"], "{second}");
     let second_id = second["id"].as_str().expect("id").to_string();
     let read = version_canvas(&app, &owner, ws, &second_id).await;
@@ -1003,12 +984,8 @@ async fn automatic_versions_are_stored_as_changes_while_those_stay_small() {
 
     // As many blocks again: the changes weigh more than half of the base.
     canvas_of(&mut editor, 40).await;
-    eventually("a third automatic version", || {
-        let listed = autos();
-        async move { listed.await.len() == 3 }
-    })
-    .await;
-    let third = autos().await.remove(0);
+    until_automatic_versions(&app, &owner, ws, 3).await;
+    let third = automatic_versions(&app, &owner, ws).await.remove(0);
     assert_eq!(third["base_version_id"], Value::Null, "{third}");
 }
 
